@@ -1,0 +1,85 @@
+"""wfkit: orchestrate workflows from Jupyter.
+
+The public facade: re-exports and ``__all__`` only. Layers that pull in pandas, Plotly,
+ipywidgets, SQLAlchemy or Dask load on first use, so ``import wfkit`` stays fast.
+"""
+
+from importlib import import_module
+from typing import Any
+
+from wfkit.agents import (
+    AgentCapability,
+    AgentProfile,
+    CollectiveAgentWorkflowOrchestrator,
+    Policy,
+    RunResult,
+    TaskContext,
+    Workflow,
+    WorkflowTask,
+    simulated_handler,
+)
+from wfkit.errors import *  # noqa: F403
+from wfkit.errors import __all__ as _errors
+from wfkit.events import EventBus
+from wfkit.executors import Executor, ThreadExecutor
+from wfkit.jupyter.runsync import run_sync
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "AdvancedWorkflowMetrics": "wfkit.metrics.recorder",
+    "RunStore": "wfkit.metrics.store",
+    "Dashboard": "wfkit.jupyter.dashboard",
+    "IntegrationEndpoint": "wfkit.integration.model",
+    "DataTransformation": "wfkit.integration.model",
+    "IntegrationFlow": "wfkit.integration.model",
+    "IntegrationOrchestrator": "wfkit.integration.orchestrator",
+    "CoordinationType": "wfkit.coordination.model",
+    "CoordinationSession": "wfkit.coordination.model",
+    "CollaborationTask": "wfkit.coordination.model",
+    "CoordinationCollaborationManager": "wfkit.coordination.manager",
+    "OptimizationMetric": "wfkit.optimization.optimizer",
+    "WorkflowOptimizer": "wfkit.optimization.optimizer",
+    "Schedule": "wfkit.optimization.schedule",
+    "simulate": "wfkit.optimization.simulator",
+    "plan_schedule": "wfkit.optimization.planning",
+    "experiment": "wfkit.optimization.experiments",
+    "ProcessExecutor": "wfkit.executors.process",
+    "DaskExecutor": "wfkit.executors.dask",
+    "plots": "wfkit.plots",
+    "graph": "wfkit.graph",
+    "events": "wfkit.events",
+}
+
+__all__ = [
+    "__version__",
+    "AgentCapability",
+    "AgentProfile",
+    "WorkflowTask",
+    "TaskContext",
+    "Workflow",
+    "CollectiveAgentWorkflowOrchestrator",
+    "Policy",
+    "RunResult",
+    "simulated_handler",
+    "run_sync",
+    "EventBus",
+    "Executor",
+    "ThreadExecutor",
+    *_errors,
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wfkit' has no attribute {name!r}")
+    mod = import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,205 @@
+"""The run state machine: every state transition of a run's tasks happens here.
+
+It is I/O-free and clock-free. The live engine (:mod:`wfkit.agents.engine`) drives it from
+asyncio callbacks; the simulator (:mod:`wfkit.optimization`) drives it on virtual time. Both
+therefore make the same choices for the same inputs.
+
+State, as plain dicts and sets (after dask's ``local.py``). Every task id is in exactly one of:
+
+- ``waiting[tid]``  number (> 0) of dependencies that have not completed yet;
+- the ready heaps   one heap per distinct set of required capabilities, keyed by
+                    (-priority, -remaining critical path, insertion index): the same inputs give
+                    the same order;
+- ``running[tid]``  the agent running it; ``agent.current_load`` counts these per agent;
+- ``backoff``       an attempt failed and a retry is pending (no agent slot is held);
+- ``finished[tid]`` "completed", "failed", "skipped" or "cancelled".
+
+Invariants: ``agent.current_load < agent.capacity`` before a task is assigned to it, and the
+load is released by every transition out of ``running``. A ready task whose capable agents are
+all busy never holds back a ready task that another free agent could run: :meth:`assign` looks
+at the head of every capability class's heap and takes the best head that has a free agent.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+
+from wfkit.agents.model import AgentProfile, WorkflowTask
+from wfkit.agents.policies import LeastLoaded, Policy
+from wfkit.graph import topological_order, upward_ranks
+
+__all__ = ["RunState"]
+
+_fallback = LeastLoaded()
+
+
+class RunState:
+    def __init__(
+        self,
+        tasks: Mapping[str, WorkflowTask],
+        agents: Sequence[AgentProfile],
+        policy: Policy,
+        completed: Iterable[str] = (),
+    ) -> None:
+        self.tasks = tasks
+        self.agents = [a for a in agents if a.availability]
+        self.policy = policy
+        order = topological_order(tasks)
+        rank = upward_ranks(tasks, order=order)
+        self._entry: dict[str, tuple[float, float, int, str]] = {
+            tid: (-t.priority, -rank[tid], i, tid) for i, (tid, t) in enumerate(tasks.items())
+        }
+        self.dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
+        for tid in order:
+            for d in dict.fromkeys(tasks[tid].dependencies):
+                self.dependents[d].append(tid)
+        self._heaps: dict[frozenset[str], list[tuple[float, float, int, str]]] = {}
+        self._candidates: dict[frozenset[str], list[AgentProfile]] = {}
+        for t in tasks.values():
+            sig = t.capability_set
+            if sig not in self._heaps:
+                self._heaps[sig] = []
+                self._candidates[sig] = [a for a in self.agents if a.can_run(sig)]
+        self.waiting: dict[str, int] = {}
+        self.running: dict[str, AgentProfile] = {}
+        self.backoff: set[str] = set()
+        self.finished: dict[str, str] = {}
+        self.skip_reason: dict[str, str] = {}
+
+        done = set(completed)
+        for tid in done:
+            self.finished[tid] = "completed"
+        for tid, t in tasks.items():
+            if tid in done:
+                continue
+            n = sum(1 for d in dict.fromkeys(t.dependencies) if d not in done)
+            if n:
+                self.waiting[tid] = n
+            else:
+                self._push(tid)
+        policy.prepare(tasks, self.agents)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return len(self.finished) == len(self.tasks)
+
+    def ready_count(self) -> int:
+        return sum(len(h) for h in self._heaps.values())
+
+    def unfinished(self) -> list[str]:
+        return [tid for tid in self.tasks if tid not in self.finished]
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _push(self, tid: str) -> None:
+        heapq.heappush(self._heaps[self.tasks[tid].capability_set], self._entry[tid])
+
+    def assign(self) -> list[tuple[WorkflowTask, AgentProfile]]:
+        """ready -> running for as many tasks as free capable agents allow, best first."""
+        out: list[tuple[WorkflowTask, AgentProfile]] = []
+        deferred: list[tuple[frozenset[str], tuple[float, float, int, str]]] = []
+        heaps = self._heaps
+        while True:
+            best = None
+            best_sig: frozenset[str] = frozenset()
+            best_cands: list[AgentProfile] = []
+            for sig, heap in heaps.items():
+                if not heap or (best is not None and heap[0] >= best):
+                    continue
+                cands = [a for a in self._candidates[sig] if a.current_load < a.capacity]
+                if cands:
+                    best, best_sig, best_cands = heap[0], sig, cands
+            if best is None:
+                break
+            heapq.heappop(heaps[best_sig])
+            task = self.tasks[best[3]]
+            agent = self.policy.select(task, best_cands)
+            if agent is None:
+                deferred.append((best_sig, best))
+                continue
+            agent.current_load += 1
+            self.running[task.task_id] = agent
+            out.append((task, agent))
+        if deferred:
+            if not out and not self.running:
+                # A plan that waits for a busy agent must not stall an idle run.
+                sig, entry = deferred.pop(0)
+                cands = [a for a in self._candidates[sig] if a.current_load < a.capacity]
+                agent = _fallback.select(self.tasks[entry[3]], cands)
+                agent.current_load += 1
+                self.running[entry[3]] = agent
+                out.append((self.tasks[entry[3]], agent))
+            for sig, entry in deferred:
+                heapq.heappush(heaps[sig], entry)
+        return out
+
+    def _release(self, tid: str) -> AgentProfile:
+        agent = self.running.pop(tid)
+        agent.current_load -= 1
+        return agent
+
+    def complete(self, tid: str) -> None:
+        """running -> completed; dependents whose last dependency this was become ready."""
+        self._release(tid)
+        self.finished[tid] = "completed"
+        waiting = self.waiting
+        for nxt in self.dependents[tid]:
+            n = waiting.get(nxt)
+            if n is None:  # already skipped or cancelled
+                continue
+            if n == 1:
+                del waiting[nxt]
+                self._push(nxt)
+            else:
+                waiting[nxt] = n - 1
+
+    def fail(self, tid: str) -> list[tuple[str, str]]:
+        """running -> failed; every task downstream that has not finished is skipped.
+
+        Returns the skipped (task id, reason) pairs in topological order.
+        """
+        self._release(tid)
+        self.finished[tid] = "failed"
+        skipped: list[tuple[str, str]] = []
+        stack = [(nxt, tid) for nxt in reversed(self.dependents[tid])]
+        while stack:
+            nxt, cause = stack.pop()
+            if nxt not in self.waiting:
+                continue
+            del self.waiting[nxt]
+            reason = f"dependency {cause!r} failed" if cause == tid else (
+                f"dependency {cause!r} was skipped"
+            )
+            self.finished[nxt] = "skipped"
+            self.skip_reason[nxt] = reason
+            skipped.append((nxt, reason))
+            stack.extend((d, nxt) for d in reversed(self.dependents[nxt]))
+        return skipped
+
+    def retry(self, tid: str) -> None:
+        """running -> backoff: the agent slot is freed while the retry waits."""
+        self._release(tid)
+        self.backoff.add(tid)
+
+    def requeue(self, tid: str) -> None:
+        """backoff -> ready."""
+        self.backoff.discard(tid)
+        self._push(tid)
+
+    def cancel_all(self) -> list[tuple[str, AgentProfile | None]]:
+        """Everything not finished -> cancelled. Returns (task id, agent if it was running)."""
+        out: list[tuple[str, AgentProfile | None]] = []
+        for tid in self.tasks:
+            if tid in self.finished:
+                continue
+            agent = self._release(tid) if tid in self.running else None
+            self.finished[tid] = "cancelled"
+            out.append((tid, agent))
+        self.waiting.clear()
+        self.backoff.clear()
+        for heap in self._heaps.values():
+            heap.clear()
+        return out

@@ -1,0 +1,389 @@
+"""The live engine: drives a :class:`~wfkit.agents.dispatch.RunState` with asyncio.
+
+One asyncio task per running attempt; when it ends, the attempt's outcome is applied to the
+run state (the only place transitions happen) and newly ready tasks are dispatched at once,
+from the same callback, so a free agent never waits for a central loop. The run owns every
+task and timer it starts: on cancellation it cancels them, awaits them, and marks the tasks
+``cancelled`` before the cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from wfkit.agents.dispatch import RunState
+from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
+from wfkit.agents.policies import Policy
+from wfkit.agents.results import RunResult
+from wfkit.errors import TaskTimeoutError
+from wfkit.events import (
+    EventBus,
+    RunFinished,
+    RunStarted,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetrying,
+    TaskSkipped,
+    TaskStarted,
+)
+from wfkit.executors.base import Executor
+
+__all__ = ["WorkflowRun", "is_async_callable"]
+
+_now = time.time
+_async_cache: dict[Any, bool] = {}
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    """True for coroutine functions and objects whose ``__call__`` is one (cached)."""
+    try:
+        return _async_cache[fn]
+    except (KeyError, TypeError):
+        pass
+    result = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - we want the bound __call__
+    )
+    try:
+        _async_cache[fn] = result
+    except TypeError:
+        pass
+    return result
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Record:
+    """Per-task bookkeeping of a run (what ends up in ``task_results``)."""
+
+    __slots__ = ("agent_id", "attempts", "started_at", "finished_at", "error", "exception")
+
+    def __init__(self) -> None:
+        self.agent_id: str | None = None
+        self.attempts = 0
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.error: str | None = None
+        self.exception: BaseException | None = None
+
+
+class WorkflowRun:
+    """One execution of a workflow. Created and awaited by the orchestrator."""
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        run_id: str,
+        tasks: Mapping[str, WorkflowTask],
+        agents: list[AgentProfile],
+        policy: Policy,
+        bus: EventBus,
+        executor: Executor,
+        fail_fast: bool = False,
+        completed: Mapping[str, Any] | None = None,
+        backoff: float = 0.1,
+        max_backoff: float = 30.0,
+        on_transition: Callable[[], None] | None = None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.tasks = tasks
+        self.bus = bus
+        self.executor = executor
+        self.fail_fast = fail_fast
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.policy = policy
+        self.results: dict[str, Any] = dict(completed or {})
+        self.resumed = tuple(self.results)
+        self.state = RunState(tasks, agents, policy, completed=self.resumed)
+        self.records: dict[str, _Record] = {tid: _Record() for tid in tasks}
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._done: asyncio.Future[None] | None = None
+        self._on_transition = on_transition
+        self._rng = random.Random()
+        self._stopper: asyncio.Task[None] | None = None
+        self.started_at = 0.0
+        self.finished_at = 0.0
+        self.status = "running"
+
+    # -- the run -----------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._done = loop.create_future()
+        self.started_at = _now()
+        if self.bus:
+            self.bus.emit(
+                RunStarted(
+                    self.run_id,
+                    self.started_at,
+                    self.workflow_id,
+                    tuple(self.tasks),
+                    tuple((a.agent_id, a.capacity) for a in self.state.agents),
+                    self.resumed,
+                    self.policy.name,
+                )
+            )
+        for tid in self.resumed:
+            self.tasks[tid].status = "completed"
+        self.dispatch()
+        try:
+            if not self.state.done:
+                await self._done
+        except BaseException:  # cancellation or KeyboardInterrupt: stop everything we started
+            await self._cancel("cancelled")
+            self._finish("cancelled")
+            raise
+        if self.status == "running":
+            self._finish("failed" if self._any_failed() else "completed")
+        return self.result()
+
+    def _any_failed(self) -> bool:
+        return any(s == "failed" for s in self.state.finished.values())
+
+    def dispatch(self) -> None:
+        """Start every assignment the run state allows now."""
+        create = self._loop.create_task
+        for task, agent in self.state.assign():
+            record = self.records[task.task_id]
+            record.attempts += 1
+            task.status = "running"
+            self._running[task.task_id] = create(self._attempt(task, agent, record.attempts))
+
+    async def _attempt(self, task: WorkflowTask, agent: AgentProfile, attempt: int) -> None:
+        tid = task.task_id
+        results = self.results
+        ctx = TaskContext(
+            task,
+            agent,
+            {d: results[d] for d in task.dependencies},
+            attempt,
+            self.run_id,
+            self.workflow_id,
+        )
+        fn = task.action or agent.handler
+        started = _now()
+        record = self.records[tid]
+        record.agent_id = agent.agent_id
+        if record.started_at is None:
+            record.started_at = started
+        if self.bus:
+            self.bus.emit(TaskStarted(self.run_id, started, self.workflow_id, tid, agent.agent_id, attempt))
+        try:
+            if task.timeout is None:
+                result = await self._call(fn, ctx, agent)
+            else:
+                try:
+                    async with asyncio.timeout(task.timeout) as scope:
+                        result = await self._call(fn, ctx, agent)
+                except TimeoutError:
+                    if scope.expired():
+                        raise TaskTimeoutError(tid, task.timeout) from None
+                    raise
+        except asyncio.CancelledError:
+            raise  # the run's _cancel marks it
+        except Exception as exc:
+            self._running.pop(tid, None)
+            self._failed(task, agent, attempt, started, exc)
+        else:
+            self._running.pop(tid, None)
+            self._completed(task, agent, attempt, started, result)
+
+    async def _call(self, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile) -> Any:
+        if is_async_callable(fn):
+            result = await fn(ctx)
+        else:
+            result = await (agent.executor or self.executor).run(fn, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    # -- outcomes: each applies one transition, then dispatches ------------------------------
+
+    def _completed(
+        self, task: WorkflowTask, agent: AgentProfile, attempt: int, started: float, result: Any
+    ) -> None:
+        tid = task.task_id
+        end = _now()
+        self.results[tid] = result
+        self.records[tid].finished_at = end
+        self.records[tid].error = None
+        self.records[tid].exception = None
+        task.status = "completed"
+        agent.record_outcome(task, end - started, True)
+        self.state.complete(tid)
+        if self.bus:
+            self.bus.emit(
+                TaskCompleted(self.run_id, end, self.workflow_id, tid, agent.agent_id, attempt, started, result)
+            )
+        self._advance()
+
+    def _failed(
+        self, task: WorkflowTask, agent: AgentProfile, attempt: int, started: float, exc: Exception
+    ) -> None:
+        tid = task.task_id
+        end = _now()
+        record = self.records[tid]
+        record.error = describe_error(exc)
+        record.exception = exc
+        record.finished_at = end
+        agent.record_outcome(task, end - started, False)
+        final = attempt > task.retries
+        if self.bus:
+            self.bus.emit(
+                TaskFailed(
+                    self.run_id, end, self.workflow_id, tid, agent.agent_id, attempt, started,
+                    record.error, final,
+                )
+            )
+        if not final:
+            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+            delay *= 0.5 + self._rng.random() / 2  # jitter: spread retries of many tasks
+            self.state.retry(tid)
+            task.status = "retrying"
+            if self.bus:
+                self.bus.emit(TaskRetrying(self.run_id, end, self.workflow_id, tid, attempt + 1, delay, record.error))
+            self._timers[tid] = self._loop.call_later(delay, self._requeue, tid)
+            self._advance()
+            return
+        task.status = "failed"
+        skipped = self.state.fail(tid)
+        for sid, reason in skipped:
+            self.tasks[sid].status = "skipped"
+            if self.bus:
+                self.bus.emit(TaskSkipped(self.run_id, end, self.workflow_id, sid, reason))
+        if self.fail_fast:
+            self._stopper = self._loop.create_task(self._fail_fast())
+            return
+        self._advance()
+
+    def _requeue(self, tid: str) -> None:
+        self._timers.pop(tid, None)
+        self.state.requeue(tid)
+        self.tasks[tid].status = "pending"
+        self._advance()
+
+    def _advance(self) -> None:
+        self.dispatch()
+        if self._on_transition is not None:
+            self._on_transition()
+        if self.state.done and self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    async def _fail_fast(self) -> None:
+        await self._cancel("failed")
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    async def _cancel(self, status: str) -> None:
+        """Cancel running attempts and pending retries, await them, mark the rest cancelled."""
+        self.status = status
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        running = list(self._running.values())
+        for t in running:
+            t.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        self._running.clear()
+        now = _now()
+        for tid, agent in self.state.cancel_all():
+            self.tasks[tid].status = "cancelled"
+            record = self.records[tid]
+            if agent is not None:
+                record.finished_at = now
+            if self.bus:
+                self.bus.emit(
+                    TaskCancelled(
+                        self.run_id, now, self.workflow_id, tid,
+                        agent.agent_id if agent else None, record.attempts,
+                        record.started_at if agent else None,
+                    )
+                )
+        if self._on_transition is not None:
+            self._on_transition()
+
+    def _finish(self, status: str) -> None:
+        self.status = status
+        self.finished_at = _now()
+        if self.bus:
+            counts = self.counts()
+            self.bus.emit(
+                RunFinished(
+                    self.run_id,
+                    self.finished_at,
+                    self.workflow_id,
+                    status,
+                    self.started_at,
+                    len(self.tasks),
+                    counts["completed"],
+                    counts["failed"],
+                    counts["skipped"],
+                    counts["cancelled"],
+                    self.participants(),
+                )
+            )
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        counts = {"completed": 0, "failed": 0, "skipped": 0, "cancelled": 0}
+        for s in self.state.finished.values():
+            counts[s] += 1
+        return counts
+
+    def participants(self) -> tuple[str, ...]:
+        return tuple(sorted({r.agent_id for r in self.records.values() if r.agent_id}))
+
+    def result(self) -> RunResult:
+        finished = self.state.finished
+        task_results: dict[str, dict[str, Any]] = {}
+        resumed = set(self.resumed)
+        for tid, record in self.records.items():
+            status = finished.get(tid, "cancelled")
+            started, ended = record.started_at, record.finished_at
+            task_results[tid] = {
+                "task_id": tid,
+                "agent_id": record.agent_id,
+                "status": status,
+                "result": self.results.get(tid) if status == "completed" else None,
+                "error": record.error if status == "failed" else (
+                    self.state.skip_reason.get(tid) if status == "skipped" else None
+                ),
+                "attempts": record.attempts,
+                "execution_time": (ended - started) if started is not None and ended is not None else 0.0,
+                "started_at": started,
+                "finished_at": ended,
+                "resumed": tid in resumed,
+                "exception": record.exception if status == "failed" else None,
+            }
+        counts = self.counts()
+        total = len(self.tasks)
+        return RunResult(
+            workflow_id=self.workflow_id,
+            run_id=self.run_id,
+            status=self.status,
+            total_tasks=total,
+            successful_tasks=counts["completed"],
+            failed_tasks=counts["failed"],
+            skipped_tasks=counts["skipped"],
+            cancelled_tasks=counts["cancelled"],
+            success_rate=counts["completed"] / total if total else 1.0,
+            makespan=self.finished_at - self.started_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            participants=list(self.participants()),
+            task_results=task_results,
+        )

@@ -1,0 +1,238 @@
+"""The model of collective agent workflows: capabilities, agents, tasks and the task context.
+
+The first fields of :class:`AgentProfile` and :class:`WorkflowTask` keep the order of the
+original pattern document, so code written against it constructs them unchanged. Each object
+checks its own fields in ``__post_init__``; checks that need the whole workflow (duplicates,
+unknown dependencies, cycles) live in :mod:`wfkit.graph`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from enum import Enum
+from typing import Any
+
+from wfkit.errors import ValidationError
+
+__all__ = ["AgentCapability", "AgentProfile", "WorkflowTask", "TaskContext", "capability_set"]
+
+
+class AgentCapability(str, Enum):
+    """The five standard capabilities. Members compare equal to their plain-string values."""
+
+    ANALYSIS = "analysis"
+    GENERATION = "generation"
+    VALIDATION = "validation"
+    OPTIMIZATION = "optimization"
+    COORDINATION = "coordination"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _cap(value: object, owner: str) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    if not isinstance(value, str) or not value:
+        raise ValidationError(
+            f"{owner}: capabilities must be non-empty strings or AgentCapability members, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def capability_set(values: Iterable[object] | None, owner: str) -> frozenset[str]:
+    """Normalise capabilities to a frozenset of plain strings, rejecting anything else."""
+    if values is None:
+        return frozenset()
+    if isinstance(values, str | Enum):
+        values = [values]
+    try:
+        return frozenset(_cap(v, owner) for v in values)
+    except TypeError:
+        raise ValidationError(
+            f"{owner}: capabilities must be a list of strings, got {type(values).__name__}"
+        ) from None
+
+
+def _number(value: object, name: str, owner: str, *, minimum: float = 0.0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ValidationError(f"{owner}: {name} must be a number, got {value!r}")
+    if value < minimum:
+        raise ValidationError(f"{owner}: {name} must be >= {minimum:g}, got {value!r}")
+
+
+_DEFAULT_METRICS = {
+    "tasks_completed": 0,
+    "tasks_failed": 0,
+    "success_rate": 1.0,
+    "avg_duration": 0.0,
+    "total_duration": 0.0,
+    "speed_ratio": 1.0,  # observed / estimated duration, averaged; < 1 means faster than planned
+}
+
+
+@dataclass(eq=False)
+class AgentProfile:
+    """A worker with capabilities and a capacity (how many tasks it runs at once).
+
+    ``handler(ctx)`` (sync or async) does the work of tasks that have no ``action`` of their
+    own. ``performance_metrics`` is updated from observed runs; the ``fastest`` and ``heft``
+    policies read it. Agents compare by identity: two profiles are two agents.
+    """
+
+    agent_id: str
+    name: str
+    capabilities: list[Any]
+    performance_metrics: dict[str, Any] | None = None
+    availability: bool = True
+    current_load: int = 0
+    _: KW_ONLY
+    capacity: int = 1
+    handler: Callable[..., Any] | None = field(default=None, repr=False)
+    executor: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        owner = f"AgentProfile({self.agent_id!r})"
+        if not isinstance(self.agent_id, str) or not self.agent_id:
+            raise ValidationError(
+                f"AgentProfile: agent_id must be a non-empty string, got {self.agent_id!r}"
+            )
+        if not isinstance(self.name, str):
+            raise ValidationError(f"{owner}: name must be a string, got {self.name!r}")
+        self._capset = capability_set(self.capabilities, owner)
+        if isinstance(self.capacity, bool) or not isinstance(self.capacity, int):
+            raise ValidationError(f"{owner}: capacity must be an int >= 1, got {self.capacity!r}")
+        if self.capacity < 1:
+            raise ValidationError(
+                f"{owner}: capacity must be at least 1 (tasks it may run at once), "
+                f"got {self.capacity}"
+            )
+        if self.handler is not None and not callable(self.handler):
+            raise ValidationError(f"{owner}: handler must be callable, got {self.handler!r}")
+        if not isinstance(self.availability, bool):
+            raise ValidationError(
+                f"{owner}: availability must be True or False, got {self.availability!r}"
+            )
+        metrics = dict(_DEFAULT_METRICS)
+        if self.performance_metrics is not None:
+            if not isinstance(self.performance_metrics, Mapping):
+                raise ValidationError(
+                    f"{owner}: performance_metrics must be a dict, "
+                    f"got {type(self.performance_metrics).__name__}"
+                )
+            metrics.update(self.performance_metrics)
+        self.performance_metrics = metrics
+        # Learned mean duration per task id, for the "fastest" policy and the optimiser.
+        self.learned_durations: dict[str, float] = {}
+
+    @property
+    def capability_set(self) -> frozenset[str]:
+        """The capabilities as plain strings (enum members normalised)."""
+        return self._capset
+
+    def can_run(self, required: frozenset[str]) -> bool:
+        return required <= self._capset
+
+    def expected_duration(self, task: WorkflowTask) -> float:
+        """What this agent is expected to take for ``task``, from what it has been seen doing."""
+        learned = self.learned_durations.get(task.task_id)
+        if learned is not None:
+            return learned
+        return task.estimated_duration * self.performance_metrics["speed_ratio"]
+
+    def record_outcome(self, task: WorkflowTask, duration: float, success: bool) -> None:
+        """Fold one observed attempt into ``performance_metrics`` (running means)."""
+        m = self.performance_metrics
+        if success:
+            n = m["tasks_completed"] + 1
+            m["tasks_completed"] = n
+            m["total_duration"] += duration
+            m["avg_duration"] = m["total_duration"] / n
+            if task.estimated_duration > 0:
+                m["speed_ratio"] += (duration / task.estimated_duration - m["speed_ratio"]) / n
+            prev = self.learned_durations.get(task.task_id)
+            self.learned_durations[task.task_id] = (
+                duration if prev is None else prev + 0.5 * (duration - prev)
+            )
+        else:
+            m["tasks_failed"] += 1
+        total = m["tasks_completed"] + m["tasks_failed"]
+        m["success_rate"] = m["tasks_completed"] / total if total else 1.0
+
+
+@dataclass(eq=False)
+class WorkflowTask:
+    """One unit of work: what it needs (capabilities), what it waits for (dependencies).
+
+    ``action(ctx)``, when given, does the work instead of the agent's handler. ``retries`` is
+    the number of extra attempts after a failure; ``timeout`` (seconds) bounds each attempt.
+    """
+
+    task_id: str
+    description: str
+    required_capabilities: list[Any]
+    priority: int | float
+    estimated_duration: float
+    dependencies: list[str] | None = None
+    status: str = "pending"
+    _: KW_ONLY
+    action: Callable[..., Any] | None = field(default=None, repr=False)
+    retries: int = 0
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task_id, str) or not self.task_id:
+            raise ValidationError(
+                f"WorkflowTask: task_id must be a non-empty string, got {self.task_id!r}"
+            )
+        owner = f"task {self.task_id!r}"
+        if not isinstance(self.description, str):
+            raise ValidationError(f"{owner}: description must be a string")
+        self._capset = capability_set(self.required_capabilities, owner)
+        _number(self.priority, "priority", owner, minimum=-math.inf)
+        _number(self.estimated_duration, "estimated_duration", owner)
+        if self.dependencies is None:
+            self.dependencies = []
+        elif isinstance(self.dependencies, str) or not isinstance(self.dependencies, Iterable):
+            raise ValidationError(
+                f"{owner}: dependencies must be a list of task ids, got {self.dependencies!r}"
+            )
+        else:
+            deps = list(self.dependencies)
+            for d in deps:
+                if not isinstance(d, str):
+                    raise ValidationError(
+                        f"{owner}: dependencies must be task ids (strings), got {d!r}"
+                    )
+            self.dependencies = deps
+        if self.action is not None and not callable(self.action):
+            raise ValidationError(f"{owner}: action must be callable, got {self.action!r}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValidationError(f"{owner}: retries must be an int >= 0, got {self.retries!r}")
+        if self.timeout is not None:
+            _number(self.timeout, "timeout", owner)
+            if self.timeout <= 0:
+                raise ValidationError(f"{owner}: timeout must be > 0 seconds or None")
+
+    @property
+    def capability_set(self) -> frozenset[str]:
+        return self._capset
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """What a handler or action receives: the task, the agent, dependency results."""
+
+    task: WorkflowTask
+    agent: AgentProfile
+    inputs: Mapping[str, Any]
+    attempt: int
+    run_id: str
+    workflow_id: str = ""
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id

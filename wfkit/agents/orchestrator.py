@@ -1,0 +1,248 @@
+"""The public face of collective agent workflows: register agents, create and run workflows."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from wfkit.agents.engine import WorkflowRun
+from wfkit.agents.model import AgentProfile, WorkflowTask
+from wfkit.agents.policies import Policy, resolve_policy
+from wfkit.agents.results import RunResult
+from wfkit.errors import (
+    MissingCapabilityError,
+    ResumeError,
+    UnknownWorkflowError,
+    ValidationError,
+    WfkitError,
+)
+from wfkit.events import Event, EventBus
+from wfkit.executors.base import Executor
+from wfkit.graph import validate_tasks
+
+__all__ = ["CollectiveAgentWorkflowOrchestrator"]
+
+
+class CollectiveAgentWorkflowOrchestrator:
+    """Runs DAGs of :class:`WorkflowTask` on registered :class:`AgentProfile` agents.
+
+    ``policy`` picks an agent for each ready task (a name from
+    :data:`wfkit.agents.policies.POLICIES` or a callable). ``store`` (a :class:`wfkit.RunStore`
+    or a path) records every run durably and makes ``resume=`` possible. ``executor`` runs sync
+    work (a thread pool by default). ``backoff`` and ``max_backoff`` shape retry delays (seconds,
+    doubled per attempt, with jitter).
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: str | Policy | Callable[..., Any] = "least_loaded",
+        store: Any = None,
+        executor: Executor | None = None,
+        backoff: float = 0.1,
+        max_backoff: float = 30.0,
+        progress: bool | None = None,
+    ) -> None:
+        resolve_policy(policy)  # an unknown name fails here, not at the first run
+        self.policy = policy
+        self.agents: dict[str, AgentProfile] = {}
+        self.workflows: dict[str, dict[str, Any]] = {}
+        self._bus = EventBus()
+        self._active: dict[str, WorkflowRun] = {}
+        if executor is None:
+            from wfkit.executors.local import ThreadExecutor
+
+            executor = ThreadExecutor()
+            self._owns_executor = True
+        else:
+            self._owns_executor = False
+        self.executor = executor
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.progress = progress
+        self.store = None
+        if store is not None:
+            self._attach_store(store)
+
+    def _attach_store(self, store: Any) -> None:
+        if isinstance(store, str | os.PathLike):
+            from wfkit.metrics.store import RunStore
+
+            store = RunStore(store)
+        self.store = store
+        store.attach(self)
+
+    # -- registration ------------------------------------------------------------------------
+
+    def register_agent(self, profile: AgentProfile) -> AgentProfile:
+        """Add an agent. Registering another agent under a used id is an error."""
+        if not isinstance(profile, AgentProfile):
+            raise ValidationError(
+                f"register_agent() takes an AgentProfile, got {type(profile).__name__}"
+            )
+        known = self.agents.get(profile.agent_id)
+        if known is not None and known is not profile:
+            raise ValidationError(
+                f"an agent with id {profile.agent_id!r} is already registered; "
+                f"give the new agent another agent_id or unregister_agent() the old one"
+            )
+        self.agents[profile.agent_id] = profile
+        return profile
+
+    def unregister_agent(self, agent_id: str) -> AgentProfile:
+        try:
+            return self.agents.pop(agent_id)
+        except KeyError:
+            raise ValidationError(f"no agent {agent_id!r} is registered") from None
+
+    def subscribe(self, callback: Callable[[Event], Any]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event of every run; returns an unsubscribe function."""
+        return self._bus.subscribe(callback)
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    async def create_workflow(
+        self, workflow_id: Any, tasks: Iterable[WorkflowTask] | None = None
+    ) -> str:
+        """Validate and store a workflow; returns its id. Accepts a :class:`wfkit.Workflow` too."""
+        from wfkit.agents.builder import Workflow
+
+        if isinstance(workflow_id, Workflow):
+            tasks = workflow_id.tasks if tasks is None else tasks
+            workflow_id = workflow_id.workflow_id
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise ValidationError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
+        if tasks is None:
+            raise ValidationError(f"create_workflow({workflow_id!r}, tasks) needs the tasks")
+        if workflow_id in self._active:
+            raise WfkitError(
+                f"workflow {workflow_id!r} is running; wait for it before replacing it"
+            )
+        by_id = validate_tasks(tasks)
+        self.workflows[workflow_id] = {
+            "workflow_id": workflow_id,
+            "tasks": list(by_id.values()),
+            "status": "created",
+            "created_at": time.time(),
+            "completed_tasks": [],
+            "failed_tasks": [],
+            "runs": [],
+            "_by_id": by_id,
+        }
+        return workflow_id
+
+    def _check_runnable(self, by_id: dict[str, WorkflowTask]) -> list[AgentProfile]:
+        agents = [a for a in self.agents.values() if a.availability]
+        missing: dict[str, list[str]] = {}
+        no_work: list[str] = []
+        for tid, task in by_id.items():
+            capable = [a for a in agents if a.can_run(task.capability_set)]
+            if not capable:
+                have = set().union(*(a.capability_set for a in agents)) if agents else set()
+                lacking = sorted(task.capability_set - have) or sorted(task.capability_set)
+                missing[tid] = lacking or ["an available agent"]
+            elif task.action is None and any(a.handler is None for a in capable):
+                no_work.append(tid)
+        if missing:
+            raise MissingCapabilityError(missing)
+        if no_work:
+            raise ValidationError(
+                f"task(s) {', '.join(map(repr, no_work[:10]))} have no action and some capable "
+                f"agents have no handler: give WorkflowTask(action=...), "
+                f"AgentProfile(handler=...), or handler=wfkit.simulated_handler() for a demo"
+            )
+        return agents
+
+    async def execute_workflow(
+        self,
+        workflow_id: str,
+        *,
+        fail_fast: bool = False,
+        resume: str | None = None,
+        policy: str | Policy | Callable[..., Any] | None = None,
+        progress: bool | None = None,
+    ) -> RunResult:
+        """Run a workflow to the end and return its :class:`RunResult`.
+
+        Failed tasks do not stop independent branches (their dependents are skipped) unless
+        ``fail_fast``. ``resume`` ("latest" or a run id) reuses the results of tasks that
+        completed in that stored run. Cancelling the await cancels the run cleanly.
+        """
+        wf = self.workflows.get(workflow_id)
+        if wf is None:
+            raise UnknownWorkflowError(workflow_id, self.workflows)
+        if workflow_id in self._active:
+            raise WfkitError(
+                f"workflow {workflow_id!r} is already running; await that run first"
+            )
+        by_id: dict[str, WorkflowTask] = wf["_by_id"]
+        pol = resolve_policy(self.policy if policy is None else policy)
+        agents = self._check_runnable(by_id)
+
+        completed: dict[str, Any] = {}
+        if resume is not None:
+            if self.store is None:
+                raise ResumeError(
+                    "resume= needs a run store: CollectiveAgentWorkflowOrchestrator(store=...)"
+                )
+            run_id, completed = self.store.resume_state(workflow_id, resume, list(by_id))
+        else:
+            run_id = uuid.uuid4().hex[:12]
+
+        for task in by_id.values():
+            task.status = "pending"
+        self.executor.reserve(sum(a.capacity for a in agents))
+        run = WorkflowRun(
+            workflow_id=workflow_id,
+            run_id=run_id,
+            tasks=by_id,
+            agents=agents,
+            policy=pol,
+            bus=self._bus,
+            executor=self.executor,
+            fail_fast=fail_fast,
+            completed=completed,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            on_transition=self._poke_others if self._active else None,
+        )
+        wf["status"] = "running"
+        wf["runs"].append(run_id)
+        self._active[workflow_id] = run
+        for other in self._active.values():  # runs share agents: freed slots wake the others
+            other._on_transition = self._poke_others if len(self._active) > 1 else None
+        show = self.progress if progress is None else progress
+        bar = None
+        if show is not False and len(by_id) >= 2:
+            from wfkit.jupyter.progress import attach_progress
+
+            bar = attach_progress(self, run, explicit=show is True)
+        try:
+            result = await run.execute()
+        finally:
+            self._active.pop(workflow_id, None)
+            if bar is not None:
+                bar()
+            wf["status"] = run.status
+            wf["completed_tasks"] = [t for t, s in run.state.finished.items() if s == "completed"]
+            wf["failed_tasks"] = [t for t, s in run.state.finished.items() if s == "failed"]
+        wf["last_result"] = result
+        return result
+
+    def _poke_others(self) -> None:
+        for run in list(self._active.values()):
+            run.dispatch()
+
+    def close(self) -> None:
+        """Release the executor wfkit created (a given executor is left to its owner)."""
+        if self._owns_executor:
+            self.executor.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<CollectiveAgentWorkflowOrchestrator {len(self.agents)} agents, "
+            f"{len(self.workflows)} workflows, policy={self.policy!r}>"
+        )

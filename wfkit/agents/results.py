@@ -1,0 +1,58 @@
+"""What a run returns: a plain dict (the document's shape) with a few conveniences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["RunResult", "TASK_STATUSES"]
+
+TASK_STATUSES = ("completed", "failed", "skipped", "cancelled")
+
+
+class RunResult(dict):
+    """The result of ``execute_workflow``: a dict with ``total_tasks``, ``successful_tasks``,
+    ``failed_tasks``, ``skipped_tasks``, ``cancelled_tasks``, ``success_rate``, ``makespan``,
+    ``run_id``, ``workflow_id``, ``status`` and ``task_results``.
+    """
+
+    @property
+    def run_id(self) -> str:
+        return self["run_id"]
+
+    @property
+    def status(self) -> str:
+        return self["status"]
+
+    @property
+    def task_results(self) -> dict[str, dict[str, Any]]:
+        return self["task_results"]
+
+    def results(self) -> dict[str, Any]:
+        """Each completed task's return value, by task id."""
+        return {
+            tid: r["result"] for tid, r in self["task_results"].items() if r["status"] == "completed"
+        }
+
+    def frame(self) -> Any:
+        """The task results as a pandas DataFrame, one row per task."""
+        import pandas as pd
+
+        rows = [
+            {k: v for k, v in r.items() if k != "exception"} for r in self["task_results"].values()
+        ]
+        columns = [
+            "task_id", "agent_id", "status", "attempts", "execution_time",
+            "started_at", "finished_at", "error", "result",
+        ]
+        df = pd.DataFrame(rows, columns=columns)
+        for col in ("started_at", "finished_at"):
+            df[col] = pd.to_datetime(df[col], unit="s", utc=True)
+        return df
+
+    def __repr__(self) -> str:
+        return (
+            f"<RunResult {self.get('workflow_id')!r} run {self.get('run_id')} "
+            f"{self.get('status')}: {self.get('successful_tasks')}/{self.get('total_tasks')} "
+            f"completed, {self.get('failed_tasks')} failed, {self.get('skipped_tasks')} skipped, "
+            f"{self.get('cancelled_tasks')} cancelled, makespan {self.get('makespan', 0):.3f} s>"
+        )

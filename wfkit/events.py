@@ -1,0 +1,247 @@
+"""Immutable, past-tense events and the subscription mechanism.
+
+Engines publish events on an :class:`EventBus`; metrics, the run store, progress bars and
+widgets only subscribe. Building an event costs an allocation, so publishers check
+``if bus:`` (true only when someone subscribed) before they build one.
+
+Timestamps are UNIX seconds (UTC) from :func:`time.time`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Event",
+    "RunStarted",
+    "TaskStarted",
+    "TaskCompleted",
+    "TaskFailed",
+    "TaskRetrying",
+    "TaskSkipped",
+    "TaskCancelled",
+    "RunFinished",
+    "FlowMessageDelivered",
+    "FlowMessageFailed",
+    "FlowMessageDeadLettered",
+    "FlowStepFinished",
+    "SharedStateChanged",
+    "SharedStateConflict",
+    "ResourceAcquired",
+    "ResourceReleased",
+    "ResourceLeaseExpired",
+    "EventBus",
+]
+
+log = logging.getLogger("wfkit.events")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    run_id: str
+    timestamp: float
+
+
+# --- collective agent workflows --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    workflow_id: str
+    task_ids: tuple[str, ...]
+    agents: tuple[tuple[str, int], ...]  # (agent_id, capacity)
+    resumed: tuple[str, ...] = ()  # task ids taken as completed from a stored run
+    policy: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted(Event):
+    workflow_id: str
+    task_id: str
+    agent_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCompleted(Event):
+    workflow_id: str
+    task_id: str
+    agent_id: str
+    attempt: int
+    started_at: float
+    result: Any = field(repr=False, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed(Event):
+    workflow_id: str
+    task_id: str
+    agent_id: str
+    attempt: int
+    started_at: float
+    error: str
+    final: bool  # False when a retry follows
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRetrying(Event):
+    workflow_id: str
+    task_id: str
+    attempt: int  # the attempt that will run next
+    delay: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSkipped(Event):
+    workflow_id: str
+    task_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCancelled(Event):
+    workflow_id: str
+    task_id: str
+    agent_id: str | None
+    attempt: int
+    started_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    workflow_id: str
+    status: str  # "completed", "failed" or "cancelled"
+    started_at: float
+    total_tasks: int
+    successful_tasks: int
+    failed_tasks: int
+    skipped_tasks: int
+    cancelled_tasks: int
+    participants: tuple[str, ...]
+
+
+# --- integration ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStepFinished(Event):
+    flow_id: str
+    message_id: str
+    step: str  # endpoint or transformation id
+    kind: str  # "source", "transformation", "target", "fallback", "dead_letter", ...
+    status: str
+    attempts: int
+    duration: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowMessageDelivered(Event):
+    flow_id: str
+    message_id: str
+    delivered_to: tuple[str, ...]
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class FlowMessageFailed(Event):
+    flow_id: str
+    message_id: str
+    error: str
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class FlowMessageDeadLettered(Event):
+    flow_id: str
+    message_id: str
+    reason: str
+
+
+# --- coordination -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStateChanged(Event):
+    session_id: str
+    participant: str
+    version: int
+    keys: tuple[str, ...]
+    strategy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStateConflict(Event):
+    session_id: str
+    conflict_id: str
+    participants: tuple[str, ...]
+    keys: tuple[str, ...]
+    strategy: str
+    resolved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceAcquired(Event):
+    resource_id: str
+    participant: str
+    waited: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceReleased(Event):
+    resource_id: str
+    participant: str
+    held: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceLeaseExpired(Event):
+    resource_id: str
+    participant: str
+    lease: float
+
+
+Subscriber = Callable[[Event], Any]
+
+
+class EventBus:
+    """A list of subscribers. Truthy only when someone listens, so publishers can skip work.
+
+    A subscriber that raises is logged and kept: a broken progress bar must never break a run.
+    """
+
+    __slots__ = ("_subscribers",)
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._subscribers)
+
+    def __len__(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event; returns a function that unsubscribes."""
+        if not callable(callback):
+            raise TypeError(f"subscribe() needs a callable, got {type(callback).__name__}")
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            try:
+                self._subscribers.remove(callback)
+            except ValueError:
+                pass
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for callback in tuple(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a subscriber never breaks the publisher
+                log.exception("event subscriber %r failed on %r", callback, event)

@@ -1,0 +1,235 @@
+"""DAG validation and analysis.
+
+The checks and ranks the engine needs work on plain dicts (they run once per workflow and must
+stay linear); networkx is imported only for analysis views (:func:`to_networkx`) and to name a
+cycle's members in order when validation finds one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from wfkit.errors import CycleError, DuplicateTaskError, UnknownDependencyError, ValidationError
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from wfkit.agents.model import AgentProfile, WorkflowTask
+
+__all__ = [
+    "validate_tasks",
+    "topological_order",
+    "layers",
+    "upward_ranks",
+    "downward_ranks",
+    "critical_path",
+    "lower_bound",
+    "to_networkx",
+]
+
+Durations = Callable[["WorkflowTask"], float]
+
+
+def validate_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:
+    """Check a workflow's tasks as a whole and return them by id, in the given order.
+
+    Raises DuplicateTaskError, UnknownDependencyError or CycleError (with ``.cycle``).
+    """
+    from wfkit.agents.model import WorkflowTask
+
+    if isinstance(tasks, Mapping):
+        tasks = tasks.values()
+    by_id: dict[str, WorkflowTask] = {}
+    for task in tasks:
+        if not isinstance(task, WorkflowTask):
+            raise ValidationError(
+                f"a workflow is a list of WorkflowTask objects, got {type(task).__name__}: "
+                f"{task!r}"
+            )
+        if task.task_id in by_id:
+            raise DuplicateTaskError(task.task_id)
+        by_id[task.task_id] = task
+    for task in by_id.values():
+        missing = [d for d in task.dependencies if d not in by_id]
+        if missing:
+            raise UnknownDependencyError(task.task_id, missing)
+    topological_order(by_id)  # raises CycleError
+    return by_id
+
+
+def topological_order(tasks: Mapping[str, WorkflowTask]) -> list[str]:
+    """Kahn's algorithm, ties in insertion order, so the order is stable for the same input."""
+    indegree = {tid: len(set(t.dependencies)) for tid, t in tasks.items()}
+    dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
+    for tid, t in tasks.items():
+        for d in dict.fromkeys(t.dependencies):
+            dependents[d].append(tid)
+    order = [tid for tid, n in indegree.items() if n == 0]
+    i = 0
+    while i < len(order):
+        for nxt in dependents[order[i]]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                order.append(nxt)
+        i += 1
+    if len(order) != len(tasks):
+        raise CycleError(_find_cycle(tasks, {t for t, n in indegree.items() if n > 0}))
+    return order
+
+
+def _find_cycle(tasks: Mapping[str, WorkflowTask], remaining: set[str]) -> list[str]:
+    import networkx as nx
+
+    g = nx.DiGraph()
+    for tid in remaining:
+        for d in tasks[tid].dependencies:
+            if d in remaining:
+                g.add_edge(d, tid)
+    start = min(remaining)
+    try:
+        edges = nx.find_cycle(g, source=start)
+    except nx.NetworkXNoCycle:  # pragma: no cover - Kahn found one, so there is one
+        edges = nx.find_cycle(g)
+    return [u for u, _ in edges]
+
+
+def layers(tasks: Mapping[str, WorkflowTask]) -> list[list[str]]:
+    """Topological generations: each task sits one layer below its deepest dependency."""
+    depth: dict[str, int] = {}
+    for tid in topological_order(tasks):
+        deps = tasks[tid].dependencies
+        depth[tid] = 1 + max((depth[d] for d in deps), default=-1)
+    out: list[list[str]] = [[] for _ in range(1 + max(depth.values(), default=-1))]
+    for tid, d in depth.items():
+        out[d].append(tid)
+    return out
+
+
+def _estimate(task: WorkflowTask) -> float:
+    return float(task.estimated_duration)
+
+
+def upward_ranks(
+    tasks: Mapping[str, WorkflowTask],
+    duration: Durations | None = None,
+    comm: Callable[[str, str], float] | None = None,
+    order: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Length of the longest path from each task to an exit, the task's own duration included.
+
+    With ``duration`` the mean over capable agents and ``comm`` the mean communication cost of
+    an edge, this is HEFT's upward rank; with the defaults it is the remaining critical path.
+    """
+    duration = duration or _estimate
+    order = order if order is not None else topological_order(tasks)
+    dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
+    for tid in order:
+        for d in tasks[tid].dependencies:
+            dependents[d].append(tid)
+    rank: dict[str, float] = {}
+    for tid in reversed(order):
+        best = 0.0
+        for nxt in dependents[tid]:
+            r = rank[nxt] + (comm(tid, nxt) if comm else 0.0)
+            if r > best:
+                best = r
+        rank[tid] = duration(tasks[tid]) + best
+    return rank
+
+
+def downward_ranks(
+    tasks: Mapping[str, WorkflowTask],
+    duration: Durations | None = None,
+    comm: Callable[[str, str], float] | None = None,
+) -> dict[str, float]:
+    """Length of the longest path from an entry to each task, the task itself excluded."""
+    duration = duration or _estimate
+    rank: dict[str, float] = {}
+    for tid in topological_order(tasks):
+        rank[tid] = max(
+            (
+                rank[d] + duration(tasks[d]) + (comm(d, tid) if comm else 0.0)
+                for d in tasks[tid].dependencies
+            ),
+            default=0.0,
+        )
+    return rank
+
+
+def critical_path(
+    tasks: Mapping[str, WorkflowTask] | Iterable[WorkflowTask],
+    duration: Durations | None = None,
+) -> tuple[list[str], float]:
+    """The longest chain of dependent tasks by duration, and its length."""
+    if not isinstance(tasks, Mapping):
+        tasks = {t.task_id: t for t in tasks}
+    if not tasks:
+        return [], 0.0
+    duration = duration or _estimate
+    order = topological_order(tasks)
+    up = upward_ranks(tasks, duration, order=order)
+    dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
+    for tid in order:
+        for d in tasks[tid].dependencies:
+            dependents[d].append(tid)
+    index = {tid: i for i, tid in enumerate(order)}
+    entries = [tid for tid in order if not tasks[tid].dependencies]
+    current = max(entries, key=lambda t: (up[t], -index[t]))
+    path = [current]
+    while dependents[current]:
+        current = max(dependents[current], key=lambda t: (up[t], -index[t]))
+        path.append(current)
+    return path, up[path[0]]
+
+
+def lower_bound(
+    tasks: Mapping[str, WorkflowTask] | Iterable[WorkflowTask],
+    agents: Sequence[AgentProfile],
+    duration: Durations | None = None,
+) -> float:
+    """max(critical path, total work / total capacity), also per capability class.
+
+    For each distinct set of required capabilities, the work of the tasks needing it is divided
+    by the capacity of the agents able to run them: no schedule can beat the largest quotient.
+    """
+    if not isinstance(tasks, Mapping):
+        tasks = {t.task_id: t for t in tasks}
+    duration = duration or _estimate
+    _, cp = critical_path(tasks, duration)
+    bound = cp
+    total_capacity = sum(a.capacity for a in agents if a.availability) or 1
+    bound = max(bound, sum(duration(t) for t in tasks.values()) / total_capacity)
+    by_class: dict[frozenset[str], float] = {}
+    for t in tasks.values():
+        by_class[t.capability_set] = by_class.get(t.capability_set, 0.0) + duration(t)
+    for caps, work in by_class.items():
+        # every task whose needs include `caps`' superset competes for the same agents too,
+        # but the per-class quotient alone is already a valid bound
+        cap = sum(a.capacity for a in agents if a.availability and caps <= a.capability_set)
+        if cap:
+            bound = max(bound, work / cap)
+    return bound
+
+
+def to_networkx(tasks: Mapping[str, WorkflowTask] | Iterable[WorkflowTask]) -> nx.DiGraph:
+    """A networkx view: nodes carry the task and its attributes, edges point downstream."""
+    import networkx as nx
+
+    if not isinstance(tasks, Mapping):
+        tasks = {t.task_id: t for t in tasks}
+    g = nx.DiGraph()
+    for tid, t in tasks.items():
+        g.add_node(
+            tid,
+            task=t,
+            description=t.description,
+            capabilities=sorted(t.capability_set),
+            priority=t.priority,
+            estimated_duration=t.estimated_duration,
+        )
+    for tid, t in tasks.items():
+        for d in t.dependencies:
+            g.add_edge(d, tid)
+    return g
+
