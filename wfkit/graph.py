@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "validate_tasks",
+    "dependents_of",
     "topological_order",
     "layers",
     "upward_ranks",
@@ -58,21 +59,30 @@ def validate_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:
     return by_id
 
 
-def topological_order(tasks: Mapping[str, WorkflowTask]) -> list[str]:
-    """Kahn's algorithm, ties in insertion order, so the order is stable for the same input."""
-    indegree = {tid: len(set(t.dependencies)) for tid, t in tasks.items()}
+def dependents_of(tasks: Mapping[str, WorkflowTask]) -> dict[str, list[str]]:
+    """Each task's direct dependents, in insertion order (dependency lists are duplicate-free)."""
     dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
     for tid, t in tasks.items():
-        for d in dict.fromkeys(t.dependencies):
+        for d in t.dependencies:
             dependents[d].append(tid)
-    order = [tid for tid, n in indegree.items() if n == 0]
-    i = 0
-    while i < len(order):
-        for nxt in dependents[order[i]]:
-            indegree[nxt] -= 1
-            if indegree[nxt] == 0:
-                order.append(nxt)
-        i += 1
+    return dependents
+
+
+def topological_order(
+    tasks: Mapping[str, WorkflowTask], dependents: Mapping[str, list[str]] | None = None
+) -> list[str]:
+    """Kahn's algorithm, ties in insertion order, so the order is stable for the same input."""
+    if dependents is None:
+        dependents = dependents_of(tasks)
+    indegree = {tid: len(t.dependencies) for tid, t in tasks.items()}
+    order = [tid for tid, n in indegree.items() if not n]
+    append = order.append
+    for tid in order:  # grows while we walk it
+        for nxt in dependents[tid]:
+            n = indegree[nxt] - 1
+            indegree[nxt] = n
+            if not n:
+                append(nxt)
     if len(order) != len(tasks):
         raise CycleError(_find_cycle(tasks, {t for t, n in indegree.items() if n > 0}))
     return order
@@ -115,26 +125,32 @@ def upward_ranks(
     duration: Durations | None = None,
     comm: Callable[[str, str], float] | None = None,
     order: Sequence[str] | None = None,
+    dependents: Mapping[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """Length of the longest path from each task to an exit, the task's own duration included.
 
     With ``duration`` the mean over capable agents and ``comm`` the mean communication cost of
     an edge, this is HEFT's upward rank; with the defaults it is the remaining critical path.
     """
-    duration = duration or _estimate
-    order = order if order is not None else topological_order(tasks)
-    dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
-    for tid in order:
-        for d in tasks[tid].dependencies:
-            dependents[d].append(tid)
+    if dependents is None:
+        dependents = dependents_of(tasks)
+    if order is None:
+        order = topological_order(tasks, dependents)
     rank: dict[str, float] = {}
     for tid in reversed(order):
         best = 0.0
-        for nxt in dependents[tid]:
-            r = rank[nxt] + (comm(tid, nxt) if comm else 0.0)
-            if r > best:
-                best = r
-        rank[tid] = duration(tasks[tid]) + best
+        if comm is None:
+            for nxt in dependents[tid]:
+                r = rank[nxt]
+                if r > best:
+                    best = r
+        else:
+            for nxt in dependents[tid]:
+                r = rank[nxt] + comm(tid, nxt)
+                if r > best:
+                    best = r
+        task = tasks[tid]
+        rank[tid] = (task.estimated_duration if duration is None else duration(task)) + best
     return rank
 
 
@@ -167,12 +183,9 @@ def critical_path(
     if not tasks:
         return [], 0.0
     duration = duration or _estimate
-    order = topological_order(tasks)
-    up = upward_ranks(tasks, duration, order=order)
-    dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
-    for tid in order:
-        for d in tasks[tid].dependencies:
-            dependents[d].append(tid)
+    dependents = dependents_of(tasks)
+    order = topological_order(tasks, dependents)
+    up = upward_ranks(tasks, duration, order=order, dependents=dependents)
     index = {tid: i for i, tid in enumerate(order)}
     entries = [tid for tid in order if not tasks[tid].dependencies]
     current = max(entries, key=lambda t: (up[t], -index[t]))

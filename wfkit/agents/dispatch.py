@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.policies import LeastLoaded, Policy
-from wfkit.graph import topological_order, upward_ranks
+from wfkit.graph import dependents_of, topological_order, upward_ranks
 
 __all__ = ["RunState"]
 
@@ -45,15 +45,12 @@ class RunState:
         self.tasks = tasks
         self.agents = [a for a in agents if a.availability]
         self.policy = policy
-        order = topological_order(tasks)
-        rank = upward_ranks(tasks, order=order)
+        self.dependents = dependents_of(tasks)
+        order = topological_order(tasks, self.dependents)
+        rank = upward_ranks(tasks, order=order, dependents=self.dependents)
         self._entry: dict[str, tuple[float, float, int, str]] = {
             tid: (-t.priority, -rank[tid], i, tid) for i, (tid, t) in enumerate(tasks.items())
         }
-        self.dependents: dict[str, list[str]] = {tid: [] for tid in tasks}
-        for tid in order:
-            for d in dict.fromkeys(tasks[tid].dependencies):
-                self.dependents[d].append(tid)
         self._heaps: dict[frozenset[str], list[tuple[float, float, int, str]]] = {}
         self._candidates: dict[frozenset[str], list[AgentProfile]] = {}
         for t in tasks.values():
@@ -61,6 +58,7 @@ class RunState:
             if sig not in self._heaps:
                 self._heaps[sig] = []
                 self._candidates[sig] = [a for a in self.agents if a.can_run(sig)]
+        self._heap_of = {tid: self._heaps[t.capability_set] for tid, t in tasks.items()}
         self.waiting: dict[str, int] = {}
         self.running: dict[str, AgentProfile] = {}
         self.backoff: set[str] = set()
@@ -70,12 +68,14 @@ class RunState:
         done = set(completed)
         for tid in done:
             self.finished[tid] = "completed"
+        waiting = self.waiting
         for tid, t in tasks.items():
             if tid in done:
                 continue
-            n = sum(1 for d in dict.fromkeys(t.dependencies) if d not in done)
+            deps = t.dependencies
+            n = sum(1 for d in deps if d not in done) if done else len(deps)
             if n:
-                self.waiting[tid] = n
+                waiting[tid] = n
             else:
                 self._push(tid)
         policy.prepare(tasks, self.agents)
@@ -95,32 +95,41 @@ class RunState:
     # -- transitions -----------------------------------------------------------------------
 
     def _push(self, tid: str) -> None:
-        heapq.heappush(self._heaps[self.tasks[tid].capability_set], self._entry[tid])
+        heapq.heappush(self._heap_of[tid], self._entry[tid])
 
     def assign(self) -> list[tuple[WorkflowTask, AgentProfile]]:
         """ready -> running for as many tasks as free capable agents allow, best first."""
         out: list[tuple[WorkflowTask, AgentProfile]] = []
         deferred: list[tuple[frozenset[str], tuple[float, float, int, str]]] = []
+        free: dict[frozenset[str], list[AgentProfile]] = {}  # per class, computed once per call
         heaps = self._heaps
+        select = self.policy.select
         while True:
             best = None
             best_sig: frozenset[str] = frozenset()
-            best_cands: list[AgentProfile] = []
             for sig, heap in heaps.items():
                 if not heap or (best is not None and heap[0] >= best):
                     continue
-                cands = [a for a in self._candidates[sig] if a.current_load < a.capacity]
+                cands = free.get(sig)
+                if cands is None:
+                    cands = free[sig] = [
+                        a for a in self._candidates[sig] if a.current_load < a.capacity
+                    ]
                 if cands:
-                    best, best_sig, best_cands = heap[0], sig, cands
+                    best, best_sig = heap[0], sig
             if best is None:
                 break
             heapq.heappop(heaps[best_sig])
             task = self.tasks[best[3]]
-            agent = self.policy.select(task, best_cands)
+            agent = select(task, free[best_sig])
             if agent is None:
                 deferred.append((best_sig, best))
                 continue
             agent.current_load += 1
+            if agent.current_load >= agent.capacity:
+                for cands in free.values():  # the agent is full now, for every class
+                    if agent in cands:
+                        cands.remove(agent)
             self.running[task.task_id] = agent
             out.append((task, agent))
         if deferred:
@@ -152,7 +161,7 @@ class RunState:
                 continue
             if n == 1:
                 del waiting[nxt]
-                self._push(nxt)
+                heapq.heappush(self._heap_of[nxt], self._entry[nxt])
             else:
                 waiting[nxt] = n - 1
 

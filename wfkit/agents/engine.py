@@ -97,6 +97,8 @@ class WorkflowRun:
         self.run_id = run_id
         self.tasks = tasks
         self.bus = bus
+        # The subscriber list itself (live): a C-level truth test on the hot path.
+        self._listening = bus._subscribers
         self.executor = executor
         self.fail_fast = fail_fast
         self.backoff = backoff
@@ -105,13 +107,14 @@ class WorkflowRun:
         self.results: dict[str, Any] = dict(completed or {})
         self.resumed = tuple(self.results)
         self.state = RunState(tasks, agents, policy, completed=self.resumed)
-        self.records: dict[str, _Record] = {tid: _Record() for tid in tasks}
+        self.records: dict[str, _Record] = {}  # tasks that were started at least once
         self._running: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._done: asyncio.Future[None] | None = None
         self._on_transition = on_transition
         self._rng = random.Random()
         self._stopper: asyncio.Task[None] | None = None
+        self._dispatch_pending = False
         self.started_at = 0.0
         self.finished_at = 0.0
         self.status = "running"
@@ -123,7 +126,7 @@ class WorkflowRun:
         self._loop = loop
         self._done = loop.create_future()
         self.started_at = _now()
-        if self.bus:
+        if self._listening:
             self.bus.emit(
                 RunStarted(
                     self.run_id,
@@ -155,8 +158,11 @@ class WorkflowRun:
     def dispatch(self) -> None:
         """Start every assignment the run state allows now."""
         create = self._loop.create_task
+        records = self.records
         for task, agent in self.state.assign():
-            record = self.records[task.task_id]
+            record = records.get(task.task_id)
+            if record is None:
+                record = records[task.task_id] = _Record()
             record.attempts += 1
             task.status = "running"
             self._running[task.task_id] = create(self._attempt(task, agent, record.attempts))
@@ -178,19 +184,17 @@ class WorkflowRun:
         record.agent_id = agent.agent_id
         if record.started_at is None:
             record.started_at = started
-        if self.bus:
-            self.bus.emit(TaskStarted(self.run_id, started, self.workflow_id, tid, agent.agent_id, attempt))
+        if self._listening:
+            self.bus.emit(
+                TaskStarted(self.run_id, started, self.workflow_id, tid, agent.agent_id, attempt)
+            )
         try:
-            if task.timeout is None:
-                result = await self._call(fn, ctx, agent)
+            if task.timeout is None and is_async_callable(fn):
+                result = await fn(ctx)  # the hot path: no timeout scope, no executor
+                if result is not None and hasattr(result, "__await__"):
+                    result = await result
             else:
-                try:
-                    async with asyncio.timeout(task.timeout) as scope:
-                        result = await self._call(fn, ctx, agent)
-                except TimeoutError:
-                    if scope.expired():
-                        raise TaskTimeoutError(tid, task.timeout) from None
-                    raise
+                result = await self._call(task, fn, ctx, agent)
         except asyncio.CancelledError:
             raise  # the run's _cancel marks it
         except Exception as exc:
@@ -200,7 +204,21 @@ class WorkflowRun:
             self._running.pop(tid, None)
             self._completed(task, agent, attempt, started, result)
 
-    async def _call(self, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile) -> Any:
+    async def _call(
+        self, task: WorkflowTask, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile
+    ) -> Any:
+        """The general path: sync work through the executor, and the task's timeout."""
+        if task.timeout is None:
+            return await self._invoke(fn, ctx, agent)
+        try:
+            async with asyncio.timeout(task.timeout) as scope:
+                return await self._invoke(fn, ctx, agent)
+        except TimeoutError:
+            if scope.expired():
+                raise TaskTimeoutError(task.task_id, task.timeout) from None
+            raise
+
+    async def _invoke(self, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile) -> Any:
         if is_async_callable(fn):
             result = await fn(ctx)
         else:
@@ -217,13 +235,13 @@ class WorkflowRun:
         tid = task.task_id
         end = _now()
         self.results[tid] = result
-        self.records[tid].finished_at = end
-        self.records[tid].error = None
-        self.records[tid].exception = None
+        record = self.records[tid]
+        record.finished_at = end
+        record.error = record.exception = None
         task.status = "completed"
         agent.record_outcome(task, end - started, True)
         self.state.complete(tid)
-        if self.bus:
+        if self._listening:
             self.bus.emit(
                 TaskCompleted(self.run_id, end, self.workflow_id, tid, agent.agent_id, attempt, started, result)
             )
@@ -240,7 +258,7 @@ class WorkflowRun:
         record.finished_at = end
         agent.record_outcome(task, end - started, False)
         final = attempt > task.retries
-        if self.bus:
+        if self._listening:
             self.bus.emit(
                 TaskFailed(
                     self.run_id, end, self.workflow_id, tid, agent.agent_id, attempt, started,
@@ -252,7 +270,7 @@ class WorkflowRun:
             delay *= 0.5 + self._rng.random() / 2  # jitter: spread retries of many tasks
             self.state.retry(tid)
             task.status = "retrying"
-            if self.bus:
+            if self._listening:
                 self.bus.emit(TaskRetrying(self.run_id, end, self.workflow_id, tid, attempt + 1, delay, record.error))
             self._timers[tid] = self._loop.call_later(delay, self._requeue, tid)
             self._advance()
@@ -261,7 +279,7 @@ class WorkflowRun:
         skipped = self.state.fail(tid)
         for sid, reason in skipped:
             self.tasks[sid].status = "skipped"
-            if self.bus:
+            if self._listening:
                 self.bus.emit(TaskSkipped(self.run_id, end, self.workflow_id, sid, reason))
         if self.fail_fast:
             self._stopper = self._loop.create_task(self._fail_fast())
@@ -275,6 +293,15 @@ class WorkflowRun:
         self._advance()
 
     def _advance(self) -> None:
+        """After a transition: dispatch once per loop iteration, however many tasks ended."""
+        if not self._dispatch_pending:
+            self._dispatch_pending = True
+            self._loop.call_soon(self._dispatch_now)
+
+    def _dispatch_now(self) -> None:
+        self._dispatch_pending = False
+        if self.status != "running":
+            return
         self.dispatch()
         if self._on_transition is not None:
             self._on_transition()
@@ -301,15 +328,15 @@ class WorkflowRun:
         now = _now()
         for tid, agent in self.state.cancel_all():
             self.tasks[tid].status = "cancelled"
-            record = self.records[tid]
-            if agent is not None:
+            record = self.records.get(tid)
+            if agent is not None and record is not None:
                 record.finished_at = now
-            if self.bus:
+            if self._listening:
                 self.bus.emit(
                     TaskCancelled(
                         self.run_id, now, self.workflow_id, tid,
-                        agent.agent_id if agent else None, record.attempts,
-                        record.started_at if agent else None,
+                        agent.agent_id if agent else None, record.attempts if record else 0,
+                        record.started_at if agent and record else None,
                     )
                 )
         if self._on_transition is not None:
@@ -318,7 +345,7 @@ class WorkflowRun:
     def _finish(self, status: str) -> None:
         self.status = status
         self.finished_at = _now()
-        if self.bus:
+        if self._listening:
             counts = self.counts()
             self.bus.emit(
                 RunFinished(
@@ -349,25 +376,29 @@ class WorkflowRun:
 
     def result(self) -> RunResult:
         finished = self.state.finished
-        task_results: dict[str, dict[str, Any]] = {}
+        results = self.results
+        records = self.records
+        skip_reason = self.state.skip_reason
         resumed = set(self.resumed)
-        for tid, record in self.records.items():
+        never = _Record()
+        task_results: dict[str, dict[str, Any]] = {}
+        for tid in self.tasks:
+            record = records.get(tid, never)
             status = finished.get(tid, "cancelled")
             started, ended = record.started_at, record.finished_at
+            failed = status == "failed"
             task_results[tid] = {
                 "task_id": tid,
                 "agent_id": record.agent_id,
                 "status": status,
-                "result": self.results.get(tid) if status == "completed" else None,
-                "error": record.error if status == "failed" else (
-                    self.state.skip_reason.get(tid) if status == "skipped" else None
-                ),
+                "result": results.get(tid) if status == "completed" else None,
+                "error": record.error if failed else skip_reason.get(tid),
                 "attempts": record.attempts,
-                "execution_time": (ended - started) if started is not None and ended is not None else 0.0,
+                "execution_time": ended - started if ended is not None else 0.0,
                 "started_at": started,
                 "finished_at": ended,
                 "resumed": tid in resumed,
-                "exception": record.exception if status == "failed" else None,
+                "exception": record.exception if failed else None,
             }
         counts = self.counts()
         total = len(self.tasks)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from wfkit.errors import ValidationError
@@ -19,7 +19,7 @@ from wfkit.errors import ValidationError
 __all__ = ["AgentCapability", "AgentProfile", "WorkflowTask", "TaskContext", "capability_set"]
 
 
-class AgentCapability(str, Enum):
+class AgentCapability(StrEnum):
     """The five standard capabilities. Members compare equal to their plain-string values."""
 
     ANALYSIS = "analysis"
@@ -27,9 +27,6 @@ class AgentCapability(str, Enum):
     VALIDATION = "validation"
     OPTIMIZATION = "optimization"
     COORDINATION = "coordination"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _cap(value: object, owner: str) -> str:
@@ -201,7 +198,7 @@ class WorkflowTask:
                 f"{owner}: dependencies must be a list of task ids, got {self.dependencies!r}"
             )
         else:
-            deps = list(self.dependencies)
+            deps = list(dict.fromkeys(self.dependencies))  # a repeated id is one dependency
             for d in deps:
                 if not isinstance(d, str):
                     raise ValidationError(

@@ -135,16 +135,23 @@ class CollectiveAgentWorkflowOrchestrator:
         return workflow_id
 
     def _check_runnable(self, by_id: dict[str, WorkflowTask]) -> list[AgentProfile]:
+        """Fail before anything starts if a task has no capable agent or nothing to run."""
         agents = [a for a in self.agents.values() if a.availability]
+        have = frozenset().union(*(a.capability_set for a in agents))
+        capable: dict[frozenset[str], tuple[list[AgentProfile], bool]] = {}
         missing: dict[str, list[str]] = {}
         no_work: list[str] = []
         for tid, task in by_id.items():
-            capable = [a for a in agents if a.can_run(task.capability_set)]
-            if not capable:
-                have = set().union(*(a.capability_set for a in agents)) if agents else set()
-                lacking = sorted(task.capability_set - have) or sorted(task.capability_set)
+            sig = task.capability_set
+            entry = capable.get(sig)
+            if entry is None:
+                agents_for = [a for a in agents if a.can_run(sig)]
+                entry = capable[sig] = (agents_for, any(a.handler is None for a in agents_for))
+            agents_for, some_without_handler = entry
+            if not agents_for:
+                lacking = sorted(sig - have) or sorted(sig)
                 missing[tid] = lacking or ["an available agent"]
-            elif task.action is None and any(a.handler is None for a in capable):
+            elif task.action is None and some_without_handler:
                 no_work.append(tid)
         if missing:
             raise MissingCapabilityError(missing)
