@@ -140,16 +140,21 @@ class WorkflowRun:
             )
         for tid in self.resumed:
             self.tasks[tid].status = "completed"
-        self.dispatch()
         try:
+            self.dispatch()
             if not self.state.done:
                 await self._done
+        except Exception:  # a misbehaving policy: stop what we started, then report it
+            await self._cancel("failed")
+            self._finish("failed")
+            raise
         except BaseException:  # cancellation or KeyboardInterrupt: stop everything we started
             await self._cancel("cancelled")
             self._finish("cancelled")
             raise
         if self.status == "running":
-            self._finish("failed" if self._any_failed() else "completed")
+            self.status = "failed" if self._any_failed() else "completed"
+        self._finish(self.status)
         return self.result()
 
     def _any_failed(self) -> bool:
@@ -302,7 +307,12 @@ class WorkflowRun:
         self._dispatch_pending = False
         if self.status != "running":
             return
-        self.dispatch()
+        try:
+            self.dispatch()
+        except Exception as exc:  # surfaces in execute(), which cleans up
+            if self._done is not None and not self._done.done():
+                self._done.set_exception(exc)
+            return
         if self._on_transition is not None:
             self._on_transition()
         if self.state.done and self._done is not None and not self._done.done():

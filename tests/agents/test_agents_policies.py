@@ -1,0 +1,88 @@
+"""Policies: least_loaded, fastest (learned), round_robin, heft and callables."""
+
+from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, WorkflowTask
+from wfkit.events import TaskStarted
+
+
+async def noop(ctx):
+    return None
+
+
+def tasks(n, **kw):
+    return [WorkflowTask(f"t{i}", "", ["work"], 0, 1.0, **kw) for i in range(n)]
+
+
+async def assignments(policy, agents, work):
+    orch = CollectiveAgentWorkflowOrchestrator(policy=policy, progress=False)
+    for a in agents:
+        orch.register_agent(a)
+    events = []
+    orch.subscribe(events.append)
+    await orch.create_workflow("w", work)
+    await orch.execute_workflow("w")
+    return [e.agent_id for e in events if isinstance(e, TaskStarted)], orch
+
+
+async def test_least_loaded_spreads_by_load_ratio():
+    agents = [AgentProfile("big", "", ["work"], capacity=4, handler=noop),
+              AgentProfile("small", "", ["work"], capacity=1, handler=noop)]
+    order, _ = await assignments("least_loaded", agents, tasks(5))
+    # ratios: big 0/4 -> small 0/1 ties broken by registration; then big until it is as full
+    assert order == ["big", "small", "big", "big", "big"]
+
+
+async def test_round_robin_takes_turns():
+    agents = [AgentProfile(f"a{i}", "", ["work"], capacity=5, handler=noop) for i in range(3)]
+    order, _ = await assignments("round_robin", agents, tasks(7))
+    assert order == ["a0", "a1", "a2", "a0", "a1", "a2", "a0"]
+
+
+async def test_fastest_uses_learned_durations():
+    slow = AgentProfile("slow", "", ["work"], capacity=5, handler=noop,
+                        performance_metrics={"speed_ratio": 3.0})
+    fast = AgentProfile("fast", "", ["work"], capacity=5, handler=noop,
+                        performance_metrics={"speed_ratio": 0.5})
+    order, _ = await assignments("fastest", [slow, fast], tasks(4))
+    assert order == ["fast"] * 4
+    # learned per-task durations win over the ratio
+    slow.learned_durations["t0"] = 0.001
+    fast.learned_durations["t0"] = 5.0
+    order, _ = await assignments("fastest", [slow, fast], tasks(1))
+    assert order == ["slow"]
+
+
+async def test_heft_prefers_the_agent_that_finishes_first():
+    a = AgentProfile("a", "", ["work"], capacity=2, handler=noop,
+                     performance_metrics={"speed_ratio": 2.0})
+    b = AgentProfile("b", "", ["work"], capacity=2, handler=noop,
+                     performance_metrics={"speed_ratio": 1.0})
+    order, _ = await assignments("heft", [a, b], tasks(2))
+    assert order[0] == "b"
+
+
+async def test_callable_policy_gets_free_capable_candidates():
+    seen = []
+
+    def pick_last(task, candidates):
+        seen.append([c.agent_id for c in candidates])
+        return candidates[-1]
+
+    agents = [AgentProfile("a", "", ["work"], handler=noop),
+              AgentProfile("b", "", ["work", "x"], handler=noop),
+              AgentProfile("c", "", ["x"], handler=noop)]
+    order, _ = await assignments(pick_last, agents, tasks(2))
+    assert seen[0] == ["a", "b"] and order[0] == "b"
+
+
+async def test_callable_policy_may_return_an_agent_id():
+    agents = [AgentProfile("a", "", ["work"], handler=noop),
+              AgentProfile("b", "", ["work"], handler=noop)]
+    order, _ = await assignments(lambda t, c: "b" if "b" in [x.agent_id for x in c] else c[0],
+                                 agents, tasks(1))
+    assert order == ["b"]
+
+
+async def test_a_deferring_policy_never_stalls_an_idle_run():
+    agents = [AgentProfile("a", "", ["work"], handler=noop)]
+    order, orch = await assignments(lambda t, c: None, agents, tasks(3))
+    assert order == ["a", "a", "a"]
