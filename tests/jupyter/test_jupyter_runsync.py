@@ -53,3 +53,36 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_in_a_script_cancels_cleanly_and_stays_a_keyboard_interrupt():
+    import signal
+
+    script = textwrap.dedent(
+        """
+        import asyncio, sys, wfkit
+        cleaned = []
+
+        async def slow(ctx):
+            try:
+                print("started", flush=True)
+                await asyncio.sleep(60)
+            finally:
+                cleaned.append(ctx.task.task_id)
+
+        orch = wfkit.CollectiveAgentWorkflowOrchestrator(progress=False)
+        orch.register_agent(wfkit.AgentProfile("a", "A", ["w"], capacity=2, handler=slow))
+        wfkit.run_sync(orch.create_workflow(
+            "w", [wfkit.WorkflowTask(f"t{i}", "", ["w"], 0, 1.0) for i in range(3)]))
+        try:
+            wfkit.run_sync(orch.execute_workflow("w"))
+        except KeyboardInterrupt:
+            print("interrupted", orch.workflows["w"]["status"], sorted(cleaned),
+                  orch.agents["a"].current_load, flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert "interrupted cancelled ['t0', 't1'] 0" in out

@@ -22,6 +22,7 @@ from wfkit.errors import (
 from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
 from wfkit.graph import validate_tasks
+from wfkit.jupyter.interrupt import cancel_on_interrupt
 
 __all__ = ["CollectiveAgentWorkflowOrchestrator"]
 
@@ -202,6 +203,7 @@ class CollectiveAgentWorkflowOrchestrator:
         for task in by_id.values():
             task.status = "pending"
         self.executor.reserve(sum(a.capacity for a in agents))
+        releasing = self._prepare_executors(by_id, agents, completed)
         run = WorkflowRun(
             workflow_id=workflow_id,
             run_id=run_id,
@@ -228,9 +230,12 @@ class CollectiveAgentWorkflowOrchestrator:
 
             bar = attach_progress(self, run, explicit=show is True)
         try:
-            result = await run.execute()
+            with cancel_on_interrupt():
+                result = await run.execute()
         finally:
             self._active.pop(workflow_id, None)
+            for executor in releasing:
+                executor.release(run_id)
             if bar is not None:
                 bar()
             wf["status"] = run.status
@@ -238,6 +243,54 @@ class CollectiveAgentWorkflowOrchestrator:
             wf["failed_tasks"] = [t for t, s in run.state.finished.items() if s == "failed"]
         wf["last_result"] = result
         return result
+
+    def _prepare_executors(
+        self, by_id: dict[str, WorkflowTask], agents: list[AgentProfile], done: dict[str, Any]
+    ) -> list[Executor]:
+        """Size the agents' own executors, and let every executor refuse, before anything
+        starts, sync work it cannot send (:meth:`Executor.check`). Returns the executors that
+        keep something per run, to :meth:`Executor.release` when it ends. Executors that
+        override neither hook (the thread pool) cost nothing here."""
+        default = self.executor
+        executors = {id(default): default}
+        slots: dict[int, int] = {}
+        for agent in agents:
+            if agent.executor is not None:
+                executors[id(agent.executor)] = agent.executor
+                slots[id(agent.executor)] = slots.get(id(agent.executor), 0) + agent.capacity
+        for key, n in slots.items():
+            if key != id(default):
+                executors[key].reserve(n)
+        checking = {k for k, ex in executors.items() if type(ex).check is not Executor.check}
+        if checking:
+            from wfkit.agents.engine import is_async_callable
+
+            work: dict[int, list[Any]] = {k: [] for k in checking}
+            groups: dict[frozenset[str], dict[int, list[AgentProfile]]] = {}
+            for tid, task in by_id.items():
+                if tid in done:
+                    continue
+                sig = task.capability_set
+                group = groups.get(sig)
+                if group is None:
+                    group = groups[sig] = {}
+                    for agent in agents:
+                        key = id(agent.executor or default)
+                        if key in checking and agent.can_run(sig):
+                            group.setdefault(key, []).append(agent)
+                for key, capable in group.items():
+                    if task.action is not None:
+                        if not is_async_callable(task.action):
+                            work[key].append((task, capable[0], task.action))
+                        continue
+                    for agent in capable:
+                        fn = agent.handler
+                        if fn is not None and not is_async_callable(fn):
+                            work[key].append((task, agent, fn))
+            for key, items in work.items():
+                if items:
+                    executors[key].check(items)
+        return [ex for ex in executors.values() if type(ex).release is not Executor.release]
 
     def _poke_others(self) -> None:
         for run in list(self._active.values()):

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from wfkit.jupyter.interrupt import INTERRUPT_MESSAGE
+
 __all__ = ["run_sync"]
 
 T = TypeVar("T")
@@ -45,6 +47,10 @@ def _drive(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[Any]) -> Any:
     task = asyncio.ensure_future(awaitable, loop=loop)
     try:
         return loop.run_until_complete(task)
+    except asyncio.CancelledError as exc:
+        if INTERRUPT_MESSAGE in str(exc) or INTERRUPT_MESSAGE in repr(exc.args):
+            raise KeyboardInterrupt from None  # a script's Ctrl-C stays a KeyboardInterrupt
+        raise
     except KeyboardInterrupt:
         task.cancel()
         try:
