@@ -41,12 +41,15 @@ class RunState:
         agents: Sequence[AgentProfile],
         policy: Policy,
         completed: Iterable[str] = (),
+        dependents: Mapping[str, list[str]] | None = None,
+        order: Sequence[str] | None = None,
     ) -> None:
         self.tasks = tasks
         self.agents = [a for a in agents if a.availability]
         self.policy = policy
-        self.dependents = dependents_of(tasks)
-        order = topological_order(tasks, self.dependents)
+        self.dependents = dependents if dependents is not None else dependents_of(tasks)
+        if order is None:
+            order = topological_order(tasks, self.dependents)
         rank = upward_ranks(tasks, order=order, dependents=self.dependents)
         self._entry: dict[str, tuple[float, float, int, str]] = {
             tid: (-t.priority, -rank[tid], i, tid) for i, (tid, t) in enumerate(tasks.items())

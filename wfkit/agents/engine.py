@@ -20,7 +20,7 @@ from wfkit.agents.dispatch import RunState
 from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
 from wfkit.agents.policies import Policy
 from wfkit.agents.results import RunResult
-from wfkit.errors import TaskTimeoutError
+from wfkit.errors import TaskTimeoutError, WorkerLostError
 from wfkit.events import (
     EventBus,
     RunFinished,
@@ -92,6 +92,8 @@ class WorkflowRun:
         backoff: float = 0.1,
         max_backoff: float = 30.0,
         on_transition: Callable[[], None] | None = None,
+        dependents: Mapping[str, list[str]] | None = None,
+        order: list[str] | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self.run_id = run_id
@@ -106,7 +108,9 @@ class WorkflowRun:
         self.policy = policy
         self.results: dict[str, Any] = dict(completed or {})
         self.resumed = tuple(self.results)
-        self.state = RunState(tasks, agents, policy, completed=self.resumed)
+        self.state = RunState(
+            tasks, agents, policy, completed=self.resumed, dependents=dependents, order=order
+        )
         self.records: dict[str, _Record] = {}  # tasks that were started at least once
         self._running: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -115,6 +119,7 @@ class WorkflowRun:
         self._rng = random.Random()
         self._stopper: asyncio.Task[None] | None = None
         self._dispatch_pending = False
+        self._lost: dict[str, int] = {}  # attempts whose worker died, per task
         self.started_at = 0.0
         self.finished_at = 0.0
         self.status = "running"
@@ -170,22 +175,23 @@ class WorkflowRun:
                 record = records[task.task_id] = _Record()
             record.attempts += 1
             task.status = "running"
-            self._running[task.task_id] = create(self._attempt(task, agent, record.attempts))
+            self._running[task.task_id] = create(self._attempt(task, agent, record))
 
-    async def _attempt(self, task: WorkflowTask, agent: AgentProfile, attempt: int) -> None:
+    async def _attempt(self, task: WorkflowTask, agent: AgentProfile, record: _Record) -> None:
         tid = task.task_id
         results = self.results
+        attempt = record.attempts
+        deps = task.dependencies
         ctx = TaskContext(
             task,
             agent,
-            {d: results[d] for d in task.dependencies},
+            {d: results[d] for d in deps} if deps else {},
             attempt,
             self.run_id,
             self.workflow_id,
         )
         fn = task.action or agent.handler
         started = _now()
-        record = self.records[tid]
         record.agent_id = agent.agent_id
         if record.started_at is None:
             record.started_at = started
@@ -203,11 +209,11 @@ class WorkflowRun:
         except asyncio.CancelledError:
             raise  # the run's _cancel marks it
         except Exception as exc:
-            self._running.pop(tid, None)
+            del self._running[tid]
             self._failed(task, agent, attempt, started, exc)
         else:
-            self._running.pop(tid, None)
-            self._completed(task, agent, attempt, started, result)
+            del self._running[tid]
+            self._completed(task, agent, record, started, result)
 
     async def _call(
         self, task: WorkflowTask, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile
@@ -235,12 +241,11 @@ class WorkflowRun:
     # -- outcomes: each applies one transition, then dispatches ------------------------------
 
     def _completed(
-        self, task: WorkflowTask, agent: AgentProfile, attempt: int, started: float, result: Any
+        self, task: WorkflowTask, agent: AgentProfile, record: _Record, started: float, result: Any
     ) -> None:
         tid = task.task_id
         end = _now()
         self.results[tid] = result
-        record = self.records[tid]
         record.finished_at = end
         record.error = record.exception = None
         task.status = "completed"
@@ -248,7 +253,10 @@ class WorkflowRun:
         self.state.complete(tid)
         if self._listening:
             self.bus.emit(
-                TaskCompleted(self.run_id, end, self.workflow_id, tid, agent.agent_id, attempt, started, result)
+                TaskCompleted(
+                    self.run_id, end, self.workflow_id, tid, agent.agent_id, record.attempts,
+                    started, result,
+                )
             )
         self._advance()
 
@@ -262,7 +270,10 @@ class WorkflowRun:
         record.exception = exc
         record.finished_at = end
         agent.record_outcome(task, end - started, False)
-        final = attempt > task.retries
+        lost = self._lost
+        if isinstance(exc, WorkerLostError) and lost.get(tid, 0) < exc.retries:
+            lost[tid] = lost.get(tid, 0) + 1  # its worker died: not the task's fault, not counted
+        final = attempt > task.retries + lost.get(tid, 0)
         if self._listening:
             self.bus.emit(
                 TaskFailed(

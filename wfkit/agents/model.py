@@ -144,20 +144,20 @@ class AgentProfile:
         """Fold one observed attempt into ``performance_metrics`` (running means)."""
         m = self.performance_metrics
         if success:
-            n = m["tasks_completed"] + 1
-            m["tasks_completed"] = n
-            m["total_duration"] += duration
-            m["avg_duration"] = m["total_duration"] / n
-            if task.estimated_duration > 0:
-                m["speed_ratio"] += (duration / task.estimated_duration - m["speed_ratio"]) / n
-            prev = self.learned_durations.get(task.task_id)
-            self.learned_durations[task.task_id] = (
-                duration if prev is None else prev + 0.5 * (duration - prev)
-            )
+            n = m["tasks_completed"] = m["tasks_completed"] + 1
+            total = m["total_duration"] = m["total_duration"] + duration
+            m["avg_duration"] = total / n
+            estimate = task.estimated_duration
+            if estimate > 0:
+                ratio = m["speed_ratio"]
+                m["speed_ratio"] = ratio + (duration / estimate - ratio) / n
+            learned = self.learned_durations
+            prev = learned.get(task.task_id)
+            learned[task.task_id] = duration if prev is None else (prev + duration) / 2
+            m["success_rate"] = n / (n + m["tasks_failed"])
         else:
-            m["tasks_failed"] += 1
-        total = m["tasks_completed"] + m["tasks_failed"]
-        m["success_rate"] = m["tasks_completed"] / total if total else 1.0
+            failed = m["tasks_failed"] = m["tasks_failed"] + 1
+            m["success_rate"] = m["tasks_completed"] / (m["tasks_completed"] + failed)
 
 
 @dataclass(eq=False)

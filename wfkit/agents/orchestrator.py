@@ -21,7 +21,7 @@ from wfkit.errors import (
 )
 from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
-from wfkit.graph import validate_tasks
+from wfkit.graph import check_tasks, dependents_of, topological_order
 from wfkit.jupyter.interrupt import cancel_on_interrupt
 
 __all__ = ["CollectiveAgentWorkflowOrchestrator"]
@@ -122,7 +122,9 @@ class CollectiveAgentWorkflowOrchestrator:
             raise WfkitError(
                 f"workflow {workflow_id!r} is running; wait for it before replacing it"
             )
-        by_id = validate_tasks(tasks)
+        by_id = check_tasks(tasks)
+        dependents = dependents_of(by_id)
+        order = topological_order(by_id, dependents)  # raises CycleError
         self.workflows[workflow_id] = {
             "workflow_id": workflow_id,
             "tasks": list(by_id.values()),
@@ -132,6 +134,8 @@ class CollectiveAgentWorkflowOrchestrator:
             "failed_tasks": [],
             "runs": [],
             "_by_id": by_id,
+            "_dependents": dependents,
+            "_order": order,
         }
         return workflow_id
 
@@ -217,6 +221,8 @@ class CollectiveAgentWorkflowOrchestrator:
             backoff=self.backoff,
             max_backoff=self.max_backoff,
             on_transition=self._poke_others if self._active else None,
+            dependents=wf["_dependents"],
+            order=wf["_order"],
         )
         wf["status"] = "running"
         wf["runs"].append(run_id)
