@@ -8,7 +8,7 @@ cycle's members in order when validation finds one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wfkit.errors import CycleError, DuplicateTaskError, UnknownDependencyError, ValidationError
 
@@ -19,12 +19,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "validate_tasks",
+    "check_tasks",
     "dependents_of",
     "topological_order",
     "layers",
     "upward_ranks",
     "downward_ranks",
     "critical_path",
+    "mean_durations",
+    "lower_bounds",
     "lower_bound",
     "to_networkx",
 ]
@@ -37,6 +40,13 @@ def validate_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:
 
     Raises DuplicateTaskError, UnknownDependencyError or CycleError (with ``.cycle``).
     """
+    by_id = check_tasks(tasks)
+    topological_order(by_id)  # raises CycleError
+    return by_id
+
+
+def check_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:
+    """Types, duplicate ids and unknown dependencies (everything but cycles)."""
     from wfkit.agents.model import WorkflowTask
 
     if isinstance(tasks, Mapping):
@@ -55,7 +65,6 @@ def validate_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:
         missing = [d for d in task.dependencies if d not in by_id]
         if missing:
             raise UnknownDependencyError(task.task_id, missing)
-    topological_order(by_id)  # raises CycleError
     return by_id
 
 
@@ -176,8 +185,12 @@ def downward_ranks(
 def critical_path(
     tasks: Mapping[str, WorkflowTask] | Iterable[WorkflowTask],
     duration: Durations | None = None,
+    comm: Callable[[str, str], float] | None = None,
 ) -> tuple[list[str], float]:
-    """The longest chain of dependent tasks by duration, and its length."""
+    """The longest chain of dependent tasks by duration (plus ``comm`` per edge), and its length.
+
+    Ties go to the task that comes first in topological order, so the answer is stable.
+    """
     if not isinstance(tasks, Mapping):
         tasks = {t.task_id: t for t in tasks}
     if not tasks:
@@ -185,44 +198,118 @@ def critical_path(
     duration = duration or _estimate
     dependents = dependents_of(tasks)
     order = topological_order(tasks, dependents)
-    up = upward_ranks(tasks, duration, order=order, dependents=dependents)
+    up = upward_ranks(tasks, duration, comm, order=order, dependents=dependents)
     index = {tid: i for i, tid in enumerate(order)}
     entries = [tid for tid in order if not tasks[tid].dependencies]
     current = max(entries, key=lambda t: (up[t], -index[t]))
     path = [current]
     while dependents[current]:
-        current = max(dependents[current], key=lambda t: (up[t], -index[t]))
+        here = current
+        current = max(
+            dependents[here],
+            key=lambda t: (up[t] + (comm(here, t) if comm else 0.0), -index[t]),
+        )
         path.append(current)
     return path, up[path[0]]
+
+
+AgentDurations = Callable[["WorkflowTask", "AgentProfile"], float]
+
+
+def _capable(
+    tasks: Mapping[str, WorkflowTask], agents: Sequence[AgentProfile]
+) -> dict[frozenset[str], list[AgentProfile]]:
+    """Available agents able to run each distinct set of required capabilities."""
+    pool = [a for a in agents if a.availability]
+    out: dict[frozenset[str], list[AgentProfile]] = {}
+    for t in tasks.values():
+        sig = t.capability_set
+        if sig not in out:
+            out[sig] = [a for a in pool if a.can_run(sig)]
+    return out
+
+
+def mean_durations(
+    tasks: Mapping[str, WorkflowTask],
+    agents: Sequence[AgentProfile],
+    agent_duration: AgentDurations,
+) -> dict[str, float]:
+    """Each task's mean duration over the available agents able to run it (HEFT's w-bar).
+
+    A task no agent can run gets its ``estimated_duration``.
+    """
+    capable = _capable(tasks, agents)
+    out: dict[str, float] = {}
+    for tid, t in tasks.items():
+        cands = capable[t.capability_set]
+        out[tid] = (
+            sum(agent_duration(t, a) for a in cands) / len(cands)
+            if cands
+            else float(t.estimated_duration)
+        )
+    return out
+
+
+def lower_bounds(
+    tasks: Mapping[str, WorkflowTask] | Iterable[WorkflowTask],
+    agents: Sequence[AgentProfile],
+    duration: Durations | None = None,
+    *,
+    agent_duration: AgentDurations | None = None,
+) -> dict[str, Any]:
+    """The makespan lower bounds one by one, so that a report can say which one binds.
+
+    Returns ``critical_path`` (its length), ``total`` (total work / total capacity),
+    ``classes`` ({required capabilities: bound}) and ``bound`` (the largest). With
+    ``agent_duration(task, agent)`` (heterogeneous agents) each task counts with its shortest
+    duration on an agent able to run it, so every figure stays a valid bound. The class bound
+    for a set of required capabilities divides the work of every task that only those agents
+    can run by their capacity. Communication costs are not counted: co-located tasks pay none.
+    """
+    if not isinstance(tasks, Mapping):
+        tasks = {t.task_id: t for t in tasks}
+    capable = _capable(tasks, agents)
+    if agent_duration is not None:
+        fastest: dict[str, float] = {}
+        for tid, t in tasks.items():
+            cands = capable[t.capability_set]
+            fastest[tid] = (
+                min(agent_duration(t, a) for a in cands) if cands else float(t.estimated_duration)
+            )
+        duration = lambda t: fastest[t.task_id]  # noqa: E731
+    duration = duration or _estimate
+    _, cp = critical_path(tasks, duration) if tasks else ([], 0.0)
+    work = {tid: float(duration(t)) for tid, t in tasks.items()}
+    total_capacity = sum(a.capacity for a in agents if a.availability)
+    total = sum(work.values()) / total_capacity if total_capacity else 0.0
+    # every task is confined to the agents able to run it; group tasks by that agent set
+    sets = {sig: frozenset(a.agent_id for a in cands) for sig, cands in capable.items()}
+    capacity = {sig: sum(a.capacity for a in cands) for sig, cands in capable.items()}
+    work_by_sig: dict[frozenset[str], float] = {}
+    for tid, t in tasks.items():
+        work_by_sig[t.capability_set] = work_by_sig.get(t.capability_set, 0.0) + work[tid]
+    classes: dict[frozenset[str], float] = {}
+    for sig, agents_of in sets.items():
+        if not capacity[sig]:
+            continue
+        confined = sum(w for other, w in work_by_sig.items() if sets[other] <= agents_of)
+        classes[sig] = confined / capacity[sig]
+    bound = float(max([cp, total, *classes.values()]))
+    return {"critical_path": float(cp), "total": total, "classes": classes, "bound": bound}
 
 
 def lower_bound(
     tasks: Mapping[str, WorkflowTask] | Iterable[WorkflowTask],
     agents: Sequence[AgentProfile],
     duration: Durations | None = None,
+    *,
+    agent_duration: AgentDurations | None = None,
 ) -> float:
     """max(critical path, total work / total capacity), also per capability class.
 
-    For each distinct set of required capabilities, the work of the tasks needing it is divided
-    by the capacity of the agents able to run them: no schedule can beat the largest quotient.
+    No schedule on these agents can finish sooner; see :func:`lower_bounds` for the parts.
     """
-    if not isinstance(tasks, Mapping):
-        tasks = {t.task_id: t for t in tasks}
-    duration = duration or _estimate
-    _, cp = critical_path(tasks, duration)
-    bound = cp
-    total_capacity = sum(a.capacity for a in agents if a.availability) or 1
-    bound = max(bound, sum(duration(t) for t in tasks.values()) / total_capacity)
-    by_class: dict[frozenset[str], float] = {}
-    for t in tasks.values():
-        by_class[t.capability_set] = by_class.get(t.capability_set, 0.0) + duration(t)
-    for caps, work in by_class.items():
-        # every task whose needs include `caps`' superset competes for the same agents too,
-        # but the per-class quotient alone is already a valid bound
-        cap = sum(a.capacity for a in agents if a.availability and caps <= a.capability_set)
-        if cap:
-            bound = max(bound, work / cap)
-    return bound
+    return float(lower_bounds(tasks, agents, duration, agent_duration=agent_duration)["bound"])
 
 
 def to_networkx(tasks: Mapping[str, WorkflowTask] | Iterable[WorkflowTask]) -> nx.DiGraph:
