@@ -11,22 +11,31 @@ describes the problem as attributes, and says in its message what to change::
     │   ├── MissingCapabilityError             .missing  {task_id: [capability, ...]}
     │   ├── UnknownPolicyError                 .name, .valid
     │   ├── SpecError                          .path, .line  (the `wfkit run` spec loader)
-    │   └── ScheduleError                      bad simulate / plan_schedule input
+    │   ├── ScheduleError                      bad simulate / plan_schedule input
+    │   ├── ConditionError                     .path, .condition  (wfkit.conditions)
+    │   ├── FrameError                         .missing, .columns  (a frame a figure cannot use)
+    │   └── IntegrationConfigError (also IntegrationError)  .endpoint_id, .flow_id, .field
+    │       └── UnknownEndpointError           .flow_id, .missing
     ├── UnknownWorkflowError (also KeyError)   .workflow_id
     ├── PolicyError                            a policy returned an agent it was not offered
     ├── TaskError                              .task_id   (stored in task results, not raised)
     │   ├── TaskTimeoutError                   .timeout
-    │   └── TaskNotSendableError               the executor cannot ship the task's work
+    │   ├── TaskNotSendableError               .executor  the executor cannot ship the work
+    │   └── WorkerLostError                    .worker, .retries  (retried by the engine)
     ├── StoreError                             .path      (not a wfkit store, corrupt, too new)
     ├── ResumeError                            nothing to resume, or the tasks changed
     ├── IntegrationError                       .endpoint_id
     │   ├── EndpointError                      .status (HTTP status, when there is one)
     │   ├── SchemaValidationError              .path, .value
-    │   └── NoRouteError
+    │   ├── NoRouteError
+    │   └── UnknownFlowError (also KeyError)   .flow_id
     ├── CoordinationError
     │   ├── DeadlockError                      .cycle
-    │   └── ResourceTimeoutError               .resource_id, .participant, .timeout
-    └── MissingDependencyError (ImportError)   .package, .extra  (an optional extra is absent)
+    │   ├── ResourceTimeoutError               .resource_id, .participant, .timeout
+    │   ├── LeaseExpiredError                  .resource_id, .participant, .lease
+    │   └── UnknownSessionError (also KeyError) .session_id
+    ├── MissingDependencyError (ImportError)   .package, .extra  (an optional extra is absent)
+    └── BrowserNotFoundError (also RuntimeError)  .browser_path  (static image export)
 """
 
 from __future__ import annotations
@@ -44,11 +53,16 @@ __all__ = [
     "UnknownPolicyError",
     "SpecError",
     "ScheduleError",
+    "ConditionError",
+    "IntegrationConfigError",
+    "UnknownEndpointError",
+    "UnknownFlowError",
     "UnknownWorkflowError",
     "PolicyError",
     "TaskError",
     "TaskTimeoutError",
     "TaskNotSendableError",
+    "WorkerLostError",
     "StoreError",
     "ResumeError",
     "IntegrationError",
@@ -58,7 +72,11 @@ __all__ = [
     "CoordinationError",
     "DeadlockError",
     "ResourceTimeoutError",
+    "LeaseExpiredError",
+    "UnknownSessionError",
     "MissingDependencyError",
+    "FrameError",
+    "BrowserNotFoundError",
 ]
 
 
@@ -168,7 +186,37 @@ class TaskTimeoutError(TaskError, TimeoutError):
 
 
 class TaskNotSendableError(TaskError):
-    """The executor cannot ship a task's work (for example an unpicklable closure)."""
+    """The executor cannot ship a task's work (for example an unpicklable closure).
+
+    Raised by ``execute_workflow`` before anything starts when the work itself cannot be sent;
+    stored as the task's error when a dependency result or a return value cannot be.
+    """
+
+    def __init__(
+        self, message: str, *, task_id: str | None = None, executor: str | None = None
+    ) -> None:
+        self.executor = executor
+        super().__init__(message, task_id=task_id)
+
+
+class WorkerLostError(TaskError):
+    """The process or cluster worker running an attempt died; the attempt never finished.
+
+    Not the task's fault: the engine retries it up to ``.retries`` times on top of the task's
+    own ``retries`` (a task that keeps killing its workers then fails like any other).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str | None = None,
+        worker: str | None = None,
+        retries: int = 3,
+    ) -> None:
+        self.worker = worker
+        self.retries = retries
+        super().__init__(message, task_id=task_id)
 
 
 class StoreError(WfkitError):
@@ -214,6 +262,55 @@ class NoRouteError(IntegrationError):
     """No routing rule matched and the flow has no default route."""
 
 
+class ConditionError(ValidationError):
+    """A malformed declarative condition; ``.path`` says where in it (``$.all[1].not``)."""
+
+    def __init__(self, message: str, *, path: str = "$", condition: Any = None) -> None:
+        self.path = path
+        self.condition = condition
+        super().__init__(f"malformed condition at {path}: {message}")
+
+
+class IntegrationConfigError(IntegrationError, ValidationError):
+    """An endpoint, transformation or flow that cannot work; raised before any message moves."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint_id: str | None = None,
+        flow_id: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.flow_id = flow_id
+        self.field = field
+        super().__init__(message, endpoint_id=endpoint_id)
+
+
+class UnknownEndpointError(IntegrationConfigError):
+    def __init__(self, flow_id: str, missing: Iterable[str], known: Iterable[str] = ()) -> None:
+        self.missing = sorted(set(missing))
+        known = sorted(known)
+        names = ", ".join(map(repr, self.missing))
+        hint = f" (registered: {', '.join(map(repr, known))})" if known else " (none registered)"
+        super().__init__(
+            f"flow {flow_id!r} refers to unknown endpoint(s) {names}{hint}: "
+            f"register_endpoint(IntegrationEndpoint(...)) first or fix the id",
+            flow_id=flow_id,
+        )
+
+
+class UnknownFlowError(IntegrationError, KeyError):
+    def __init__(self, flow_id: str, known: Iterable[str] = ()) -> None:
+        self.flow_id = flow_id
+        known = sorted(known)
+        hint = f" (known: {', '.join(map(repr, known))})" if known else ""
+        super().__init__(f"no flow {flow_id!r}{hint}: call create_flow(IntegrationFlow(...)) first")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
 class CoordinationError(WfkitError):
     """Misuse of sessions, shared state or shared resources."""
 
@@ -240,6 +337,32 @@ class ResourceTimeoutError(CoordinationError, TimeoutError):
         )
 
 
+class LeaseExpiredError(CoordinationError):
+    def __init__(self, resource_id: str, participant: str, lease: float) -> None:
+        self.resource_id = resource_id
+        self.participant = participant
+        self.lease = lease
+        super().__init__(
+            f"{participant!r} held resource {resource_id!r} past its lease of {lease:g} s, so "
+            f"it was handed to the next waiter while {participant!r} still used it; raise "
+            f"lease=, call grant.renew() inside long critical sections, or do less while holding"
+        )
+
+
+class UnknownSessionError(CoordinationError, KeyError):
+    def __init__(self, session_id: object, known: Iterable[str] = ()) -> None:
+        self.session_id = session_id
+        known = sorted(known)
+        hint = f" (known: {', '.join(map(repr, known[:10]))})" if known else ""
+        super().__init__(
+            f"no coordination session {session_id!r}{hint}: use the id returned by "
+            f"create_coordination_session(participants, coordination_type)"
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
 class MissingDependencyError(WfkitError, ImportError):
     def __init__(self, package: str, extra: str | None = None, purpose: str = "") -> None:
         self.package = package
@@ -247,3 +370,34 @@ class MissingDependencyError(WfkitError, ImportError):
         target = f"'wfkit[{extra}]'" if extra else package
         why = f" for {purpose}" if purpose else ""
         super().__init__(f"{package} is needed{why}: pip install {target}")
+
+
+class FrameError(ValidationError):
+    """A DataFrame that lacks the columns a figure needs (``.missing``; ``.columns`` it has)."""
+
+    def __init__(self, what: str, missing: Iterable[str], columns: Iterable[str]) -> None:
+        self.missing = sorted(missing)
+        self.columns = list(columns)
+        super().__init__(
+            f"{what} needs the column(s) {', '.join(map(repr, self.missing))}; this frame has "
+            f"{', '.join(map(repr, self.columns)) or 'no columns'}. Pass a frame from "
+            f"AdvancedWorkflowMetrics or RunStore (task_frame(), agent_load_frame(), "
+            f"workflow_frame())"
+        )
+
+
+class BrowserNotFoundError(WfkitError, RuntimeError):
+    """Static image export (kaleido) found no Chromium-based browser to render with."""
+
+    def __init__(self, browser_path: str | None = None) -> None:
+        self.browser_path = browser_path
+        where = (
+            f"BROWSER_PATH={browser_path!r} is not an executable browser"
+            if browser_path
+            else "no Chrome or Chromium executable was found"
+        )
+        super().__init__(
+            f"static image export renders with a Chromium-based browser, but {where}. "
+            f"Install one: apt-get install chromium (Debian/Ubuntu; other systems: install "
+            f"Chrome or Chromium), or set BROWSER_PATH to a browser executable"
+        )

@@ -1,0 +1,384 @@
+"""Running a session's tasks: dependencies, coordination types, conditions, results.
+
+A :class:`SessionRunner` drives the pending tasks of one session until none is left: a task
+starts once every dependency has finished; if a dependency did not complete, the task is
+skipped with the reason. Independent tasks run at once, started in the order they were added.
+Tasks added while the runner works are picked up (the manager calls :meth:`kick`).
+
+Task transitions happen in one place each: ``_start`` (pending -> running), ``_skip``
+(pending/running -> skipped), ``_finish`` (running -> completed/failed) and ``_cancel``
+(running -> cancelled). The runner owns every asyncio task it starts: when it is cancelled it
+cancels them, waits for them, marks them cancelled and re-raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from wfkit.agents.engine import describe_error, is_async_callable
+from wfkit.conditions import evaluate
+from wfkit.coordination.model import (
+    CollaborationTask,
+    CoordinationSession,
+    CoordinationType,
+    ParticipantContext,
+)
+from wfkit.errors import CoordinationError, TaskTimeoutError
+
+if TYPE_CHECKING:
+    from wfkit.coordination.manager import CoordinationCollaborationManager
+
+__all__ = ["SessionRunner", "SessionResult", "session_result"]
+
+_FINISHED = frozenset({"completed", "failed", "skipped", "cancelled"})
+_now = time.time
+
+
+class SessionResult(dict):
+    """What ``run_session`` returns: a plain dict with ``session_id``, ``status``,
+    ``task_results``, counts and the final ``shared_state``, plus :meth:`frame`."""
+
+    @property
+    def status(self) -> str:
+        return self["status"]
+
+    @property
+    def task_results(self) -> dict[str, dict[str, Any]]:
+        return self["task_results"]
+
+    def frame(self) -> Any:
+        """One row per (task, participant) as a pandas DataFrame."""
+        import pandas as pd
+
+        rows = []
+        for tid, rec in self["task_results"].items():
+            parts = rec["participants"] or {None: {}}
+            for name, p in parts.items():
+                rows.append(
+                    {
+                        "task_id": tid,
+                        "task_status": rec["status"],
+                        "participant": name,
+                        "status": p.get("status"),
+                        "result": p.get("result"),
+                        "error": p.get("error") or (rec["reason"] if name is None else None),
+                        "started_at": p.get("started_at"),
+                        "finished_at": p.get("finished_at"),
+                    }
+                )
+        df = pd.DataFrame(
+            rows,
+            columns=[
+                "task_id", "task_status", "participant", "status", "result", "error",
+                "started_at", "finished_at",
+            ],
+        )
+        for col in ("started_at", "finished_at"):
+            df[col] = pd.to_datetime(df[col], unit="s", utc=True)
+        return df
+
+    def __repr__(self) -> str:
+        return (
+            f"<SessionResult {self.get('session_id')!r} {self.get('status')}: "
+            f"{self.get('completed_tasks')}/{self.get('total_tasks')} completed, "
+            f"{self.get('failed_tasks')} failed, {self.get('skipped_tasks')} skipped>"
+        )
+
+
+def session_result(session: CoordinationSession) -> SessionResult:
+    """The session's current outcome (every task, finished or not)."""
+    counts = dict.fromkeys(("completed", "failed", "skipped", "cancelled", "pending"), 0)
+    task_results: dict[str, dict[str, Any]] = {}
+    for tid, task in session.tasks.items():
+        rec = session.task_results.get(tid) or _new_record(task)
+        task_results[tid] = {**rec, "participants": {k: dict(v) for k, v in rec["participants"].items()}}
+        counts[task.status if task.status in counts else "pending"] += 1
+    snap = session.shared_state.read()
+    started = [r["started_at"] for r in task_results.values() if r["started_at"] is not None]
+    ended = [r["finished_at"] for r in task_results.values() if r["finished_at"] is not None]
+    return SessionResult(
+        session_id=session.session_id,
+        coordination_type=session.coordination_type.value,
+        status=session.status,
+        total_tasks=len(session.tasks),
+        completed_tasks=counts["completed"],
+        failed_tasks=counts["failed"],
+        skipped_tasks=counts["skipped"],
+        cancelled_tasks=counts["cancelled"],
+        pending_tasks=counts["pending"],
+        task_results=task_results,
+        shared_state=snap.data,
+        version=snap.version,
+        started_at=min(started) if started else None,
+        finished_at=max(ended) if ended else None,
+        error=session.error,
+    )
+
+
+def _new_record(task: CollaborationTask) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "description": task.description,
+        "status": task.status,
+        "participants": {},
+        "results": {},
+        "result": None,
+        "error": None,
+        "reason": None,
+        "shared_version": None,
+        "started_at": None,
+        "finished_at": None,
+    }
+
+
+class SessionRunner:
+    """Runs the pending tasks of one session until none is left (see the module docstring)."""
+
+    def __init__(
+        self, manager: CoordinationCollaborationManager, session: CoordinationSession
+    ) -> None:
+        self.manager = manager
+        self.session = session
+        self._kick: asyncio.Future[None] | None = None
+
+    def kick(self) -> None:
+        """A task was added: look for ready tasks now rather than when a running one ends."""
+        if self._kick is not None and not self._kick.done():
+            self._kick.set_result(None)
+
+    async def run(self) -> None:
+        session = self.session
+        session.status = "running"
+        session.error = None
+        loop = asyncio.get_running_loop()
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                for task in self._ready():
+                    running.add(loop.create_task(self._run_task(task)))
+                if not running:
+                    break
+                self._kick = loop.create_future()
+                done, _ = await asyncio.wait(
+                    [*running, self._kick], return_when=asyncio.FIRST_COMPLETED
+                )
+                for t in done:
+                    if t is not self._kick:
+                        running.discard(t)  # type: ignore[arg-type]
+                        t.result()  # _run_task records failures; anything else is a bug
+        except BaseException:
+            for t in running:
+                t.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            for task in session.tasks.values():
+                if task.status == "running":  # never started its participants
+                    self._cancel(task)
+            session.status = "cancelled"
+            raise
+        finally:
+            if self._kick is not None and not self._kick.done():
+                self._kick.cancel()
+            self._kick = None
+        statuses = [t.status for t in session.tasks.values()]
+        session.status = "failed" if "failed" in statuses else "completed"
+
+    def _ready(self) -> list[CollaborationTask]:
+        """Pending tasks whose dependencies have all finished; skip those that cannot run.
+
+        One pass in insertion order reaches the fixpoint: dependencies are always added first.
+        """
+        tasks = self.session.tasks
+        ready = []
+        for task in tasks.values():
+            if task.status != "pending":
+                continue
+            deps = [tasks[d] for d in task.dependencies]
+            if any(d.status not in _FINISHED for d in deps):
+                continue
+            bad = [d for d in deps if d.status != "completed"]
+            if bad:
+                d = bad[0]
+                verb = {"failed": "failed", "skipped": "was skipped", "cancelled": "was cancelled"}
+                self._skip(task, f"dependency {d.task_id!r} {verb[d.status]}")
+                continue
+            self._start(task)
+            ready.append(task)
+        return ready
+
+    # -- transitions -------------------------------------------------------------------------
+
+    def _record(self, task: CollaborationTask) -> dict[str, Any]:
+        rec = self.session.task_results.get(task.task_id)
+        if rec is None:
+            rec = self.session.task_results[task.task_id] = _new_record(task)
+        return rec
+
+    def _start(self, task: CollaborationTask) -> None:
+        rec = self._record(task)
+        task.status = rec["status"] = "running"
+        rec["started_at"] = _now()
+
+    def _skip(self, task: CollaborationTask, reason: str) -> None:
+        rec = self._record(task)
+        task.status = rec["status"] = "skipped"
+        rec["reason"] = reason
+        rec["finished_at"] = _now()
+
+    def _finish(self, task: CollaborationTask, result: Any) -> None:
+        rec = self._record(task)
+        parts = rec["participants"]
+        failed = [n for n, p in parts.items() if p["status"] == "failed"]
+        rec["results"] = {n: p["result"] for n, p in parts.items() if p["status"] == "completed"}
+        task.results = dict(rec["results"])
+        rec["result"] = result
+        if failed:
+            rec["error"] = f"{failed[0]}: {parts[failed[0]]['error']}"
+            rec["failed_participants"] = failed
+        task.status = rec["status"] = "failed" if failed else "completed"
+        rec["shared_version"] = self.session.shared_state.version
+        rec["finished_at"] = _now()
+
+    def _fail(self, task: CollaborationTask, exc: Exception) -> None:
+        rec = self._record(task)
+        rec["error"] = describe_error(exc)
+        rec["exception"] = exc
+        task.status = rec["status"] = "failed"
+        rec["finished_at"] = _now()
+
+    def _cancel(self, task: CollaborationTask) -> None:
+        rec = self._record(task)
+        for p in rec["participants"].values():
+            if p["status"] in ("running", "pending"):
+                p["status"] = "cancelled"
+        task.status = rec["status"] = "cancelled"
+        rec["finished_at"] = _now()
+
+    # -- one task ----------------------------------------------------------------------------
+
+    async def _run_task(self, task: CollaborationTask) -> None:
+        session = self.session
+        inputs = {d: session.task_results[d]["result"] for d in task.dependencies}
+        names = task.assigned_participants or list(session.participants)
+        try:
+            missing = [n for n in names if n not in self.manager.participants]
+            if missing:
+                raise CoordinationError(
+                    f"participant(s) {', '.join(map(repr, missing))} of task {task.task_id!r} "
+                    f"have no handler: call register_participant(name, handler) first"
+                )
+            if task.condition is not None:
+                holds, why = await self._condition(task, inputs)
+                if not holds:
+                    self._skip(task, why)
+                    return
+            mode = session.coordination_type
+            if mode in (CoordinationType.SEQUENTIAL, CoordinationType.CONDITIONAL):
+                result = await self._sequential(task, names, inputs)
+            else:
+                result = await self._together(task, names, inputs)
+        except asyncio.CancelledError:
+            self._cancel(task)
+            raise
+        except Exception as exc:  # a condition that raised, a missing handler
+            self._fail(task, exc)
+            return
+        self._finish(task, result)
+
+    async def _condition(
+        self, task: CollaborationTask, inputs: Mapping[str, Any]
+    ) -> tuple[bool, str]:
+        cond = task.condition
+        shared = self.session.shared_state.read().data
+        if isinstance(cond, Mapping):
+            if evaluate(cond, {"shared": shared, "inputs": dict(inputs)}):
+                return True, ""
+            return False, f"condition is false: {dict(cond)!r}"
+        value = cond(shared, dict(inputs))
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return True, ""
+        name = getattr(cond, "__name__", type(cond).__name__)
+        return False, f"condition {name}(shared, inputs) returned {value!r}"
+
+    async def _sequential(
+        self, task: CollaborationTask, names: list[str], inputs: Mapping[str, Any]
+    ) -> Any:
+        parts = self._record(task)["participants"]
+        for name in names:
+            parts[name] = _participant_record()
+        previous = None
+        for name in names:
+            ok, previous = await self._call(task, name, inputs, previous)
+            if not ok:  # a failure stops the task: the rest do not run
+                for rest in names[names.index(name) + 1 :]:
+                    parts[rest]["status"] = "not_run"
+                return None
+        return previous
+
+    async def _together(
+        self, task: CollaborationTask, names: list[str], inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        parts = self._record(task)["participants"]
+        for name in names:
+            parts[name] = _participant_record()
+        async with asyncio.TaskGroup() as tg:  # _call never raises but for cancellation
+            for name in names:
+                tg.create_task(self._call(task, name, inputs, None))
+        return {n: p["result"] for n, p in parts.items() if p["status"] == "completed"}
+
+    async def _call(
+        self, task: CollaborationTask, name: str, inputs: Mapping[str, Any], previous: Any
+    ) -> tuple[bool, Any]:
+        """Run one participant on the task; record its outcome. Only cancellation escapes."""
+        rec = self._record(task)["participants"][name]
+        handler = self.manager.participants[name]
+        ctx = ParticipantContext(
+            task, name, self.session.shared_state, previous, inputs,
+            self.session.session_id, self.manager,
+        )
+        rec["status"] = "running"
+        rec["started_at"] = _now()
+        try:
+            if task.timeout is None:
+                result = await self._invoke(handler, ctx)
+            else:
+                try:
+                    async with asyncio.timeout(task.timeout) as scope:
+                        result = await self._invoke(handler, ctx)
+                except TimeoutError:
+                    if scope.expired():
+                        raise TaskTimeoutError(task.task_id, task.timeout) from None
+                    raise
+        except asyncio.CancelledError:
+            rec["status"] = "cancelled"
+            rec["finished_at"] = _now()
+            raise
+        except Exception as exc:
+            rec["status"] = "failed"
+            rec["error"] = describe_error(exc)
+            rec["exception"] = exc
+            rec["finished_at"] = _now()
+            return False, None
+        rec["status"] = "completed"
+        rec["result"] = result
+        rec["finished_at"] = _now()
+        return True, result
+
+    async def _invoke(self, handler: Any, ctx: ParticipantContext) -> Any:
+        if is_async_callable(handler):
+            result = await handler(ctx)
+        else:
+            result = await self.manager.executor.run(handler, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def _participant_record() -> dict[str, Any]:
+    return {"status": "pending", "result": None, "error": None, "started_at": None, "finished_at": None}
