@@ -112,9 +112,42 @@ async def run_dask(graph: Graph) -> None:
     dask.threaded.get(dsk, [tid for tid, _ in graph[-50:]])
 
 
+def _imported(run: Any, module: str) -> Any:
+    """Import ``module`` before the clock starts, as a session would have (like wfkit)."""
+    make = run.prepare
+
+    def prepare(graph: Graph) -> Any:
+        __import__(module)
+        return make(graph)
+
+    run.prepare = prepare
+    return run
+
+
+def _attach_metrics(orch: Any) -> None:
+    from wfkit import AdvancedWorkflowMetrics
+
+    AdvancedWorkflowMetrics().attach(orch)
+
+
+def _attach_store(orch: Any) -> None:
+    """A new store file, opened inside the timed region (like the orchestrator)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from wfkit import RunStore
+
+    tmp = tempfile.mkdtemp(prefix="wfkit-bench-")
+    atexit.register(shutil.rmtree, tmp, True)
+    RunStore(Path(tmp) / "runs.db").attach(orch)
+
+
 VARIANTS: dict[str, Callable[[Any], Awaitable[None]]] = {
     "floor": run_floor,
     "wfkit": wfkit_runner(),
+    "wfkit+metrics": _imported(wfkit_runner(_attach_metrics), "wfkit.metrics"),
+    "wfkit+store": _imported(wfkit_runner(_attach_store), "wfkit.metrics"),
     "dask": run_dask,
 }
 

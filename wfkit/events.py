@@ -245,3 +245,39 @@ class EventBus:
                 callback(event)
             except Exception:  # a subscriber never breaks the publisher
                 log.exception("event subscriber %r failed on %r", callback, event)
+
+
+def _fast_init(cls: type) -> None:
+    """Give a frozen slots dataclass an ``__init__`` that fills its slots directly.
+
+    The generated one calls ``object.__setattr__`` once per field; with two events per task,
+    that was most of what a subscriber cost a run. Same signature, defaults and
+    immutability; classes with factories, kw-only fields or ``__post_init__`` keep theirs.
+    """
+    import dataclasses
+
+    fields = dataclasses.fields(cls)
+    if hasattr(cls, "__post_init__") or any(
+        f.default_factory is not dataclasses.MISSING or f.kw_only or not f.init for f in fields
+    ):
+        return
+    namespace: dict[str, Any] = {}
+    params, body = [], []
+    for f in fields:
+        namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__  # the slot's descriptor
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    cls.__init__ = init  # type: ignore[misc]
+
+
+for _cls in [c for c in list(globals().values()) if isinstance(c, type) and issubclass(c, Event)]:
+    _fast_init(_cls)
+del _cls

@@ -11,6 +11,7 @@ from typing import Any
 from wfkit.agents.engine import WorkflowRun
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.policies import Policy, resolve_policy
+from wfkit.agents.registry import AgentRegistry
 from wfkit.agents.results import RunResult
 from wfkit.errors import (
     MissingCapabilityError,
@@ -49,7 +50,7 @@ class CollectiveAgentWorkflowOrchestrator:
     ) -> None:
         resolve_policy(policy)  # an unknown name fails here, not at the first run
         self.policy = policy
-        self.agents: dict[str, AgentProfile] = {}
+        self.agents: dict[str, AgentProfile] = AgentRegistry()
         self.workflows: dict[str, dict[str, Any]] = {}
         self._bus = EventBus()
         self._active: dict[str, WorkflowRun] = {}
@@ -69,7 +70,8 @@ class CollectiveAgentWorkflowOrchestrator:
             self._attach_store(store)
 
     def _attach_store(self, store: Any) -> None:
-        if isinstance(store, str | os.PathLike):
+        self._owns_store = isinstance(store, str | os.PathLike)
+        if self._owns_store:
             from wfkit.metrics.store import RunStore
 
             store = RunStore(store)
@@ -303,9 +305,12 @@ class CollectiveAgentWorkflowOrchestrator:
             run.dispatch()
 
     def close(self) -> None:
-        """Release the executor wfkit created (a given executor is left to its owner)."""
+        """Release what this orchestrator created: its executor, and a store it opened from a
+        path (an executor or store passed in is left to its owner)."""
         if self._owns_executor:
             self.executor.close()
+        if self.store is not None and getattr(self, "_owns_store", False):
+            self.store.close()
 
     def __repr__(self) -> str:
         return (

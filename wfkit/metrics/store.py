@@ -1,0 +1,829 @@
+"""``RunStore``: every run, task attempt and task result in one SQLite file, and resume.
+
+Durability. The store subscribes to an orchestrator's events. Rows are buffered and written
+in one transaction per event-loop iteration: the first event of an iteration schedules a
+flush with ``loop.call_soon``, which therefore runs before any task dispatched in that
+iteration starts its work. So a task's result is committed before its dependents run, and a
+crash (a killed kernel, SIGKILL) loses at most the attempts that were in flight. The file is
+in WAL mode with ``synchronous=NORMAL``: committed rows survive a process crash; pass
+``fsync=True`` to survive power loss too, at the price of an fsync per commit.
+
+Concurrency. Several processes may share one file (two notebooks, a papermill sweep). Every
+write is a short ``BEGIN IMMEDIATE`` transaction, so writers queue on SQLite's lock instead of
+failing on a lock upgrade; a writer waits up to ``timeout`` seconds for its turn (retrying
+the few cases SQLite's busy handler does not cover) before it gives up with a StoreError.
+
+Layout. ``runs`` has one row per run. Attempt transitions go to ``transitions`` as one row per
+flush and run holding a list of attempt states, so a commit costs a couple of pages however
+many tasks finished (a row per attempt, or JSON with its slow float formatting, would cost
+more than the engine's own work on small tasks); the last state written for a (run,
+execution, task, attempt) is current. The list holds only plain values (str, int, float,
+None, and JSON-exact results) and is pickled; it is read back with an unpickler that refuses
+every class, so reading history is safe whoever wrote the file.
+
+Results are stored inline as JSON when the value survives it exactly, otherwise pickled into
+``pickles`` (:mod:`wfkit.metrics.codec`). Unpickling runs code chosen by whoever wrote the
+file: resume only from stores you trust. A result neither can store does not fail its task;
+the task is marked not resumable (it runs again on resume) and a
+:class:`ResultNotStoredWarning` names it.
+
+Identity. The file carries SQLite's ``application_id`` (:data:`APPLICATION_ID`) and the schema
+version in ``user_version``. A file that is not a wfkit store, is corrupt, or was written by a
+newer schema gives a :class:`~wfkit.StoreError` naming the path, and is never written to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import pickle
+import re
+import socket
+import sqlite3
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from wfkit.errors import ResumeError, StoreError
+from wfkit.events import (
+    RunFinished,
+    RunStarted,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskSkipped,
+    TaskStarted,
+)
+from wfkit.metrics import frames
+from wfkit.metrics.codec import NotStorable, from_pickle, json_exact, to_pickle
+
+__all__ = ["RunStore", "ResultNotStoredWarning", "APPLICATION_ID", "SCHEMA_VERSION"]
+
+log = logging.getLogger("wfkit.metrics.store")
+
+APPLICATION_ID = 0x77666B74  # b"wfkt"
+SCHEMA_VERSION = 1
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    status TEXT NOT NULL,              -- running, completed, failed, cancelled
+    started_at REAL NOT NULL,          -- first execution's start, UNIX seconds
+    finished_at REAL,
+    total_tasks INTEGER NOT NULL,
+    successful_tasks INTEGER NOT NULL DEFAULT 0,
+    failed_tasks INTEGER NOT NULL DEFAULT 0,
+    skipped_tasks INTEGER NOT NULL DEFAULT 0,
+    cancelled_tasks INTEGER NOT NULL DEFAULT 0,
+    resumed_tasks INTEGER NOT NULL DEFAULT 0,
+    executions INTEGER NOT NULL DEFAULT 1,   -- 1 + the number of resumes
+    participants TEXT NOT NULL DEFAULT '[]', -- JSON list of agent ids
+    agents TEXT NOT NULL DEFAULT '[]',       -- JSON [[agent_id, capacity], ...]
+    policy TEXT NOT NULL DEFAULT '',
+    graph TEXT NOT NULL,                     -- JSON {task_id: [dependency, ...], ...}
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL
+);
+CREATE INDEX runs_by_workflow ON runs (workflow_id, started_at);
+CREATE TABLE transitions (
+    run_id TEXT NOT NULL,
+    execution INTEGER NOT NULL,        -- 0 for the first execution, n after the n-th resume
+    rows BLOB NOT NULL                 -- pickled list of attempt states (see _ROW)
+);
+CREATE INDEX transitions_by_run ON transitions (run_id);
+CREATE TABLE pickles (
+    run_id TEXT NOT NULL,
+    execution INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX pickles_by_run ON pickles (run_id, task_id);
+"""
+_TABLES = {"meta", "runs", "transitions", "pickles"}
+
+# One attempt state in transitions.rows: a tuple in this order (the execution is the row's
+# column). attempt 0: the task ended without an attempt (skipped, or cancelled while
+# waiting). status: running, completed, failed, cancelled, skipped, interrupted (running when
+# its process died). final: 0 for a failed attempt that was retried. encoding: "json" (the
+# result is inline), "pickle" (it is in the pickles table), "unstorable", or None.
+_ROW = ("run_id", "task_id", "attempt", "agent_id", "status", "started_at", "finished_at",
+        "error", "final", "encoding", "result")
+_RUN, _TID, _ATTEMPT, _AGENT, _STATUS, _STARTED, _FINISHED, _ERROR, _FINAL, _ENC, _RESULT = (
+    range(11)
+)
+
+_dumps = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+
+def _pack(rows: list[tuple[Any, ...]]) -> bytes:
+    return pickle.dumps(rows, protocol=5)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads lists of plain values; refuses any class, so a crafted file cannot run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(
+            f"a run store's transitions hold only plain values, not {module}.{name}"
+        )
+
+
+def _unpack(data: bytes) -> list[tuple[Any, ...]]:
+    return _PlainUnpickler(io.BytesIO(data)).load()
+
+
+class ResultNotStoredWarning(UserWarning):
+    """A task's result could not be stored; that task will run again on resume."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+class RunStore:
+    """A durable history of workflow runs in one SQLite file; makes ``resume=`` possible.
+
+    ``CollectiveAgentWorkflowOrchestrator(store=RunStore("runs.db"))`` (or ``store="runs.db"``)
+    records every run. :meth:`workflow_frame`, :meth:`task_frame` and :meth:`agent_load_frame`
+    return the same frames as :class:`~wfkit.AdvancedWorkflowMetrics`, across every run the
+    file holds, from any process, after a kernel restart too.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 60.0, fsync: bool = False
+    ) -> None:
+        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+            raise StoreError(f"RunStore needs a file path, got {path!r}", path=path)
+        self.path = Path(path).expanduser()
+        self.timeout = float(timeout)
+        # Handlers only append to these lists (atomic under the GIL); a flush writes and then
+        # deletes the prefix it wrote, so rows appended meanwhile from another thread stay.
+        self._log: list[tuple[Any, ...]] = []
+        self._pickles: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()  # serialises flushes and reads; handlers never take it
+        self._execution: dict[str, int] = {}
+        self._flush_pending = False
+        self._sources: list[tuple[Any, Callable[[], None]]] = []
+        self._closed = False
+        self._host = socket.gethostname()
+        self._conn = self._open(fsync)
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            TaskFailed: self._task_failed,
+            TaskSkipped: self._task_skipped,
+            TaskCancelled: self._task_cancelled,
+            RunStarted: self._run_started,
+            RunFinished: self._run_finished,
+        }
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _fail(self, what: str, exc: BaseException | None = None) -> StoreError:
+        detail = f" ({exc})" if exc is not None else ""
+        return StoreError(f"{self.path}: {what}{detail}", path=self.path)
+
+    def _open(self, fsync: bool) -> sqlite3.Connection:
+        path = self.path
+        if path.is_dir():
+            raise self._fail("is a directory; give RunStore a file path such as runs.db")
+        if path.exists():
+            try:
+                with open(path, "rb") as f:
+                    header = f.read(len(_SQLITE_HEADER))
+            except OSError as exc:
+                raise self._fail("cannot be read", exc) from exc
+            if header and header != _SQLITE_HEADER:
+                raise self._fail(
+                    "is not a wfkit run store (not an SQLite database); it was left "
+                    "unchanged. Give RunStore a new file or an existing wfkit store"
+                )
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._fail("cannot be opened", exc) from exc
+        try:
+            state = self._retry(lambda: self._inspect(conn))
+            if state == "fresh":  # an empty file: nothing to lose, so no fsync while creating
+                conn.execute("PRAGMA synchronous=OFF")
+            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            if state == "fresh":
+                self._write(conn, self._initialise)
+            conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._fail(
+                "is not a usable wfkit run store: it is corrupt or not an SQLite database; "
+                "it was left unchanged", exc
+            ) from exc
+        return conn
+
+    def _inspect(self, conn: sqlite3.Connection) -> str:
+        """'ours' or 'fresh'; raises StoreError for anything else. Reads only, from one
+        snapshot: another process may be creating the store right now."""
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        try:
+            app = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        finally:
+            if own:
+                conn.execute("COMMIT")
+        if app == APPLICATION_ID:
+            if version > SCHEMA_VERSION:
+                raise self._fail(
+                    f"was written by a newer wfkit (store schema version {version}, this wfkit "
+                    f"reads up to {SCHEMA_VERSION}); upgrade wfkit to read it"
+                )
+            if not _TABLES <= tables:
+                raise self._fail(
+                    f"is a damaged wfkit run store (missing tables: "
+                    f"{', '.join(sorted(_TABLES - tables))}); it was left unchanged"
+                )
+            return "ours"
+        if app == 0 and version == 0 and not tables:
+            return "fresh"
+        names = ", ".join(sorted(tables)[:5]) or "none"
+        raise self._fail(
+            f"is an SQLite database but not a wfkit run store (application_id {app}, tables: "
+            f"{names}); it was left unchanged. Give RunStore a new file"
+        )
+
+    def _initialise(self, conn: sqlite3.Connection) -> None:
+        if self._inspect(conn) == "ours":  # another process won the race
+            return
+        from wfkit import __version__
+
+        for statement in re.sub(r"--[^\n]*", "", _SCHEMA).split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("format", "wfkit run store"), ("schema_version", str(SCHEMA_VERSION)),
+             ("created_by", f"wfkit {__version__}"), ("created_at", repr(time.time()))],
+        )
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- SQLite plumbing ---------------------------------------------------------------------
+
+    def _retry(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn``, retrying while another process holds a lock SQLite did not wait for."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise self._fail(
+                        f"stayed locked by another process for {self.timeout:g} s; raise "
+                        f"RunStore(timeout=...) or find the process holding it", exc
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    def _write(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work(conn)`` in one IMMEDIATE transaction (queued behind other writers)."""
+
+        def attempt() -> Any:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                out = work(conn)
+                conn.execute("COMMIT")
+                return out
+            except BaseException:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
+
+        return self._retry(attempt)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise self._fail("this RunStore is closed; open a new RunStore(path)")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            self._check_open()
+            self._flush_locked()
+            try:
+                return self._retry(lambda: self._conn.execute(sql, params).fetchall())
+            except sqlite3.DatabaseError as exc:
+                raise self._fail("cannot be read: the store is corrupt", exc) from exc
+
+    # -- subscribing -------------------------------------------------------------------------
+
+    def attach(self, source: Any) -> RunStore:
+        """Record every run ``source`` (an orchestrator) publishes; called by the orchestrator
+        given ``store=``. Returns ``self``."""
+        self._check_open()
+        subscribe = getattr(source, "subscribe", None)
+        if not callable(subscribe):
+            raise StoreError(
+                f"RunStore.attach() needs a CollectiveAgentWorkflowOrchestrator, got "
+                f"{type(source).__name__}", path=self.path,
+            )
+        if not any(s is source for s, _ in self._sources):
+            self._sources.append((source, subscribe(self._on_event)))
+        return self
+
+    def detach(self, source: Any = None) -> None:
+        keep = []
+        for s, unsubscribe in self._sources:
+            if source is None or s is source:
+                unsubscribe()
+            else:
+                keep.append((s, unsubscribe))
+        self._sources = keep
+
+    def _on_event(self, e: Any) -> None:
+        kind = type(e)
+        if kind is TaskStarted:  # the hot path, inlined: one per attempt
+            self._log.append((e.run_id, e.task_id, e.attempt, e.agent_id, "running",
+                              e.timestamp, None, None, None, None, None))
+        elif kind is TaskCompleted:
+            result = e.result
+            if result is not None and not json_exact(result):
+                self._completed_not_json(e)
+            else:
+                self._log.append((e.run_id, e.task_id, e.attempt, e.agent_id, "completed",
+                                  e.started_at, e.timestamp, None, 1, "json", result))
+        else:
+            handler = self._handlers.get(kind)
+            if handler is not None:
+                handler(e)
+            return
+        if not self._flush_pending:
+            self._soon()
+
+    def _soon(self) -> None:
+        """Flush at the start of the next loop iteration (now, outside a loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_pending = True
+        loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # the rows stay buffered; the next flush tries again
+            log.exception("%s: could not write to the run store", self.path)
+
+    def flush(self) -> None:
+        """Commit buffered rows now (events flush by themselves once per loop iteration)."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        self._flush_pending = False
+        if (self._log or self._pickles) and not self._closed:
+            self._commit()
+
+    def _commit(self, work: Callable[[sqlite3.Connection], Any] | None = None) -> Any:
+        """Write the buffered rows, then ``work(conn)``, in one transaction (lock held)."""
+        n_rows, n_pickles = len(self._log), len(self._pickles)
+        groups: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+        for row in self._log[:n_rows]:  # the last state of each attempt wins
+            group = groups.get(row[_RUN])
+            if group is None:
+                group = groups[row[_RUN]] = {}
+            group[row[:3]] = row
+        execution = self._execution
+        batches = [(run, execution.get(run, 0), _pack(list(g.values())))
+                   for run, g in groups.items()]
+        pickles = self._pickles[:n_pickles]
+
+        def transaction(conn: sqlite3.Connection) -> Any:
+            if batches:
+                conn.executemany("INSERT INTO transitions VALUES (?, ?, ?)", batches)
+            if pickles:
+                conn.executemany("INSERT INTO pickles VALUES (?, ?, ?, ?, ?)", pickles)
+            return work(conn) if work is not None else None
+
+        out = self._write(self._conn, transaction)
+        del self._log[:n_rows]
+        del self._pickles[:n_pickles]
+        return out
+
+    # -- events -> rows ----------------------------------------------------------------------
+
+    def _run_started(self, e: RunStarted) -> None:
+        graph = self._graph(e)
+        agents = json.dumps([list(a) for a in e.agents])
+
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT executions FROM runs WHERE run_id = ?", (e.run_id,)
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO runs (run_id, workflow_id, status, started_at, total_tasks, "
+                    "resumed_tasks, agents, policy, graph, host, pid) "
+                    "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (e.run_id, e.workflow_id, e.timestamp, len(e.task_ids), len(e.resumed),
+                     agents, e.policy, graph, self._host, os.getpid()),
+                )
+                return 0
+            # a resume: the same run goes on; attempts its dead process left open are over
+            stale: dict[int, list[tuple[Any, ...]]] = {}
+            for key, state in self._states(conn, e.run_id).items():
+                if state[_STATUS] == "running":
+                    stale.setdefault(key[1], []).append(
+                        (*state[:_STATUS], "interrupted", *state[_STATUS + 1:])
+                    )
+            conn.executemany(
+                "INSERT INTO transitions VALUES (?, ?, ?)",
+                [(e.run_id, ex, _pack(rows)) for ex, rows in stale.items()],
+            )
+            conn.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL, executions = "
+                "executions + 1, resumed_tasks = ?, agents = ?, policy = ?, host = ?, pid = ? "
+                "WHERE run_id = ?",
+                (len(e.resumed), agents, e.policy, self._host, os.getpid(), e.run_id),
+            )
+            return row[0]
+
+        with self._lock:
+            self._flush_pending = False
+            self._execution[e.run_id] = self._commit(work)
+
+    def _graph(self, e: RunStarted) -> str:
+        """The run's tasks and dependencies (from the orchestrator), to check a resume."""
+        ids = e.task_ids
+        for source, _ in self._sources:
+            wf = getattr(source, "workflows", {}).get(e.workflow_id)
+            tasks = wf.get("tasks") if isinstance(wf, dict) else None
+            # the orchestrator runs exactly these tasks, in this order
+            if tasks and len(tasks) == len(ids) and tasks[0].task_id == ids[0] and (
+                tasks[-1].task_id == ids[-1]
+            ):
+                return _dumps({t.task_id: t.dependencies for t in tasks})
+        return _dumps(dict.fromkeys(ids))
+
+    def _run_finished(self, e: RunFinished) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT participants FROM runs WHERE run_id = ?", (e.run_id,)
+            ).fetchone()
+            if row is None:
+                return
+            participants = sorted(set(json.loads(row[0])) | set(e.participants))
+            conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, total_tasks = ?, "
+                "successful_tasks = ?, failed_tasks = ?, skipped_tasks = ?, cancelled_tasks = ?,"
+                " participants = ? WHERE run_id = ?",
+                (e.status, e.timestamp, e.total_tasks, e.successful_tasks, e.failed_tasks,
+                 e.skipped_tasks, e.cancelled_tasks, json.dumps(participants), e.run_id),
+            )
+
+        with self._lock:
+            self._flush_pending = False
+            self._commit(work)
+            self._execution.pop(e.run_id, None)
+
+    def _completed_not_json(self, e: TaskCompleted) -> None:
+        try:
+            blob = to_pickle(e.result)
+        except NotStorable as exc:
+            warnings.warn(
+                f"the result of task {e.task_id!r} (workflow {e.workflow_id!r}, run "
+                f"{e.run_id}) can be stored neither as JSON nor with pickle ({exc}); the "
+                f"task is marked not resumable and will run again on resume",
+                ResultNotStoredWarning,
+                stacklevel=2,
+            )
+            encoding = "unstorable"
+        else:
+            encoding = "pickle"
+            self._pickles.append((e.run_id, self._execution.get(e.run_id, 0), e.task_id,
+                                  e.attempt, blob))
+        self._log.append((e.run_id, e.task_id, e.attempt, e.agent_id, "completed",
+                          e.started_at, e.timestamp, None, 1, encoding, None))
+
+    def _task_failed(self, e: TaskFailed) -> None:
+        self._put(e.run_id, e.task_id, e.attempt, e.agent_id, "failed", e.started_at,
+                  e.timestamp, e.error, int(e.final))
+
+    def _task_skipped(self, e: TaskSkipped) -> None:
+        self._put(e.run_id, e.task_id, 0, None, "skipped", None, e.timestamp, e.reason, 1)
+
+    def _task_cancelled(self, e: TaskCancelled) -> None:
+        attempt = e.attempt if e.agent_id is not None else 0
+        self._put(e.run_id, e.task_id, attempt, e.agent_id, "cancelled", e.started_at,
+                  e.timestamp, None, 1)
+
+    def _put(self, run_id: str, *fields: Any) -> None:
+        self._log.append((run_id, *fields, None, None))
+        if not self._flush_pending:
+            self._soon()
+
+    # -- decoding transitions ----------------------------------------------------------------
+
+    @staticmethod
+    def _states(
+        conn: sqlite3.Connection, run_id: str | None = None
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """The current state of every attempt by (run_id, execution, task_id, attempt), of
+        ``run_id`` or of every run, in the order attempts first appeared, runs oldest first."""
+        if run_id is None:
+            cursor = conn.execute(
+                "SELECT t.execution, t.rows FROM transitions t JOIN runs r "
+                "ON r.run_id = t.run_id ORDER BY r.started_at, r.rowid, t.rowid"
+            )
+        else:
+            cursor = conn.execute(
+                "SELECT execution, rows FROM transitions WHERE run_id = ? "
+                "ORDER BY rowid", (run_id,),
+            )
+        states: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for ex, data in cursor:
+            for row in _unpack(data):
+                states[(row[_RUN], ex, row[_TID], row[_ATTEMPT])] = row
+        return states
+
+    def _read_states(self, run_id: str | None = None) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        with self._lock:
+            self._check_open()
+            self._flush_locked()
+            try:
+                return self._retry(lambda: self._states(self._conn, run_id))
+            except sqlite3.DatabaseError as exc:
+                raise self._fail("cannot be read: the store is corrupt", exc) from exc
+            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as exc:
+                raise self._fail(
+                    "cannot be read: its task history is damaged or was not written by wfkit",
+                    exc,
+                ) from exc
+
+    # -- resume ------------------------------------------------------------------------------
+
+    def resume_state(
+        self, workflow_id: str, resume: str, task_ids: Sequence[str]
+    ) -> tuple[str, dict[str, Any]]:
+        """``(run_id, {task_id: result})`` of the tasks that completed in the run to resume.
+
+        ``resume`` is ``"latest"`` (the workflow's most recently started run) or a run id.
+        Raises ResumeError when there is no such run, or the workflow's tasks changed.
+        """
+        if not isinstance(resume, str) or not resume:
+            raise ResumeError(
+                f"resume= takes 'latest' or a run id (a string), got {resume!r}"
+            )
+        columns = "run_id, workflow_id, status, graph, host, pid"
+        if resume == "latest":
+            rows = self._read(
+                f"SELECT {columns} FROM runs WHERE workflow_id = ? "
+                f"ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                (workflow_id,),
+            )
+            if not rows:
+                raise ResumeError(
+                    f"nothing to resume: the store {self.path} holds no run of workflow "
+                    f"{workflow_id!r}; run it once without resume="
+                )
+        else:
+            rows = self._read(f"SELECT {columns} FROM runs WHERE run_id = ?", (resume,))
+            if not rows:
+                raise ResumeError(
+                    f"no run {resume!r} in the store {self.path}; pass resume='latest' or a "
+                    f"run_id from store.workflow_frame()"
+                )
+        run_id, stored_workflow, status, graph_json, host, pid = rows[0]
+        if stored_workflow != workflow_id:
+            raise ResumeError(
+                f"run {run_id!r} is a run of workflow {stored_workflow!r}, not "
+                f"{workflow_id!r}; resume it with execute_workflow({stored_workflow!r}, ...)"
+            )
+        if (
+            status == "running"
+            and host == self._host
+            and pid != os.getpid()
+            and _pid_alive(pid)
+        ):
+            raise ResumeError(
+                f"run {run_id!r} of workflow {workflow_id!r} is still running in process "
+                f"{pid} on this machine; wait for it to finish (or stop it) before resuming"
+            )
+        self._check_tasks(run_id, workflow_id, json.loads(graph_json), task_ids)
+        completed = self._completed_results(run_id)
+        return run_id, completed
+
+    def _check_tasks(
+        self, run_id: str, workflow_id: str, stored: dict[str, Any], task_ids: Sequence[str]
+    ) -> None:
+        added = sorted(set(task_ids) - stored.keys())
+        removed = sorted(stored.keys() - set(task_ids))
+        changed: list[str] = []
+        if not added and not removed:
+            current = self._current_dependencies(workflow_id, task_ids)
+            if current is not None:
+                changed = sorted(
+                    tid for tid, deps in stored.items()
+                    if deps is not None and set(deps) != set(current[tid])
+                )
+        if added or removed or changed:
+
+            def names(ids: list[str]) -> str:
+                more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+                return ", ".join(map(repr, ids[:10])) + more
+
+            parts = [f"{label}: {names(ids)}" for label, ids in
+                     (("added", added), ("removed", removed), ("dependencies changed", changed))
+                     if ids]
+            raise ResumeError(
+                f"cannot resume run {run_id!r}: the tasks of workflow {workflow_id!r} changed "
+                f"since it ran ({'; '.join(parts)}). Resume with the same tasks, or run "
+                f"without resume= to start a new run"
+            )
+
+    def _current_dependencies(
+        self, workflow_id: str, task_ids: Sequence[str]
+    ) -> dict[str, list[str]] | None:
+        wanted = set(task_ids)
+        for source, _ in self._sources:
+            wf = getattr(source, "workflows", {}).get(workflow_id)
+            tasks = wf.get("tasks") if isinstance(wf, dict) else None
+            if tasks is not None and {t.task_id for t in tasks} == wanted:
+                return {t.task_id: list(t.dependencies) for t in tasks}
+        return None
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def latest_run(self, workflow_id: str) -> str | None:
+        """The id of ``workflow_id``'s most recently started run, or None."""
+        rows = self._read(
+            "SELECT run_id FROM runs WHERE workflow_id = ? ORDER BY started_at DESC, rowid DESC "
+            "LIMIT 1",
+            (workflow_id,),
+        )
+        return rows[0][0] if rows else None
+
+    def results(self, run_id: str) -> dict[str, Any]:
+        """The stored results of ``run_id``'s completed tasks (those that could be stored)."""
+        if not self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
+            raise StoreError(f"no run {run_id!r} in the store {self.path}", path=self.path)
+        return self._completed_results(run_id)
+
+    def _completed_results(self, run_id: str) -> dict[str, Any]:
+        """The result of each task that completed in ``run_id`` (in any execution) and could
+        be stored and loaded again; a task whose result cannot be loaded gets a warning."""
+        chosen: dict[str, tuple[int, int, tuple[Any, ...]]] = {}
+        for (_, ex, tid, attempt), row in self._read_states(run_id).items():
+            if row[_STATUS] == "completed":
+                chosen[tid] = (ex, attempt, row)  # a later execution's completion wins
+        blobs: dict[tuple[int, str, int], bytes] = {}
+        if any(row[_ENC] == "pickle" for _, _, row in chosen.values()):
+            blobs = {
+                (ex, tid, attempt): data
+                for tid, ex, attempt, data in self._read(
+                    "SELECT task_id, execution, attempt, data FROM pickles WHERE run_id = ?",
+                    (run_id,),
+                )
+            }
+        out: dict[str, Any] = {}
+        for tid, (ex, attempt, row) in chosen.items():
+            if row[_ENC] == "json":
+                out[tid] = row[_RESULT]
+            elif row[_ENC] == "pickle":
+                try:
+                    out[tid] = from_pickle(blobs[(ex, tid, attempt)])
+                except Exception as exc:  # e.g. a pickled class that no longer imports
+                    warnings.warn(
+                        f"the stored result of task {tid!r} (run {run_id}) cannot be loaded "
+                        f"({type(exc).__name__}: {exc}); the task will run again on resume",
+                        ResultNotStoredWarning,
+                        stacklevel=3,
+                    )
+        return out
+
+    def _where(self, **filters: str | None) -> tuple[str, list[str]]:
+        clauses, params = [], []
+        for column, value in filters.items():
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def workflow_frame(self, workflow_id: str | None = None) -> Any:
+        """One row per stored run (oldest first). Until a run finishes, its counts come from
+        its tasks; a run whose process died on this machine shows status ``interrupted``."""
+        where, params = self._where(workflow_id=workflow_id)
+        rows = self._read(
+            "SELECT run_id, workflow_id, status, started_at, finished_at, "
+            "finished_at - started_at, total_tasks, successful_tasks, failed_tasks, "
+            "skipped_tasks, cancelled_tasks, resumed_tasks, participants, policy, host, pid "
+            f"FROM runs{where} ORDER BY started_at, rowid",
+            params,
+        )
+        out = []
+        for row in rows:
+            *head, participants, policy, host, pid = row
+            ids = set(json.loads(participants))
+            if head[2] == "running":
+                if host == self._host and pid != os.getpid() and not _pid_alive(pid):
+                    head[2] = "interrupted"
+                latest: dict[str, tuple[Any, ...]] = {}
+                for (_, _, tid, _), state in self._read_states(head[0]).items():
+                    latest[tid] = state
+                    if state[_AGENT] is not None:
+                        ids.add(state[_AGENT])
+                for i, status in zip(range(7, 11), ("completed", "failed", "skipped",
+                                                    "cancelled"), strict=True):
+                    head[i] = sum(
+                        1 for st in latest.values()
+                        if st[_STATUS] == status and (status != "failed" or st[_FINAL])
+                    )
+            out.append((*head, len(ids), tuple(sorted(ids)), policy))
+        return frames.build_frame(out, frames.WORKFLOW_COLUMNS)
+
+    def task_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> Any:
+        """One row per task attempt of every stored run (see AdvancedWorkflowMetrics), runs
+        oldest first."""
+        where, params = self._where(run_id=run_id, workflow_id=workflow_id)
+        workflow_of = dict(self._read(f"SELECT run_id, workflow_id FROM runs{where}", params))
+        if run_id is not None:
+            states = self._read_states(run_id) if workflow_of else {}
+        else:
+            states = self._read_states()
+        rows = []
+        for (rid, _, tid, attempt), st in states.items():
+            wf = workflow_of.get(rid)
+            if wf is None:
+                continue
+            started, finished, final = st[_STARTED], st[_FINISHED], st[_FINAL]
+            rows.append((
+                rid, wf, tid, st[_AGENT], st[_STATUS], attempt, started, finished,
+                finished - started if started is not None and finished is not None else None,
+                st[_ERROR], None if final is None else bool(final),
+            ))
+        return frames.build_frame(rows, frames.TASK_COLUMNS)
+
+    def agent_load_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> Any:
+        """Each agent's load and capacity over time, from the stored attempts."""
+        capacities: dict[str, int] = {}
+        for (agents,) in self._read("SELECT agents FROM runs ORDER BY started_at, rowid"):
+            capacities.update({a: c for a, c in json.loads(agents)})
+        return frames.agent_load(self.task_frame(run_id, workflow_id), capacities)
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write what is buffered, stop recording and close the file."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._flush_locked()
+            finally:
+                self.detach()
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<RunStore {str(self.path)!r} {state}>"
