@@ -1,0 +1,42 @@
+"""Integration flows between real systems: HTTP APIs, SQL databases, durable queues, functions.
+
+``IntegrationEndpoint``, ``DataTransformation`` and ``IntegrationFlow`` describe a flow;
+``IntegrationOrchestrator`` checks and runs it (one message with ``execute_flow``, a whole queue
+with ``run_flow``) with content-based routing, redelivery with backoff, a fallback endpoint, a
+dead-letter channel and notifications. Heavy libraries (httpx, SQLAlchemy, jsonschema, pandas)
+load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__all__ = [
+    "IntegrationEndpoint",
+    "DataTransformation",
+    "IntegrationFlow",
+    "IntegrationOrchestrator",
+    "DurableQueue",
+]
+
+_LAZY = {
+    "IntegrationEndpoint": "wfkit.integration.model",
+    "DataTransformation": "wfkit.integration.model",
+    "IntegrationFlow": "wfkit.integration.model",
+    "IntegrationOrchestrator": "wfkit.integration.orchestrator",
+    "DurableQueue": "wfkit.integration.durable_queue",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wfkit.integration' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
