@@ -129,6 +129,12 @@ class Workflow:
 
         return dag_figure(self, results=results)
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """A bare ``wf`` in a notebook cell: its DAG figure, a task table, this repr."""
+        from wfkit.jupyter.reprs import workflow_bundle
+
+        return workflow_bundle(self, include, exclude)
+
     def __repr__(self) -> str:
         edges = sum(len(t.dependencies) for t in self._tasks.values())
         return f"<Workflow {self.workflow_id!r}: {len(self._tasks)} tasks, {edges} dependencies>"

@@ -49,6 +49,12 @@ class RunResult(dict):
             df[col] = pd.to_datetime(df[col], unit="s", utc=True)
         return df
 
+    def _repr_html_(self) -> str:
+        """A bare result in a notebook cell: summary, status counts, tasks (problems first)."""
+        from wfkit.jupyter.reprs import run_result_html
+
+        return run_result_html(self)
+
     def __repr__(self) -> str:
         return (
             f"<RunResult {self.get('workflow_id')!r} run {self.get('run_id')} "

@@ -1,22 +1,34 @@
 """A text (or notebook) progress bar for long runs, from ``tqdm.auto``.
 
+In a script or a log it is tqdm's text bar on stderr; in a notebook kernel, tqdm's widget.
 It polls the run's state a few times a second instead of subscribing to events, so a run
 with a progress bar costs no more per task than a run without one. The bar only appears once
-a run has lasted ``delay`` seconds (short runs stay quiet) unless it was asked for explicitly.
+a run has lasted ``delay`` seconds (short runs stay quiet) unless it was asked for explicitly
+(``progress=True``); ``progress=False`` turns it off. A run followed by a live
+:class:`wfkit.Dashboard` gets no default bar: the dashboard already shows its progress.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["attach_progress"]
 
 _INTERVAL = 0.2
+_DELAY = 1.0
+
+
+def _noop() -> None:
+    return None
 
 
 def attach_progress(orchestrator: Any, run: Any, *, explicit: bool = False) -> Callable[[], None]:
-    """Show a bar for ``run`` until the returned function is called."""
+    """Show a bar for ``run`` until the returned function is called (which also ends the
+    bar's timer, so nothing is left scheduled on the loop)."""
+    if not explicit and _followed_by_dashboard(orchestrator):
+        return _noop
     from tqdm.auto import tqdm
 
     total = len(run.tasks)
@@ -24,31 +36,47 @@ def attach_progress(orchestrator: Any, run: Any, *, explicit: bool = False) -> C
         total=total,
         desc=run.workflow_id,
         unit="task",
-        delay=0 if explicit else 1.0,
-        leave=explicit,
+        delay=0 if explicit else _DELAY,
+        leave=True,  # the final line stays in logs and papermill outputs
         dynamic_ncols=True,
     )
-    handle: list[Any] = [None]
+    loop = asyncio.get_running_loop()
+    handle: asyncio.TimerHandle | None = None
+    closed = False
 
-    def refresh() -> None:
+    def catch_up() -> None:
         done = len(run.state.finished)
         if done > bar.n:
             bar.update(done - bar.n)
-        handle[0] = run._loop.call_later(_INTERVAL, refresh)
 
-    def start() -> None:
-        handle[0] = run._loop.call_later(_INTERVAL, refresh)
+    def tick() -> None:
+        nonlocal handle
+        if closed:
+            return
+        catch_up()
+        handle = loop.call_later(_INTERVAL, tick)
 
-    import asyncio
-
-    asyncio.get_running_loop().call_soon(start)
+    handle = loop.call_later(_INTERVAL, tick)
 
     def close() -> None:
-        if handle[0] is not None:
-            handle[0].cancel()
-        done = len(run.state.finished)
-        if done > bar.n:
-            bar.update(done - bar.n)
+        nonlocal closed
+        if closed:
+            return
+        closed = True
+        if handle is not None:
+            handle.cancel()
+        catch_up()
+        counts = run.counts()
+        problems = {k: v for k, v in counts.items() if k != "completed" and v}
+        if problems:
+            bar.set_postfix_str(", ".join(f"{v} {k}" for k, v in problems.items()), refresh=False)
         bar.close()
 
     return close
+
+
+def _followed_by_dashboard(orchestrator: Any) -> bool:
+    import sys
+
+    dashboard = sys.modules.get("wfkit.jupyter.dashboard")
+    return dashboard is not None and dashboard.follows(orchestrator)

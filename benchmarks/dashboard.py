@@ -1,0 +1,172 @@
+"""What the live dashboard costs a run: a 10,000-task run with ``Dashboard(orch)`` displayed
+against the same run without it (the issue's bar: at most 1.3x).
+
+The graph and agents are the engine benchmark's (a layered random DAG of width 50, 8 agents
+of capacity 8, async no-op tasks: the worst case, since any real work dilutes the overhead).
+Each session is a fresh IPython kernel (``--where kernel``, the default) in which the
+dashboard is really displayed, so its widget messages are serialised and sent on the kernel's
+channels as in a notebook (``--where process``: the same code in a plain child process). A
+session runs every variant ``--repeat`` times, alternating, so that all meet the same machine;
+printed are the best of each as a ratio to the best ``plain``, and the median of the ratios
+within each round:
+
+- ``plain``       no subscriber at all (the baseline);
+- ``subscriber``  a no-op event subscriber: what building events costs, whoever listens;
+- ``dashboard``   the dashboard displayed after ``create_workflow`` (its DAG drawn before the
+                  run, as when a notebook displays it and then runs);
+- ``cold``        the dashboard displayed before the workflow exists, so the DAG is drawn
+                  while the run goes on.
+
+    python benchmarks/dashboard.py
+    python benchmarks/dashboard.py --tasks 10000 --repeat 9 --sessions 1 --where process
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = ("plain", "subscriber", "dashboard", "cold")
+
+# One session (a notebook kernel, or a process): every variant `rounds` times, alternating,
+# so that all of them meet the same machine. `{variants}`, `{n}`, `{rounds}` and `{here}` are
+# filled in. Top-level await: it runs as a notebook cell in the kernel, and inside an async
+# function in a plain process.
+CELL = """
+import gc, json, sys, time
+sys.path.insert(0, {here!r})
+from engine import build_graph, make_agents, make_tasks
+import wfkit
+from wfkit.jupyter.dashboard import Dashboard
+
+n = {n}
+graph = build_graph(n)
+
+
+async def once(variant):
+    orch = wfkit.CollectiveAgentWorkflowOrchestrator(progress=False)
+    for agent in make_agents():
+        orch.register_agent(agent)
+    dash = None
+    if variant == "cold":
+        dash = Dashboard(orch)
+        display(dash)
+    await orch.create_workflow("bench", make_tasks(graph))
+    if variant == "dashboard":
+        dash = Dashboard(orch)
+        display(dash)
+    elif variant == "subscriber":
+        orch.subscribe(lambda event: None)
+    gc.collect()
+    start = time.perf_counter()
+    result = await orch.execute_workflow("bench")
+    elapsed = time.perf_counter() - start
+    assert result["successful_tasks"] == n, result
+    redraws = 0
+    if dash is not None:
+        assert dash.progress.value == n and dash.status_counts["completed"] == n
+        redraws = dash.redraws
+        dash.close()
+    orch.close()
+    return elapsed, redraws
+
+
+rounds = []
+for _ in range({rounds}):
+    rounds.append({{v: await once(v) for v in {variants!r}}})
+print("RESULT " + json.dumps(rounds))
+"""
+
+
+def _in_process(code: str) -> str:
+    body = textwrap.indent(code, "    ")
+    script = (
+        "import asyncio\n"
+        "def display(obj):\n    pass\n"
+        f"async def main():\n{body}\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True, cwd=HERE.parent
+    )
+    return out.stdout
+
+
+def _in_kernel(code: str) -> str:
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    lines: list[str] = []
+
+    def hook(msg: dict) -> None:
+        kind = msg["msg_type"]
+        if kind == "stream":
+            lines.append(msg["content"]["text"])
+        elif kind == "error":
+            lines.append("\n".join(msg["content"]["traceback"]))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ)
+        for var in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR"):
+            env[var] = str(Path(tmp) / var.lower())
+        km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(HERE.parent))
+        try:
+            kc.execute_interactive(code, output_hook=hook, timeout=600)
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    return "".join(lines)
+
+
+def measure(variants: list[str], n: int, rounds: int, where: str) -> list[dict[str, list]]:
+    code = CELL.format(variants=variants, n=n, rounds=rounds, here=str(HERE))
+    out = _in_kernel(code) if where == "kernel" else _in_process(code)
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"no result:\n{out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=7, help="rounds per session")
+    parser.add_argument("--sessions", type=int, default=2, help="fresh kernels/processes")
+    parser.add_argument("--where", choices=("kernel", "process"), default="kernel")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--limit", type=float, default=1.3,
+                        help="exit 1 when dashboard / plain is above this")
+    args = parser.parse_args(argv)
+    names = ["plain", *[v for v in args.variants if v != "plain"]]
+    rounds: list[dict[str, list]] = []
+    for _ in range(args.sessions):
+        rounds += measure(names, args.tasks, args.repeat, args.where)
+    best = {name: min(r[name][0] for r in rounds) for name in names}
+    redraws = {name: max(r[name][1] for r in rounds) for name in names}
+    paired = {name: statistics.median(r[name][0] / r["plain"][0] for r in rounds)
+              for name in names}
+    base = best["plain"]
+    print(f"\n{args.tasks:,} no-op tasks, {len(rounds)} alternating rounds in "
+          f"{args.sessions} {args.where}(s)")
+    print(f"{'variant':<12}{'best ms':>9}{'best/plain':>12}{'median ratio':>14}{'redraws':>9}")
+    for name in names:
+        print(f"{name:<12}{best[name] * 1000:>9.1f}{best[name] / base:>12.2f}"
+              f"{paired[name]:>14.2f}{redraws[name]:>9}")
+    ratio = best["dashboard"] / base if "dashboard" in best else 0.0
+    if ratio:
+        verdict = "ok" if ratio <= args.limit else "ABOVE THE LIMIT"
+        print(f"dashboard / plain = {ratio:.2f} best of each, {paired['dashboard']:.2f} median "
+              f"of rounds (limit {args.limit:.2f}: {verdict})")
+    return 0 if ratio <= args.limit else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""The live dashboard: its widgets after real runs (ipywidgets work without a frontend)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import ipywidgets
+import plotly.graph_objects as go
+import pytest
+
+import wfkit
+from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, Workflow
+from wfkit.errors import ValidationError
+from wfkit.events import RunStarted, TaskCompleted, TaskStarted
+from wfkit.jupyter import dashboard as dashboard_module
+from wfkit.jupyter.dashboard import Dashboard
+from wfkit.plots import DAG_NODE_TRACE, STATUS_COLORS
+
+STATUSES = list(STATUS_COLORS)
+
+
+def mixed_workflow(name: str = "mixed") -> Workflow:
+    """Completed, retried-then-completed, failed and skipped tasks in one run."""
+    wf = Workflow(name)
+
+    @wf.task(requires=["analysis"])
+    async def load(ctx):
+        await asyncio.sleep(0.005)
+        return 1
+
+    @wf.task(requires=["analysis"], after=[load], retries=1)
+    async def flaky(ctx):
+        await asyncio.sleep(0.005)
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt fails")
+        return 2
+
+    @wf.task(requires=["analysis"], after=[load])
+    async def broken(ctx):
+        raise ValueError("bad <input>")
+
+    @wf.task(requires=["analysis"], after=[broken])
+    async def after_broken(ctx):
+        return 3
+
+    @wf.task(requires=["generation"], after=[flaky])
+    async def report(ctx):
+        return 4
+
+    return wf
+
+
+def orchestrator() -> CollectiveAgentWorkflowOrchestrator:
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False, backoff=0.001)
+    orch.register_agent(AgentProfile("a1", "Analyst", ["analysis"], capacity=2))
+    orch.register_agent(AgentProfile("w1", "Writer", ["generation"]))
+    return orch
+
+
+def node_statuses(dash: Dashboard) -> dict[str, str]:
+    """What the DAG widget's colours say, read off the widget itself."""
+    trace = dash.dag.data[DAG_NODE_TRACE]
+    meta = dash.dag.layout.meta
+    assert meta["statuses"][: len(STATUSES)] == STATUSES
+    pairs = zip(dash._shown.ids, trace.marker.color, strict=True)
+    return {tid: meta["statuses"][int(c)] for tid, c in pairs}
+
+
+async def test_final_state_after_a_run_is_complete_and_correct():
+    orch = orchestrator()
+    wf = mixed_workflow()
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    assert isinstance(dash, ipywidgets.VBox)
+    assert isinstance(dash.dag, go.FigureWidget) and isinstance(dash.load, go.FigureWidget)
+    assert isinstance(dash.progress, ipywidgets.IntProgress)
+
+    result = await orch.execute_workflow("mixed")  # no sleep, no flush: final at once
+
+    expected = {tid: r["status"] for tid, r in result["task_results"].items()}
+    assert expected == {"load": "completed", "flaky": "completed", "broken": "failed",
+                        "after_broken": "skipped", "report": "completed"}
+    assert dash.progress.value == dash.progress.max == 5
+    assert dash.progress.bar_style == "danger"  # the run failed
+    assert dash.progress.description == "5 / 5 tasks · 100%"
+    counts = dash.status_counts
+    assert counts == {"pending": 0, "running": 0, "retrying": 0, "completed": 3, "failed": 1,
+                      "skipped": 1, "cancelled": 0}
+    assert node_statuses(dash) == expected
+    assert dash.task_statuses == expected
+    assert dash.run_id == result["run_id"]
+    # the counts row and header say the same
+    assert "completed <b>3</b>" in dash.header.value and "failed <b>1</b>" in dash.header.value
+    assert result["run_id"] in dash.header.value and ">failed<" in dash.header.value
+    # every agent idle again, capacities as registered
+    assert dash.agent_load == {"a1": (0, 2), "w1": (0, 1)}
+    # hover text of each node: agent, attempt, error (escaped), skip reason
+    hover = dict(zip(dash._shown.ids, dash.dag.data[DAG_NODE_TRACE].customdata, strict=True))
+    assert "agent: a1 · attempt 2" in hover["flaky"]
+    assert "ValueError: bad &lt;input&gt;" in hover["broken"]
+    assert "broken" in hover["after_broken"] and "skipped" in hover["after_broken"]
+    # the events table ends with the run's end
+    assert "run failed" in dash.events.value and "3/5 completed" in dash.events.value
+    assert dash.events.value.count("<tr><td") == 8  # max_events rows
+    dash.close()
+
+
+async def test_redraws_are_throttled_and_batched():
+    orch = orchestrator()
+    wf = Workflow("chain")
+    prev = None
+    for i in range(30):
+        async def step(ctx):
+            await asyncio.sleep(0.01)
+
+        prev = wf.task(step, task_id=f"s{i}", requires=["analysis"],
+                       after=[prev] if prev else None)
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch, interval=0.05)
+    events: list[object] = []
+    orch.subscribe(events.append)
+    await orch.execute_workflow("chain")
+
+    assert len(events) == 62  # RunStarted, 30 x (started, completed), RunFinished
+    times = list(dash.redraw_times)
+    assert 2 <= len(times) < 62 // 4  # batched: far fewer redraws than events
+    timer_redraws = times[:-1]  # the last one is RunFinished's, drawn at once
+    gaps = [b - a for a, b in zip(timer_redraws, timer_redraws[1:], strict=False)]
+    assert all(g >= 0.05 - 1e-3 for g in gaps), gaps
+    assert dash.progress.value == 30
+
+
+async def test_a_second_run_and_another_workflow_are_followed():
+    orch = orchestrator()
+    await orch.create_workflow(mixed_workflow("first"))
+    dash = Dashboard(orch)
+    r1 = await orch.execute_workflow("first")
+    assert dash.run_id == r1["run_id"]
+
+    wf2 = Workflow("second")
+
+    @wf2.task(requires=["analysis"])
+    def only(ctx):
+        return "x"
+
+    @wf2.task(requires=["analysis"], after=[only])
+    def then(ctx):
+        return "y"
+
+    await orch.create_workflow(wf2)
+    r2 = await orch.execute_workflow("second")
+    assert dash.run_id == r2["run_id"]
+    assert node_statuses(dash) == {"only": "completed", "then": "completed"}
+    assert dash.progress.value == dash.progress.max == 2
+    assert dash.progress.bar_style == "success"
+
+    r3 = await orch.execute_workflow("first")  # back to the first DAG: every node repainted
+    assert dash.run_id == r3["run_id"]
+    assert node_statuses(dash) == {t: r["status"] for t, r in r3["task_results"].items()}
+
+
+async def test_a_dashboard_made_before_the_workflow_draws_it_when_it_runs():
+    orch = orchestrator()
+    dash = Dashboard(orch)
+    assert "no run yet" in dash.header.value
+    assert len(dash.dag.data) == 0
+    await orch.create_workflow(mixed_workflow())
+    result = await orch.execute_workflow("mixed")
+    assert node_statuses(dash) == {t: r["status"] for t, r in result["task_results"].items()}
+
+
+async def test_the_dag_is_drawn_before_the_run_when_the_workflow_exists():
+    orch = orchestrator()
+    await orch.create_workflow(mixed_workflow())
+    dash = Dashboard(orch)
+    assert set(dash._shown.ids) == {"load", "flaky", "broken", "after_broken", "report"}
+    assert set(node_statuses(dash).values()) == {"pending"}
+
+
+async def test_a_cancelled_run_shows_cancelled_tasks():
+    orch = orchestrator()
+    wf = Workflow("slow")
+
+    @wf.task(requires=["analysis"])
+    async def first(ctx):
+        await asyncio.sleep(0.01)
+
+    @wf.task(requires=["analysis"], after=[first])
+    async def forever(ctx):
+        await asyncio.sleep(60)
+
+    @wf.task(requires=["analysis"], after=[forever])
+    async def never(ctx):
+        return None
+
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    started = asyncio.Event()
+    orch.subscribe(lambda e: isinstance(e, TaskStarted) and e.task_id == "forever"
+                   and started.set())
+    run = asyncio.ensure_future(orch.execute_workflow("slow"))
+    await started.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert dash.task_statuses == {"first": "completed", "forever": "cancelled",
+                                  "never": "cancelled"}
+    assert dash.progress.bar_style == "warning"
+    assert dash.progress.value == 3
+    assert dash.agent_load["a1"] == (0, 2)
+
+
+async def test_a_workflow_too_large_to_draw_still_shows_progress():
+    orch = orchestrator()
+    wf = Workflow("wide")
+    for i in range(12):
+        wf.task(lambda ctx: None, task_id=f"t{i}", requires=["analysis"])
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch, max_dag_tasks=10)
+    await orch.execute_workflow("wide")
+    assert dash.progress.value == 12
+    assert "more than max_dag_tasks=10" in dash.dag.layout.title.text
+    assert len(dash.dag.data) == 0
+
+
+async def test_large_workflows_keep_colours_live_without_hover_details():
+    orch = orchestrator()
+    wf = Workflow("many")
+    for i in range(30):
+        wf.task(lambda ctx: None, task_id=f"t{i}", requires=["analysis"])
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch, hover_tasks=10)
+    await orch.execute_workflow("many")
+    assert set(node_statuses(dash).values()) == {"completed"}
+    assert dash.dag.data[DAG_NODE_TRACE].customdata is None
+
+
+async def test_close_stops_following():
+    orch = orchestrator()
+    await orch.create_workflow(mixed_workflow())
+    dash = Dashboard(orch)
+    assert dashboard_module.follows(orch)
+    assert len(orch._bus) == 1
+    dash.close()
+    assert len(orch._bus) == 0 and not dashboard_module.follows(orch)
+    await orch.execute_workflow("mixed")
+    assert dash.redraws == 0 and dash.run_id is None
+
+
+async def test_events_published_from_another_thread_are_drawn_on_the_loop_thread(monkeypatch):
+    bus = wfkit.EventBus()
+
+    class Source:
+        workflows: dict = {}
+        agents: dict = {}
+
+        def subscribe(self, cb):
+            return bus.subscribe(cb)
+
+    dash = Dashboard(Source(), interval=0.01)
+    drawn_on: list[int] = []
+    redraw = dash._redraw
+    monkeypatch.setattr(dash, "_redraw", lambda: (drawn_on.append(threading.get_ident()),
+                                                  redraw()))
+    bus.emit(RunStarted("r1", 1.0, "w", ("a", "b"), (("x", 1),)))  # on the loop: sets it
+    await asyncio.sleep(0.03)
+
+    def publish() -> None:
+        bus.emit(TaskStarted("r1", 2.0, "w", "a", "x", 1))
+        bus.emit(TaskCompleted("r1", 3.0, "w", "a", "x", 1, 2.0, None))
+
+    await asyncio.to_thread(publish)
+    await asyncio.sleep(0.05)
+    assert dash.task_statuses == {"a": "completed", "b": "pending"}
+    assert dash.progress.value == 1
+    assert set(drawn_on) == {threading.get_ident()}
+
+
+def test_without_a_loop_it_draws_at_once():
+    bus = wfkit.EventBus()
+
+    class Source:
+        def subscribe(self, cb):
+            return bus.subscribe(cb)
+
+    dash = Dashboard(Source())
+    bus.emit(RunStarted("r1", 1.0, "w", ("a",), ()))
+    bus.emit(TaskStarted("r1", 2.0, "w", "a", "x", 1))
+    assert dash.task_statuses == {"a": "running"} and dash.redraws == 2
+    assert "1 running" not in dash.header.value  # the badge shows the count
+    assert "running <b>1</b>" in dash.header.value
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValidationError, match=r"Dashboard\(\) follows an orchestrator .* got int"):
+        Dashboard(3)
+
+
+def test_the_public_name():
+    assert wfkit.Dashboard is Dashboard
+
+
+def test_events_built_for_subscribers_stay_immutable_dataclasses():
+    # events.py fills event slots directly (cheaper for every subscriber, the dashboard's
+    # benchmark included); what the dataclasses promised must still hold
+    import dataclasses
+    import pickle
+
+    from wfkit.events import RunStarted, TaskCompleted
+
+    ev = TaskCompleted("r", 2.0, "w", "t", "a", 1, 1.5)
+    assert ev.result is None and ev.started_at == 1.5
+    assert ev == pickle.loads(pickle.dumps(ev)) and hash(ev) == hash(dataclasses.replace(ev))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.task_id = "x"
+    assert dataclasses.replace(ev, task_id="u").task_id == "u"
+    kw = RunStarted(run_id="r", timestamp=1.0, workflow_id="w", task_ids=("a",), agents=())
+    assert kw.resumed == () and kw.policy == ""
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'agents'"):
+        RunStarted("r", 1.0, "w", ())

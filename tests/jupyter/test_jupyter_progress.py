@@ -1,0 +1,106 @@
+"""The text progress bar (tqdm.auto) for runs in scripts and logs; progress=False turns it off."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, Workflow
+from wfkit.jupyter import progress
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    import wfkit
+
+    n, seconds, progress, fail = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+    wf = wfkit.Workflow("long")
+    for i in range(n):
+        async def work(ctx, i=i):
+            await asyncio.sleep(seconds)
+            if fail == "yes" and i == 0:
+                raise RuntimeError("no")
+        wf.task(work, task_id=f"t{i}", requires=["x"])
+    orch = wfkit.CollectiveAgentWorkflowOrchestrator()
+    orch.register_agent(wfkit.AgentProfile("a", "A", ["x"], capacity=1))
+    kwargs = {} if progress == "default" else {"progress": progress == "on"}
+    wfkit.run_sync(orch.create_workflow(wf))
+    result = wfkit.run_sync(orch.execute_workflow("long", **kwargs))
+    print("makespan", result["makespan"])
+    """
+)
+
+
+def run_script(n: int, seconds: float, mode: str, fail: str = "no") -> tuple[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(n), str(seconds), mode, fail],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    makespan = float(out.stdout.split()[-1])
+    return out.stderr, makespan
+
+
+def test_a_long_run_in_a_script_shows_a_text_bar():
+    stderr, makespan = run_script(6, 0.25, "default")
+    assert makespan > progress._DELAY  # recorded: long enough for the bar to appear
+    assert "long:" in stderr and "6/6" in stderr and "100%" in stderr
+    assert "task/s" in stderr or "s/task" in stderr
+
+
+def test_progress_false_turns_it_off():
+    stderr, makespan = run_script(6, 0.25, "off")
+    assert makespan > progress._DELAY
+    assert "6/6" not in stderr and "long:" not in stderr
+
+
+def test_a_short_run_stays_quiet_unless_asked():
+    quiet, makespan = run_script(2, 0.0, "default")
+    assert makespan < progress._DELAY and "2/2" not in quiet
+    asked, _ = run_script(2, 0.0, "on", fail="yes")
+    assert "2/2" in asked and "1 failed" in asked  # the bar ends with what went wrong
+
+
+def workflow(n: int = 4) -> Workflow:
+    wf = Workflow("w")
+    for i in range(n):
+        async def work(ctx):
+            await asyncio.sleep(0.01)
+
+        wf.task(work, task_id=f"t{i}", requires=["x"])
+    return wf
+
+
+async def test_a_followed_orchestrator_gets_no_second_bar(monkeypatch, capsys):
+    from wfkit.jupyter.dashboard import Dashboard
+
+    monkeypatch.setattr(progress, "_DELAY", 0)  # the default bar would show at once
+    orch = CollectiveAgentWorkflowOrchestrator()
+    orch.register_agent(AgentProfile("a", "A", ["x"], capacity=2))
+    await orch.create_workflow(workflow())
+    await orch.execute_workflow("w")
+    assert "4/4" in capsys.readouterr().err
+
+    dash = Dashboard(orch)
+    await orch.execute_workflow("w")
+    assert "4/4" not in capsys.readouterr().err
+    await orch.execute_workflow("w", progress=True)  # asked for: shown anyway
+    assert "4/4" in capsys.readouterr().err
+    dash.close()
+    await orch.execute_workflow("w")
+    assert "4/4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+async def test_the_bar_leaves_nothing_scheduled(explicit):
+    orch = CollectiveAgentWorkflowOrchestrator(progress=explicit)
+    orch.register_agent(AgentProfile("a", "A", ["x"], capacity=2))
+    await orch.create_workflow(workflow())
+    await orch.execute_workflow("w")
+    loop = asyncio.get_running_loop()
+    ticking = [h for h in loop._scheduled
+               if not h.cancelled() and getattr(h._callback, "__name__", "") == "tick"]
+    assert ticking == []

@@ -1,0 +1,692 @@
+"""``Dashboard``: a live ipywidgets view of every run of an orchestrator.
+
+The dashboard is an event subscriber like any other. Its callback folds the event into the
+run's state and, if no redraw is pending, asks the running event loop for one
+(``call_later``): the widgets are redrawn at most once per ``interval`` (0.1 s) with
+everything that arrived meanwhile, so a run of thousands of tasks sends a handful of widget
+messages, not one per task. ``RunFinished`` redraws at once, so when ``await
+orch.execute_workflow(...)`` returns the widgets already show the final state. Widgets are
+only touched from the loop's thread (an event from another thread hands the redraw over with
+``call_soon_threadsafe``); no thread is started.
+
+Folding is cheap because a run's task statuses live in a ``bytearray`` of status codes (one
+byte per task, in the run's task order): a task event is one dict lookup and one byte write;
+counts are ``bytearray.count``; the DAG's colours are one numpy gather. Rich per-node hover
+text (agent, attempt, duration, error) is kept up to ``hover_tasks`` tasks; beyond that the
+colours still follow every task. Agent load is read from the agents when drawing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from wfkit.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetrying,
+    TaskSkipped,
+    TaskStarted,
+)
+from wfkit.plots import DAG_NODE_TRACE, STATUS_COLORS, build_dag_figure, status_color
+
+__all__ = ["Dashboard", "follows"]
+
+# orchestrator -> the dashboards following it (the default progress bar stays quiet for these)
+_FOLLOWING: weakref.WeakKeyDictionary[Any, weakref.WeakSet[Dashboard]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def follows(orchestrator: Any) -> bool:
+    """True while an open :class:`Dashboard` follows ``orchestrator``."""
+    try:
+        return bool(_FOLLOWING.get(orchestrator))
+    except TypeError:  # not weak-referenceable: nothing can follow it
+        return False
+
+_STATUSES = tuple(STATUS_COLORS)  # the DAG figure's live colour codes use this order
+PENDING, RUNNING, RETRYING, COMPLETED, FAILED, SKIPPED, CANCELLED = range(7)
+assert _STATUSES[COMPLETED] == "completed" and _STATUSES[CANCELLED] == "cancelled"
+_CODE_OF: dict[type, int] = {
+    TaskStarted: RUNNING,
+    TaskRetrying: RETRYING,
+    TaskCompleted: COMPLETED,
+    TaskFailed: FAILED,  # RETRYING when not final
+    TaskSkipped: SKIPPED,
+    TaskCancelled: CANCELLED,
+}
+_BAR_STYLE = {"completed": "success", "failed": "danger", "cancelled": "warning"}
+_HOVER = "%{hovertext}<br>%{customdata}<extra></extra>"
+
+
+class _RunView:
+    """What the dashboard knows of one run: a status code per task, folded from events."""
+
+    __slots__ = ("run_id", "workflow_id", "task_ids", "index", "codes", "last", "started_at",
+                 "finished_at", "state", "resumed")
+
+    def __init__(self, ev: RunStarted, index: dict[str, int] | None, rich: bool) -> None:
+        self.run_id = ev.run_id
+        self.workflow_id = ev.workflow_id
+        self.task_ids = ev.task_ids
+        self.index = index if index is not None else {t: i for i, t in enumerate(ev.task_ids)}
+        self.codes = bytearray(len(ev.task_ids))  # all PENDING
+        self.last: list[Event | None] | None = [None] * len(ev.task_ids) if rich else None
+        for tid in ev.resumed:
+            self.codes[self.index[tid]] = COMPLETED
+        self.started_at = ev.timestamp
+        self.finished_at: float | None = None
+        self.state = "running"
+        self.resumed = len(ev.resumed)
+
+    @property
+    def total(self) -> int:
+        return len(self.task_ids)
+
+    def counts(self) -> dict[str, int]:
+        codes = self.codes
+        return {s: codes.count(i) for i, s in enumerate(_STATUSES)}
+
+
+class _DagView:
+    """The live DAG figure of one workflow, built once and reused by every run of it, with
+    the task order runs report (``RunStarted.task_ids``) mapped to the figure's node order."""
+
+    __slots__ = ("tasks_ref", "figure", "ids", "task_ids", "index", "_perm", "_other")
+
+    def __init__(self, workflow_id: str, tasks: dict[str, Any], tasks_ref: Any) -> None:
+        import numpy as np
+
+        self.tasks_ref = tasks_ref  # the orchestrator's task list: identity tells a replacement
+        self.figure = build_dag_figure(workflow_id, tasks, live=True)
+        self.ids = list(self.figure.data[DAG_NODE_TRACE].customdata) if tasks else []
+        self.task_ids = tuple(tasks)
+        self.index = {tid: i for i, tid in enumerate(self.task_ids)}
+        index = self.index
+        self._perm = np.fromiter((index[t] for t in self.ids), dtype=np.intp, count=len(self.ids))
+        self._other: tuple[Any, Any] = (None, None)  # (run view, its perm) for another order
+
+    def index_for(self, task_ids: tuple[str, ...]) -> dict[str, int] | None:
+        return self.index if task_ids == self.task_ids else None
+
+    def perm(self, view: _RunView) -> Any:
+        """Node order -> position in the run's codes (one numpy gather per redraw)."""
+        import numpy as np
+
+        if view.index is self.index:
+            return self._perm
+        if self._other[0] is not view:
+            index = view.index
+            perm = np.fromiter((index.get(t, -1) for t in self.ids), dtype=np.intp,
+                               count=len(self.ids))
+            self._other = (view, perm)
+        return self._other[1]
+
+
+class Dashboard(widgets.VBox):
+    """A live view of every run of ``orchestrator``: progress, status counts, DAG, agent load
+    and the latest events. Display it (a bare ``Dashboard(orch)`` at the end of a cell), then
+    run workflows; it follows them until :meth:`close`.
+
+    ``interval`` is the least time between two redraws (seconds); ``max_events`` the rows of
+    the events table; ``hover_tasks`` the largest workflow whose nodes get live hover details;
+    a workflow of more than ``max_dag_tasks`` tasks is not drawn (its progress, counts and
+    load still are), because drawing it would cost more than running it.
+    """
+
+    def __init__(
+        self,
+        orchestrator: Any,
+        *,
+        interval: float = 0.1,
+        max_events: int = 8,
+        hover_tasks: int = 2_000,
+        max_dag_tasks: int = 20_000,
+    ) -> None:
+        if not callable(getattr(orchestrator, "subscribe", None)):
+            from wfkit.errors import ValidationError
+
+            raise ValidationError(
+                f"Dashboard() follows an orchestrator (something with .subscribe(callback)), "
+                f"got {type(orchestrator).__name__}"
+            )
+        self.orchestrator = orchestrator
+        self.interval = float(interval)
+        self.hover_tasks = int(hover_tasks)
+        self.max_dag_tasks = int(max_dag_tasks)
+        self.header = widgets.HTML(value=self._header_html(None))
+        self.progress = widgets.IntProgress(
+            value=0, min=0, max=1, bar_style="info", description="no run yet",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="100%", height="24px"),
+        )
+        self.dag = go.FigureWidget(_placeholder("DAG: waiting for a workflow"))
+        self.load = go.FigureWidget(_load_figure())
+        self.events = widgets.HTML(value=self._events_html([]))
+        super().__init__(
+            children=[
+                self.header,
+                self.progress,
+                self.dag,
+                widgets.HBox(
+                    [
+                        widgets.Box([self.load], layout=widgets.Layout(flex="0 0 auto")),
+                        widgets.Box([self.events], layout=widgets.Layout(flex="1 1 auto")),
+                    ],
+                    layout=widgets.Layout(width="100%"),
+                ),
+            ],
+            layout=widgets.Layout(width="100%"),
+        )
+        self.add_class("wfkit-dashboard")
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_flush = float("-inf")
+        self._runs: dict[str, _RunView] = {}
+        self._current: _RunView | None = None
+        self._dags: dict[str, _DagView] = {}
+        self._shown: Any = None  # the _DagView (or the run whose note) the DAG widget shows
+        self._sent: Any = None  # the node colour codes the DAG widget shows
+        self._latest: deque[Event] = deque(maxlen=max(1, int(max_events)))
+        self._load_key: tuple[Any, ...] = ()
+        self._load_shape: tuple[Any, ...] = ()
+        self.redraws = 0
+        # loop times of the latest redraws: the throttling is checkable
+        self.redraw_times: deque[float] = deque(maxlen=1000)
+        self._on_event, self._follow = self._subscriber()
+        self._unsubscribe: Callable[[], None] | None = orchestrator.subscribe(self._on_event)
+        try:
+            _FOLLOWING.setdefault(orchestrator, weakref.WeakSet()).add(self)
+        except TypeError:
+            pass
+        self._prepare_latest_workflow()
+        self._draw_load()
+
+    # -- the subscriber: as cheap as possible -------------------------------------------------
+
+    def _subscriber(self) -> tuple[Callable[[Event], None], Callable[[_RunView, Any], None]]:
+        """The event callback, and the function that points its fast path at a run.
+
+        It runs twice per task, so it is a closure that reads locals, not attributes: a task
+        event of the followed run is one dict lookup and one byte write, and asks for a
+        redraw only when none is pending.
+        """
+        hot_run: Any = object()
+        index: dict[str, int] = {}
+        codes = bytearray()
+        last: list[Any] | None = None
+        code_of = _CODE_OF
+        latest = self._latest.append
+        other = self._other_event
+        dash = self
+
+        def on_event(ev: Any) -> None:
+            code = code_of.get(ev.__class__)
+            if code is not None and ev.run_id is hot_run:
+                if code == FAILED and not ev.final:
+                    code = RETRYING
+                i = index[ev.task_id]
+                codes[i] = code
+                if last is not None:
+                    last[i] = ev
+                latest(ev)
+                if dash._handle is None:
+                    dash._request()
+                return
+            other(ev, code)
+
+        def follow(view: _RunView, run_id: Any) -> None:
+            nonlocal hot_run, index, codes, last
+            hot_run, index, codes, last = run_id, view.index, view.codes, view.last
+
+        return on_event, follow
+
+    def _other_event(self, ev: Event, code: int | None) -> None:
+        """Everything but the fast path: run events, and task events of another run."""
+        if code is not None:
+            view = self._runs.get(ev.run_id)
+            if view is None:
+                return
+            self._follow(view, ev.run_id)  # later events of that run take the fast path
+            if code == FAILED and not ev.final:  # type: ignore[attr-defined]
+                code = RETRYING
+            i = view.index[ev.task_id]  # type: ignore[attr-defined]
+            view.codes[i] = code
+            if view.last is not None:
+                view.last[i] = ev
+        elif isinstance(ev, RunStarted):
+            dag = self._dags.get(ev.workflow_id)
+            index = dag.index_for(ev.task_ids) if dag is not None else None
+            view = _RunView(ev, index, rich=len(ev.task_ids) <= self.hover_tasks)
+            self._runs[ev.run_id] = view
+            self._current = view
+            self._follow(view, ev.run_id)
+            if len(self._runs) > 20:  # bounded memory over a long session
+                for rid in list(self._runs)[:-20]:
+                    if self._runs[rid].state != "running":
+                        del self._runs[rid]
+        elif isinstance(ev, RunFinished):
+            view = self._runs.get(ev.run_id)
+            if view is None:
+                return
+            view.state = ev.status
+            view.finished_at = ev.timestamp
+            self._latest.append(ev)
+            if view is self._current:
+                running = [v for v in self._runs.values() if v.state == "running"]
+                if running:  # another run of this orchestrator is still going: follow it
+                    self._current = running[-1]
+            self._flush_now()  # the final state shows before execute_workflow returns
+            return
+        else:
+            return
+        self._latest.append(ev)
+        if self._handle is None:
+            self._request()
+
+    def _flush_now(self) -> None:
+        """Redraw at once on the loop's thread (or hand the redraw over to it)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        owner = self._loop
+        if loop is None and owner is not None and owner.is_running() and not owner.is_closed():
+            owner.call_soon_threadsafe(self.flush)
+        else:
+            self.flush()
+
+    def _request(self) -> None:
+        """Ask the loop for a redraw ``interval`` after the last one (and after this event)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on a loop's thread
+            loop = None
+        if loop is None:
+            owner = self._loop
+            if owner is not None and owner.is_running() and not owner.is_closed():
+                owner.call_soon_threadsafe(self._request)  # widgets stay on the loop's thread
+            else:
+                self.flush()  # no loop at all (a plain sync caller): draw now
+            return
+        self._loop = loop
+        if self._handle is not None:
+            return
+        # Trailing: events that come together are drawn together, never sooner than
+        # `interval` after the previous redraw.
+        delay = max(self.interval, self._last_flush + self.interval - loop.time())
+        self._handle = loop.call_later(delay, self._timer)
+
+    def _timer(self) -> None:
+        self._handle = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Redraw now with everything received so far (the timer calls this; so can you)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._redraw()
+
+    # -- drawing ------------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        now = self._loop.time() if self._loop is not None else time.monotonic()
+        self._last_flush = now
+        self.redraws += 1
+        self.redraw_times.append(now)
+        view = self._current
+        if view is not None:
+            counts = view.counts()
+            self.header.value = (f"<div data-redraw='{self.redraws}'>"
+                                 f"{self._header_html(view, counts)}</div>")
+            total = view.total
+            done = counts["completed"] + counts["failed"] + counts["skipped"] + counts["cancelled"]
+            pct = 100.0 * done / total if total else 100.0
+            with self.progress.hold_sync():  # one message for all four
+                self.progress.max = max(total, 1)
+                self.progress.value = done if total else 1
+                self.progress.bar_style = _BAR_STYLE.get(view.state, "info")
+                self.progress.description = f"{done:,} / {total:,} tasks · {pct:.0f}%"
+            self._draw_dag(view)
+        self._draw_load()
+        self.events.value = (f"<div data-redraw='{self.redraws}'>"
+                             f"{self._events_html(list(self._latest))}</div>")
+
+    def _dag_for(self, workflow_id: str) -> _DagView | None:
+        wf = getattr(self.orchestrator, "workflows", {}).get(workflow_id)
+        if wf is None:
+            return None
+        tasks_ref = wf.get("tasks")
+        cached = self._dags.get(workflow_id)
+        if cached is not None and cached.tasks_ref is tasks_ref:
+            return cached
+        if tasks_ref is None or len(tasks_ref) > self.max_dag_tasks:
+            return None
+        by_id = wf.get("_by_id") or {t.task_id: t for t in tasks_ref}
+        dag = _DagView(workflow_id, by_id, tasks_ref)
+        self._dags[workflow_id] = dag
+        return dag
+
+    def _prepare_latest_workflow(self) -> None:
+        """Draw the most recently created workflow now, so its DAG shows before it runs."""
+        workflows = getattr(self.orchestrator, "workflows", None)
+        if workflows:
+            dag = self._dag_for(next(reversed(workflows)))
+            if dag is not None:
+                self._show(dag, None)
+
+    def _show(self, dag: _DagView | None, view: _RunView | None) -> None:
+        """Put ``dag`` (or a note saying why there is none) in the DAG widget."""
+        import numpy as np
+
+        fig = self.dag
+        with fig.batch_update():
+            fig.data = []
+            if dag is None:
+                n = view.total if view is not None else 0
+                fig.layout = _placeholder(
+                    f"DAG: {n:,} tasks are more than max_dag_tasks={self.max_dag_tasks:,}; "
+                    f"progress, counts and load are live"
+                ).layout
+            else:
+                fig.add_traces(list(dag.figure.data))
+                fig.layout = dag.figure.layout
+                fig.layout.showlegend = True  # the placeholder turned it off
+                nodes = fig.data[DAG_NODE_TRACE]
+                if len(dag.ids) <= self.hover_tasks:
+                    nodes.hovertemplate = _HOVER
+                    nodes.customdata = ["status: <b>pending</b>"] * len(dag.ids)
+                else:  # too many nodes to resend hover text: the colour tells the status
+                    nodes.hovertemplate = "%{hovertext}<extra></extra>"
+                    nodes.customdata = None
+        self._shown = dag if dag is not None else view
+        self._sent = None if dag is None else np.zeros(len(dag.ids), dtype=np.int32)
+
+    def _draw_dag(self, view: _RunView) -> None:
+        import numpy as np
+
+        dag = self._dag_for(view.workflow_id)
+        if self._shown is not (dag if dag is not None else view):
+            self._show(dag, view)
+        if dag is None:
+            return
+        perm = dag.perm(view)
+        codes = np.frombuffer(view.codes, dtype=np.uint8)
+        colors = np.where(perm >= 0, codes[np.maximum(perm, 0)], PENDING).astype(np.int32)
+        if self._sent is not None and np.array_equal(colors, self._sent):
+            return  # nothing to send: the widget shows these colours already
+        # one restyle: three widget messages (an update would add a relayout's)
+        change: dict[str, Any] = {"marker.color": [colors]}
+        if view.last is not None:
+            change["customdata"] = [[_node_hover(view, i) for i in perm.tolist()]]
+        self.dag.plotly_restyle(change, trace_indexes=[DAG_NODE_TRACE])
+        self._sent = colors
+
+    def _draw_load(self) -> None:
+        agents = getattr(self.orchestrator, "agents", None)
+        if not agents:
+            return
+        profiles = sorted(agents.values(), key=lambda a: a.agent_id)
+        names = tuple(a.agent_id if a.availability else f"{a.agent_id} (off)" for a in profiles)
+        running = tuple(a.current_load for a in profiles)
+        capacity = tuple(a.capacity for a in profiles)
+        done = tuple((a.performance_metrics or {}).get("tasks_completed", 0) for a in profiles)
+        key = (names, running, capacity, done)
+        if key == self._load_key:
+            return
+        self._load_key = key
+        hover = [
+            f"<b>{html.escape(a.agent_id)}</b> · {html.escape(a.name)}<br>running {r} of {c}"
+            f"<br>{(a.performance_metrics or {}).get('tasks_completed', 0)} completed, "
+            f"{(a.performance_metrics or {}).get('tasks_failed', 0)} failed attempts"
+            for a, r, c in zip(profiles, running, capacity, strict=True)
+        ]
+        fig = self.load
+        if (names, capacity) != self._load_shape:  # agents changed: rescale (rare)
+            self._load_shape = (names, capacity)
+            fig.plotly_relayout({"yaxis.range": [0, max((*capacity, 1)) * 1.15]})
+        text = [f"{r}/{c}" for r, c in zip(running, capacity, strict=True)]
+        fig.plotly_restyle(  # one restyle for both bars: three widget messages
+            {"x": [list(names)] * 2, "y": [list(capacity), list(running)],
+             "text": [text] * 2, "hovertext": [hover] * 2},
+            trace_indexes=[0, 1],
+        )
+
+    # -- HTML parts ---------------------------------------------------------------------------
+
+    @classmethod
+    def _header_html(cls, view: _RunView | None, counts: dict[str, int] | None = None) -> str:
+        if view is None:
+            title = "<b>wfkit</b> · no run yet: run a workflow of this orchestrator"
+        else:
+            end = view.finished_at if view.finished_at is not None else time.time()
+            elapsed = max(0.0, end - view.started_at)
+            title = (
+                f"<b>wfkit</b> · workflow <b>{html.escape(view.workflow_id)}</b> · run "
+                f"<code>{html.escape(view.run_id)}</code> · "
+                f"<span class='wfkit-state' style='color:{status_color(view.state)}'>"
+                f"<b>{html.escape(view.state)}</b></span> · {_seconds(elapsed)}"
+                + (f" · {view.resumed} resumed from the store" if view.resumed else "")
+            )
+        return f"<div>{title}</div>" + cls._counts_html(counts or dict.fromkeys(_STATUSES, 0))
+
+    @staticmethod
+    def _counts_html(counts: dict[str, int]) -> str:
+        badges = []
+        for s in _STATUSES:
+            n = counts.get(s, 0)
+            fg = "#222" if s in ("pending", "retrying") else "#fff"
+            badges.append(
+                f"<span class='wfkit-count wfkit-{s}' style='background:{status_color(s)};"
+                f"color:{fg};border-radius:9px;padding:1px 8px;margin-right:6px;"
+                f"font-size:12px;opacity:{1 if n else 0.45}'>{s} <b>{n:,}</b></span>"
+            )
+        return "<div style='margin:4px 0'>" + "".join(badges) + "</div>"
+
+    def _events_html(self, events: list[Event]) -> str:
+        rows = []
+        for ev in reversed(events):
+            view = self._runs.get(ev.run_id)
+            when = f"+{ev.timestamp - view.started_at:.3f} s" if view else ""
+            kind, task, agent, detail, status = _describe(ev)
+            rows.append(
+                f"<tr><td style='color:#666'>{when}</td>"
+                f"<td><span style='color:{status_color(status)}'>"
+                f"●</span> {kind}</td><td>{html.escape(task)}</td>"
+                f"<td>{html.escape(agent)}</td><td>{detail}</td></tr>"
+            )
+        if not rows:
+            rows.append("<tr><td colspan='5' style='color:#666'>no events yet</td></tr>")
+        return (
+            "<style>.wfkit-events td, .wfkit-events th {padding: 1px 10px 1px 0; "
+            "text-align: left; white-space: nowrap} .wfkit-events td:last-child "
+            "{white-space: normal}</style>"
+            "<div style='font-size:12px;padding-left:12px'><b>Latest events</b>"
+            "<table class='wfkit-events' style='border-collapse:collapse'>"
+            "<thead><tr style='text-align:left'><th>time</th><th>event</th><th>task</th>"
+            "<th>agent</th><th>detail</th></tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table></div>"
+        )
+
+    # -- state for code and tests -------------------------------------------------------------
+
+    @property
+    def status_counts(self) -> dict[str, int]:
+        """The current run's tasks per status (what the counts row shows)."""
+        view = self._current
+        return view.counts() if view is not None else dict.fromkeys(_STATUSES, 0)
+
+    @property
+    def task_statuses(self) -> dict[str, str]:
+        """Each task of the current run and its status (what the DAG's colours show)."""
+        view = self._current
+        if view is None:
+            return {}
+        return {tid: _STATUSES[c] for tid, c in zip(view.task_ids, view.codes, strict=True)}
+
+    @property
+    def node_statuses(self) -> dict[str, str]:
+        """Each node of the DAG widget and the status its colour shows (read off the widget)."""
+        if not isinstance(self._shown, _DagView):
+            return {}
+        colors = self.dag.data[DAG_NODE_TRACE].marker.color
+        return {tid: _STATUSES[int(c)] for tid, c in zip(self._shown.ids, colors, strict=True)}
+
+    @property
+    def agent_load(self) -> dict[str, tuple[int, int]]:
+        """Agent id -> (running tasks, capacity), as the load figure shows it."""
+        run, cap = self.load.data[1], self.load.data[0]
+        return {
+            str(a): (int(r), int(c))
+            for a, r, c in zip(run.x or (), run.y or (), cap.y or (), strict=True)
+        }
+
+    @property
+    def run_id(self) -> str | None:
+        return self._current.run_id if self._current is not None else None
+
+    def close(self) -> None:
+        """Stop following the orchestrator and close the widgets."""
+        unsubscribe = self.__dict__.pop("_unsubscribe", None)  # also when __init__ failed
+        if unsubscribe is not None:
+            unsubscribe()
+            try:
+                _FOLLOWING.get(self.orchestrator, weakref.WeakSet()).discard(self)
+            except TypeError:
+                pass
+        handle = self.__dict__.pop("_handle", None)
+        self._handle = None
+        if handle is not None:
+            handle.cancel()
+        for name in ("dag", "load"):
+            w = self.__dict__.get(name)
+            if w is not None:
+                w.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        view = self._current
+        if view is None:
+            return "<wfkit Dashboard: no run yet>"
+        counts = view.counts()
+        done = counts["completed"] + counts["failed"] + counts["skipped"] + counts["cancelled"]
+        return (
+            f"<wfkit Dashboard {view.workflow_id!r} run {view.run_id} {view.state}: "
+            f"{done}/{view.total} tasks finished>"
+        )
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _placeholder(title: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": html.escape(title), "x": 0.01, "font": {"size": 13}},
+        height=220,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        showlegend=False,
+    )
+    return fig
+
+
+def _load_figure() -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Bar(
+        x=[], y=[], name="capacity",
+        marker={"color": "rgba(150, 150, 150, 0.25)", "line": {"color": "#999", "width": 1}},
+        hoverinfo="skip", textposition="none",
+    ))
+    fig.add_trace(go.Bar(
+        x=[], y=[], name="running", marker={"color": STATUS_COLORS["running"]},
+        textposition="outside", hoverinfo="text", width=0.5,
+    ))
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": "Agent load (running / capacity)", "x": 0.01, "font": {"size": 13}},
+        barmode="overlay",
+        height=260,
+        width=460,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        showlegend=False,
+        yaxis={"range": [0, 1], "rangemode": "tozero", "title": "tasks"},
+    )
+    return fig
+
+
+def _node_hover(view: _RunView, i: int) -> str:
+    if i < 0:
+        return "status: <b>pending</b>"
+    status = _STATUSES[view.codes[i]]
+    text = f"status: <b>{status}</b>"
+    ev = view.last[i] if view.last is not None else None
+    if ev is None:
+        return text + ("<br>result taken from the stored run" if status == "completed" else "")
+    agent = getattr(ev, "agent_id", None)
+    if agent:
+        text += f"<br>agent: {html.escape(agent)} · attempt {getattr(ev, 'attempt', 1)}"
+    if isinstance(ev, TaskCompleted | TaskFailed):
+        text += f"<br>took {_seconds(ev.timestamp - ev.started_at)}"
+    if isinstance(ev, TaskFailed | TaskRetrying):
+        text += f"<br>error: {html.escape(_clip(ev.error, 160))}"
+    elif isinstance(ev, TaskSkipped):
+        text += f"<br>{html.escape(_clip(ev.reason, 160))}"
+    return text
+
+
+def _clip(text: str, limit: int) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _seconds(value: float) -> str:
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 120:
+        return f"{value:.2f} s"
+    return f"{value / 60:.1f} min"
+
+
+def _describe(ev: Event) -> tuple[str, str, str, str, str]:
+    """(event name, task, agent, detail as HTML, status for the dot) for the events table."""
+    esc = html.escape
+    if isinstance(ev, TaskStarted):
+        return "started", ev.task_id, ev.agent_id, f"attempt {ev.attempt}", "running"
+    if isinstance(ev, TaskCompleted):
+        took = _seconds(ev.timestamp - ev.started_at)
+        return "completed", ev.task_id, ev.agent_id, took, "completed"
+    if isinstance(ev, TaskFailed):
+        what = "failed" if ev.final else "failed, will retry"
+        return what, ev.task_id, ev.agent_id, esc(_clip(ev.error, 120)), "failed"
+    if isinstance(ev, TaskRetrying):
+        detail = f"attempt {ev.attempt} in {_seconds(ev.delay)}"
+        return "retrying", ev.task_id, "", detail, "retrying"
+    if isinstance(ev, TaskSkipped):
+        return "skipped", ev.task_id, "", esc(_clip(ev.reason, 120)), "skipped"
+    if isinstance(ev, TaskCancelled):
+        return "cancelled", ev.task_id, ev.agent_id or "", "", "cancelled"
+    if isinstance(ev, RunStarted):
+        return "run started", ev.workflow_id, "", f"{len(ev.task_ids):,} tasks", "pending"
+    if isinstance(ev, RunFinished):
+        detail = (f"{ev.successful_tasks}/{ev.total_tasks} completed in "
+                  f"{_seconds(ev.timestamp - ev.started_at)}")
+        return f"run {esc(ev.status)}", ev.workflow_id, "", detail, ev.status
+    return esc(type(ev).__name__), "", "", "", ""

@@ -1,0 +1,895 @@
+"""Plotly figures of workflows and runs: the DAG, a Gantt chart, agent load, run summaries.
+
+Plotly only: no Graphviz, nothing fetched from the network. Every function returns a
+:class:`Figure`, a ``plotly.graph_objects.Figure`` whose static export (``write_image``) says
+which package to install when no browser is found. The frame functions take the frames of
+:class:`wfkit.AdvancedWorkflowMetrics` and :class:`wfkit.RunStore` (``task_frame()``,
+``agent_load_frame()``, ``workflow_frame()``); :func:`dag_figure` takes a workflow and,
+optionally, a run's results in any of the shapes wfkit produces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import plotly.graph_objects as go
+
+from wfkit.errors import BrowserNotFoundError, FrameError, ValidationError
+
+if TYPE_CHECKING:
+    from wfkit.agents.model import WorkflowTask
+
+__all__ = [
+    "Figure",
+    "STATUS_COLORS",
+    "DagLayout",
+    "dag_layout",
+    "dag_figure",
+    "build_dag_figure",
+    "DAG_NODE_TRACE",
+    "gantt_figure",
+    "agent_load_figure",
+    "summary_figure",
+]
+
+#: Colour of each task / attempt / run status, shared by every figure and the dashboard.
+STATUS_COLORS: dict[str, str] = {
+    "pending": "#d3d8de",
+    "running": "#1f77b4",
+    "retrying": "#ff9f1c",
+    "completed": "#2ca02c",
+    "failed": "#d62728",
+    "skipped": "#8c8c8c",
+    "cancelled": "#9467bd",
+}
+#: Attempt statuses of a Gantt chart that are not task statuses.
+_ATTEMPT_COLORS = {"failed, retried": "#ff9f1c"}
+_UNKNOWN_COLOR = "#7f7f7f"
+_CRITICAL_COLOR = "#222222"
+_EDGE_COLOR = "rgba(110, 110, 110, 0.45)"
+_PALETTE = (
+    "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756",
+    "#72b7b2", "#eeca3b", "#ff9da6", "#9d755d", "#bab0ac",
+)
+_TEMPLATE = "plotly_white"
+
+
+class Figure(go.Figure):
+    """A ``go.Figure`` whose ``write_image`` / ``to_image`` name the browser to install.
+
+    Static export goes through kaleido, which drives a Chromium-based browser (the Debian
+    ``chromium`` package works). Without one, plotly suggests a download command; this raises
+    :class:`wfkit.BrowserNotFoundError` saying which package to install instead.
+    """
+
+    def to_image(self, *args: Any, **kwargs: Any) -> bytes:
+        with _browser_hint():
+            return super().to_image(*args, **kwargs)
+
+    def write_image(self, *args: Any, **kwargs: Any) -> None:
+        with _browser_hint():
+            return super().write_image(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _browser_hint() -> Iterator[None]:
+    try:
+        yield
+    except RuntimeError as exc:
+        if "requires Google Chrome" not in str(exc) and "requires Chrome" not in str(exc):
+            raise
+        raise BrowserNotFoundError(os.environ.get("BROWSER_PATH") or None) from exc
+    except Exception as exc:
+        if type(exc).__name__ != "ChromeNotFoundError":  # kaleido's own, if plotly lets it out
+            raise
+        raise BrowserNotFoundError(os.environ.get("BROWSER_PATH") or None) from exc
+
+
+def status_color(status: Any) -> str:
+    if not isinstance(status, str):
+        return _UNKNOWN_COLOR
+    return STATUS_COLORS.get(status) or _ATTEMPT_COLORS.get(status, _UNKNOWN_COLOR)
+
+
+def _esc(value: Any, limit: int = 300) -> str:
+    text = str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return html.escape(text)
+
+
+def _fmt_seconds(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    v = float(value)
+    if v < 1:
+        return f"{v * 1000:.3g} ms"
+    if v < 120:
+        return f"{v:.3g} s"
+    return f"{v / 60:.3g} min"
+
+
+def _empty(title: str, message: str) -> Figure:
+    fig = Figure()
+    fig.update_layout(
+        template=_TEMPLATE,
+        title=title,
+        height=300,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        annotations=[
+            {"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+             "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#666"}}
+        ],
+    )
+    return fig
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def workflow_tasks(obj: Any) -> tuple[str, dict[str, WorkflowTask]]:
+    """(workflow id, tasks by id) from a Workflow, tasks, or an orchestrator's workflow record."""
+    from wfkit.agents.builder import Workflow
+    from wfkit.graph import validate_tasks
+
+    if isinstance(obj, Workflow):
+        return obj.workflow_id, validate_tasks(obj.tasks)
+    if isinstance(obj, Mapping) and "tasks" in obj and "workflow_id" in obj:
+        return str(obj["workflow_id"]), validate_tasks(obj["tasks"])
+    if isinstance(obj, str | bytes) or not isinstance(obj, Iterable | Mapping):
+        raise ValidationError(
+            f"dag_figure() takes a Workflow, a list of WorkflowTask or a dict of them by id, "
+            f"got {type(obj).__name__}"
+        )
+    return "workflow", validate_tasks(obj)
+
+
+def _is_frame(obj: Any) -> bool:
+    return hasattr(obj, "columns") and hasattr(obj, "itertuples")
+
+
+def _require(frame: Any, what: str, columns: Iterable[str]) -> None:
+    if not _is_frame(frame):
+        raise ValidationError(
+            f"{what} takes a pandas DataFrame (for example metrics.task_frame()), "
+            f"got {type(frame).__name__}"
+        )
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise FrameError(what, missing, frame.columns)
+
+
+def _naive_utc(series: Any) -> Any:
+    """Timestamps as naive UTC datetimes (plotly.js ignores offsets); numbers are UNIX seconds."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(series):
+        series = pd.to_datetime(series, unit="s", utc=True)
+    else:
+        series = pd.to_datetime(series, utc=True)
+    return series.dt.tz_convert(None)
+
+
+def _value(v: Any) -> Any:
+    """None for pandas' missing values, the value otherwise."""
+    if v is None:
+        return None
+    try:
+        import pandas as pd
+
+        if v is pd.NA or v is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def task_outcomes(results: Any) -> dict[str, dict[str, Any]]:
+    """Per task: status, agent_id, attempts, duration, error; from any results shape.
+
+    Takes a :class:`wfkit.RunResult` (or its ``task_results``), a mapping of task id to a
+    status string or dict, or a task frame (the latest run in it, each task's last attempt).
+    """
+    if results is None:
+        return {}
+    if _is_frame(results):
+        return _outcomes_from_frame(results)
+    if isinstance(results, Mapping):
+        if "task_results" in results and isinstance(results["task_results"], Mapping):
+            results = results["task_results"]
+        out: dict[str, dict[str, Any]] = {}
+        for tid, r in results.items():
+            if isinstance(r, str):
+                out[tid] = {"status": r}
+            elif isinstance(r, Mapping):
+                out[tid] = {
+                    "status": r.get("status"),
+                    "agent_id": r.get("agent_id"),
+                    "attempts": r.get("attempts"),
+                    "duration": r.get("execution_time", r.get("duration")),
+                    "error": r.get("error"),
+                }
+            else:
+                raise ValidationError(
+                    f"results[{tid!r}] must be a status string or a task result dict, "
+                    f"got {type(r).__name__}"
+                )
+        return out
+    raise ValidationError(
+        f"results= takes a RunResult, its task_results, or a task frame, got "
+        f"{type(results).__name__}"
+    )
+
+
+def _outcomes_from_frame(frame: Any) -> dict[str, dict[str, Any]]:
+    _require(frame, "dag_figure(results=task_frame)", ("task_id", "status"))
+    if frame.empty:
+        return {}
+    if "run_id" in frame.columns and frame["run_id"].nunique(dropna=True) > 1:
+        order = "started_at" if "started_at" in frame.columns else None
+        if order is not None:
+            firsts = frame.groupby("run_id", sort=False)[order].min()
+            latest = firsts.sort_values(kind="stable").index[-1]
+        else:
+            latest = frame["run_id"].iloc[-1]
+        frame = frame[frame["run_id"] == latest]
+    if "attempt" in frame.columns:
+        frame = frame.sort_values("attempt", kind="stable")
+    out: dict[str, dict[str, Any]] = {}
+    cols = frame.columns
+    for row in frame.to_dict("records"):
+        tid = row["task_id"]
+        prev = out.get(tid)
+        attempts = (prev["attempts"] if prev else 0) + (1 if _value(row.get("agent_id")) else 0)
+        out[tid] = {
+            "status": _value(row["status"]),
+            "agent_id": _value(row.get("agent_id")) if "agent_id" in cols else None,
+            "attempts": attempts,
+            "duration": _value(row.get("duration")) if "duration" in cols else None,
+            "error": _value(row.get("error")) if "error" in cols else None,
+        }
+    return out
+
+
+# -- the DAG -------------------------------------------------------------------------------------
+
+
+class DagLayout:
+    """Node positions of a layered drawing: ``x`` is the layer, ``y`` the row within it."""
+
+    __slots__ = ("ids", "x", "y", "index", "edges", "width", "depth")
+
+    def __init__(self, ids: list[str], x: list[float], y: list[float],
+                 edges: list[tuple[int, int]]) -> None:
+        self.ids = ids
+        self.x = x
+        self.y = y
+        self.index = {tid: i for i, tid in enumerate(ids)}
+        self.edges = edges
+        self.depth = int(max(x, default=-1)) + 1
+        self.width = 0
+        if ids:
+            counts: dict[float, int] = {}
+            for v in x:
+                counts[v] = counts.get(v, 0) + 1
+            self.width = max(counts.values())
+
+
+def dag_layout(tasks: Mapping[str, WorkflowTask], sweeps: int = 4) -> DagLayout:
+    """A layered (Sugiyama-style) layout: topological generations left to right, rows ordered
+    by the barycentre of each node's neighbours (alternating sweeps) to cut edge crossings."""
+    from wfkit.graph import dependents_of, layers
+
+    gens = layers(tasks)
+    dependents = dependents_of(tasks)
+    pos: dict[str, float] = {}
+    for gen in gens:
+        for i, tid in enumerate(gen):
+            pos[tid] = i - (len(gen) - 1) / 2
+
+    def reorder(gen: list[str], neighbours: Any) -> list[str]:
+        keyed = []
+        for i, tid in enumerate(gen):
+            ns = neighbours(tid)
+            bary = sum(pos[n] for n in ns) / len(ns) if ns else pos[tid]
+            keyed.append((bary, i, tid))
+        keyed.sort()
+        out = [tid for _, _, tid in keyed]
+        for i, tid in enumerate(out):
+            pos[tid] = i - (len(out) - 1) / 2
+        return out
+
+    # The heuristic can make things worse: keep the best order seen (counting is
+    # O(E log E) per sweep, so only while the graph is small enough for it to be cheap).
+    count = sum(len(t.dependencies or ()) for t in tasks.values()) <= _COUNT_CROSSINGS_UP_TO
+    best = (_crossings(gens, pos, tasks), [list(g) for g in gens], dict(pos)) if count else None
+    for sweep in range(sweeps):
+        if sweep % 2 == 0:
+            gens = [gens[0]] + [reorder(g, lambda t: tasks[t].dependencies) for g in gens[1:]]
+        else:
+            gens = [reorder(g, lambda t: dependents[t]) for g in gens[:-1]] + gens[-1:]
+        if best is not None:
+            c = _crossings(gens, pos, tasks)
+            if c < best[0]:
+                best = (c, [list(g) for g in gens], dict(pos))
+    if best is not None:
+        _, gens, pos = best
+    ids: list[str] = []
+    xs: list[float] = []
+    ys: list[float] = []
+    for depth, gen in enumerate(gens):
+        for tid in gen:
+            ids.append(tid)
+            xs.append(float(depth))
+            ys.append(-pos[tid])  # first row on top
+    index = {tid: i for i, tid in enumerate(ids)}
+    edges = [(index[d], index[tid]) for tid in ids for d in tasks[tid].dependencies or ()]
+    return DagLayout(ids, xs, ys, edges)
+
+
+_COUNT_CROSSINGS_UP_TO = 5_000
+
+
+def _crossings(gens: list[list[str]], pos: Mapping[str, float],
+               tasks: Mapping[str, WorkflowTask]) -> int:
+    """Crossings between edges joining adjacent layers (inversions, counted with a Fenwick
+    tree); edges that skip layers are left out, as in most layered-drawing tools."""
+    total = 0
+    for upper, lower in zip(gens, gens[1:], strict=False):
+        above = set(upper)
+        pairs = sorted(
+            (pos[d], pos[t]) for t in lower for d in tasks[t].dependencies or () if d in above
+        )
+        if len(pairs) < 2:
+            continue
+        ranks = {v: i + 1 for i, v in enumerate(sorted({b for _, b in pairs}))}
+        tree = [0] * (len(ranks) + 1)
+        seen = 0
+        for _, b in pairs:
+            r = ranks[b]
+            not_above = 0  # edges so far whose lower end is at or before this one's
+            i = r
+            while i:
+                not_above += tree[i]
+                i -= i & -i
+            total += seen - not_above
+            seen += 1
+            i = r
+            while i <= len(ranks):
+                tree[i] += 1
+                i += i & -i
+    return total
+
+
+def _marker_size(n: int) -> float:
+    return max(5.0, min(22.0, 40.0 / max(n, 1) ** 0.25))
+
+
+def _task_hover(task: WorkflowTask, outcome: Mapping[str, Any] | None) -> str:
+    parts = [f"<b>{_esc(task.task_id, 80)}</b>"]
+    if task.description and task.description != task.task_id:
+        parts.append(_esc(task.description, 120))
+    caps = ", ".join(sorted(task.capability_set)) or "any agent"
+    parts.append(f"needs: {_esc(caps, 120)}")
+    parts.append(f"priority {task.priority:g} · estimate {_fmt_seconds(task.estimated_duration)}")
+    deps = task.dependencies
+    if deps:
+        shown = ", ".join(deps[:5]) + (f" … (+{len(deps) - 5})" if len(deps) > 5 else "")
+        parts.append(f"after: {_esc(shown, 160)}")
+    if outcome:
+        parts.append(f"status: <b>{_esc(outcome.get('status') or 'pending')}</b>")
+        agent = outcome.get("agent_id")
+        if agent:
+            attempts = outcome.get("attempts")
+            extra = f" · {attempts} attempts" if attempts and attempts > 1 else ""
+            parts.append(f"agent: {_esc(agent, 80)}{extra}")
+        duration = outcome.get("duration")
+        if duration is not None and outcome.get("status") in ("completed", "failed", "cancelled"):
+            parts.append(f"duration: {_fmt_seconds(duration)}")
+        error = outcome.get("error")
+        if error:
+            parts.append(f"error: {_esc(error, 200)}")
+    return "<br>".join(parts)
+
+
+def _edge_xy(layout: DagLayout, pairs: Iterable[tuple[int, int]]) -> tuple[Any, Any]:
+    """Line coordinates for edges, NaN between segments (numpy: plotly skips validation)."""
+    import numpy as np
+
+    pairs = list(pairs)
+    xs = np.full(3 * len(pairs), np.nan)
+    ys = np.full(3 * len(pairs), np.nan)
+    if pairs:
+        a = np.fromiter((p[0] for p in pairs), dtype=np.intp, count=len(pairs))
+        b = np.fromiter((p[1] for p in pairs), dtype=np.intp, count=len(pairs))
+        x, y = np.asarray(layout.x), np.asarray(layout.y)
+        xs[0::3], xs[1::3] = x[a], x[b]
+        ys[0::3], ys[1::3] = y[a], y[b]
+    return xs, ys
+
+
+def discrete_colorscale(colors: list[str]) -> list[list[Any]]:
+    """A colorscale mapping the integer codes 0..k-1 (with cmin=-0.5, cmax=k-0.5) to colors.
+
+    Numeric colour codes keep figures of thousands of nodes cheap to build and to update.
+    """
+    k = max(len(colors), 1)
+    scale: list[list[Any]] = []
+    for i, c in enumerate(colors):
+        scale.append([i / k, c])
+        scale.append([(i + 1) / k, c])
+    return scale or [[0, _UNKNOWN_COLOR], [1, _UNKNOWN_COLOR]]
+
+
+def dag_figure(
+    workflow_or_tasks: Any,
+    results: Any = None,
+    *,
+    title: str | None = None,
+    labels: bool | None = None,
+) -> Figure:
+    """The workflow's DAG: a layered layout, one marker per task, dependencies as lines.
+
+    With ``results`` (a RunResult, its ``task_results``, a task frame or ``{task_id:
+    status}``) nodes are coloured by status and the hover text adds agent, attempts, duration
+    and error; without, by required capabilities. The critical path (by observed durations
+    where known, estimates elsewhere) is drawn thick and dark. Task ids are written next to
+    the nodes up to 40 tasks (``labels=`` forces it either way); beyond that they are in the
+    hover text, which keeps a 200-task DAG readable.
+    """
+    workflow_id, tasks = workflow_tasks(workflow_or_tasks)
+    outcomes = task_outcomes(results)
+    unknown = [tid for tid in outcomes if tid not in tasks]
+    if unknown and len(unknown) == len(outcomes):
+        raise ValidationError(
+            f"results are for other tasks ({', '.join(map(repr, unknown[:5]))}): pass the "
+            f"results of a run of workflow {workflow_id!r}"
+        )
+    return build_dag_figure(workflow_id, tasks, outcomes, title=title, labels=labels)
+
+
+#: The node trace's index in a DAG figure (edges, critical path, nodes, legend entries...).
+DAG_NODE_TRACE = 2
+
+
+def build_dag_figure(
+    workflow_id: str,
+    tasks: Mapping[str, WorkflowTask],
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    title: str | None = None,
+    labels: bool | None = None,
+    live: bool = False,
+) -> Figure:
+    """The DAG figure from validated tasks. ``live`` colours by status from the start (all
+    pending), for a view whose colours will change: the node trace's ``marker.color`` then
+    holds codes into :data:`STATUS_COLORS` order, and the status legend is left to the view."""
+    import numpy as np
+
+    from wfkit.graph import critical_path
+
+    outcomes = outcomes or {}
+    n = len(tasks)
+    if not n:
+        return _empty(title or f"{workflow_id}: no tasks", "this workflow has no tasks yet")
+    layout = dag_layout(tasks)
+
+    def duration(task: WorkflowTask) -> float:
+        """Observed where the task ran, nothing where it never will, the estimate elsewhere."""
+        o = outcomes.get(task.task_id)
+        if o:
+            d = o.get("duration")
+            if d is not None and o.get("agent_id"):
+                return float(d)
+            if o.get("status") in ("skipped", "cancelled", "failed"):
+                return 0.0
+        return float(task.estimated_duration)
+
+    path, length = critical_path(tasks, duration)
+    on_path = set(path)
+    idx = layout.index
+    ordered = [tasks[tid] for tid in layout.ids]
+
+    fig = Figure()
+    ex, ey = _edge_xy(layout, layout.edges)
+    fig.add_trace(go.Scatter(
+        x=ex, y=ey, mode="lines", line={"width": 1, "color": _EDGE_COLOR},
+        hoverinfo="skip", showlegend=False, name="dependencies",
+    ))
+    cx, cy = _edge_xy(layout, [(idx[a], idx[b]) for a, b in zip(path, path[1:], strict=False)])
+    fig.add_trace(go.Scatter(
+        x=cx, y=cy, mode="lines", line={"width": 3.5, "color": _CRITICAL_COLOR},
+        hoverinfo="skip", name=f"critical path ({_fmt_seconds(length)})",
+        legendgroup="critical", showlegend=len(path) > 1,
+    ))
+
+    if outcomes or live:
+        names = list(STATUS_COLORS)
+        statuses = [(outcomes.get(t.task_id) or {}).get("status") or "pending" for t in ordered]
+        names += sorted({s for s in statuses if s not in STATUS_COLORS})
+        palette = [status_color(s) for s in names]
+        code_of = {s: i for i, s in enumerate(names)}
+        codes = np.fromiter((code_of[s] for s in statuses), dtype=np.int16, count=n)
+        # live (the dashboard): its status badges, in these colours, are the legend
+        shown = [] if live else [s for s in names if s in set(statuses)]
+    else:
+        sigs = [", ".join(sorted(t.capability_set)) or "any agent" for t in ordered]
+        names = list(dict.fromkeys(sigs))
+        if len(names) > len(_PALETTE):
+            names, sigs = ["task"], ["task"] * n
+        palette = list(_PALETTE[: len(names)])
+        code_of = {s: i for i, s in enumerate(names)}
+        codes = np.fromiter((code_of[s] for s in sigs), dtype=np.int16, count=n)
+        shown = names
+    critical = np.fromiter((t.task_id in on_path for t in ordered), dtype=bool, count=n)
+    show_labels = n <= 40 if labels is None else labels
+    ids = np.array(layout.ids, dtype=object)
+    fig.add_trace(go.Scatter(
+        x=np.asarray(layout.x), y=np.asarray(layout.y),
+        mode="markers+text" if show_labels else "markers",
+        text=ids if show_labels else None,
+        textposition="top center",
+        textfont={"size": 10},
+        customdata=ids,
+        hovertext=np.array(
+            [_task_hover(t, outcomes.get(t.task_id)) for t in ordered], dtype=object
+        ),
+        hoverinfo="text",
+        marker={
+            "size": _marker_size(n),
+            "color": codes,
+            "colorscale": discrete_colorscale(palette),
+            "cmin": -0.5,
+            "cmax": len(palette) - 0.5,
+            "showscale": False,
+            "line": {"width": np.where(critical, 2.5, 0.6), "color": _CRITICAL_COLOR},
+        },
+        name="tasks",
+        showlegend=False,
+    ))
+    for name in shown:  # legend entries: the node trace has many colours
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="markers",
+            marker={"size": 10, "color": palette[code_of[name]]},
+            name=name, showlegend=True, hoverinfo="skip",
+        ))
+    if title is None:
+        title = f"<b>{html.escape(workflow_id)}</b> · {n} task{'s' if n != 1 else ''}"
+        if outcomes:
+            counts: dict[str, int] = {}
+            for o in outcomes.values():
+                s = o.get("status") or "pending"
+                counts[s] = counts.get(s, 0) + 1
+            title += " · " + ", ".join(
+                f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: code_of.get(k, 99))
+            )
+    height = int(min(930, max(350, 150 + 34 * layout.width)))
+    fig.update_layout(
+        template=_TEMPLATE,
+        title={"text": title, "x": 0.01, "xanchor": "left"},
+        height=height,
+        autosize=True,
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0},
+        xaxis={"visible": False, "range": [-0.5, layout.depth - 0.5]},
+        yaxis={"visible": False, "range": [-(layout.width / 2) - 0.2, layout.width / 2 + 0.5]},
+        meta={"wfkit": "dag", "workflow_id": workflow_id, "critical_path": path,
+              "statuses": names if (outcomes or live) else None},
+    )
+    return fig
+
+
+# -- Gantt ----------------------------------------------------------------------------------------
+
+
+def _lanes(agents: list[str], starts: list[float], ends: list[float]) -> tuple[list[int], dict]:
+    """A slot per attempt inside its agent's lane, so concurrent attempts do not overlap."""
+    import heapq
+
+    order = sorted(range(len(agents)), key=lambda i: (agents[i], starts[i], ends[i]))
+    slot = [0] * len(agents)
+    per_agent: dict[str, int] = {}
+    free: dict[str, list[int]] = {}
+    busy: dict[str, list[tuple[float, int]]] = {}
+    for i in order:
+        a = agents[i]
+        heap = busy.setdefault(a, [])
+        spare = free.setdefault(a, [])
+        while heap and heap[0][0] <= starts[i]:
+            heapq.heappush(spare, heapq.heappop(heap)[1])
+        if spare:
+            s = heapq.heappop(spare)
+        else:
+            s = per_agent.get(a, 0)
+            per_agent[a] = s + 1
+        slot[i] = s
+        heapq.heappush(heap, (ends[i], s))
+    return slot, per_agent
+
+
+def gantt_figure(task_frame: Any, *, title: str | None = None) -> Figure:
+    """One lane per agent, one bar per attempt, coloured by the attempt's status.
+
+    Concurrent attempts of an agent (capacity > 1) get rows of their own inside its lane.
+    Rows that never ran (skipped tasks) have no bar; an attempt with no end yet is drawn
+    up to the latest time in the frame.
+    """
+    import pandas as pd
+
+    _require(task_frame, "gantt_figure()", ("task_id", "agent_id", "status", "started_at",
+                                            "finished_at"))
+    ran = task_frame[task_frame["agent_id"].notna() & task_frame["started_at"].notna()]
+    if ran.empty:
+        return _empty(title or "Attempts per agent", "no attempt has started in this frame")
+    start = _naive_utc(ran["started_at"])
+    end = _naive_utc(ran["finished_at"])
+    horizon = max(end.max() if end.notna().any() else start.max(), start.max())
+    end = end.fillna(horizon)
+    t0 = start.min()
+    s_sec = ((start - t0).dt.total_seconds()).tolist()
+    e_sec = ((end - t0).dt.total_seconds()).tolist()
+    agents = [str(a) for a in ran["agent_id"].tolist()]
+    slots, lanes = _lanes(agents, s_sec, e_sec)
+    base: dict[str, int] = {}
+    row = 0
+    for a in sorted(lanes):
+        base[a] = row
+        row += lanes[a]
+    ys = [base[a] + s + 0.5 for a, s in zip(agents, slots, strict=True)]
+    statuses = [str(s) for s in ran["status"].fillna("running").tolist()]
+    if "final" in ran.columns:  # a failed attempt that was retried
+        for i, final in enumerate(ran["final"].tolist()):
+            if statuses[i] == "failed" and _value(final) is False:
+                statuses[i] = "failed, retried"
+    cols = ran.columns
+    tids = ran["task_id"].astype(str).tolist()
+    attempts = ran["attempt"].tolist() if "attempt" in cols else [None] * len(tids)
+    errors = ran["error"].tolist() if "error" in cols else [None] * len(tids)
+    runs = ran["run_id"].astype(str).tolist() if "run_id" in cols else [None] * len(tids)
+    durations = [e - s for s, e in zip(s_sec, e_sec, strict=True)]
+
+    fig = Figure()
+    by_status: dict[str, list[int]] = {}
+    for i, s in enumerate(statuses):
+        by_status.setdefault(s, []).append(i)
+    order = [s for s in STATUS_COLORS if s in by_status] + sorted(
+        s for s in by_status if s not in STATUS_COLORS
+    )
+    starts = start.tolist()
+    tiny = max(e_sec, default=0.0) * 0.004
+    for s in order:
+        rows = by_status[s]
+        hover = []
+        for i in rows:
+            text = f"<b>{_esc(tids[i], 80)}</b>"
+            if _value(attempts[i]) is not None:
+                text += f" · attempt {attempts[i]}"
+            text += f"<br>agent {_esc(agents[i], 80)} · {s}<br>"
+            text += f"start {pd.Timestamp(starts[i]).strftime('%H:%M:%S.%f')[:-3]} UTC"
+            text += f" · {_fmt_seconds(durations[i])}"
+            if runs[i] is not None:
+                text += f"<br>run {_esc(runs[i], 40)}"
+            if _value(errors[i]):
+                text += f"<br>error: {_esc(errors[i], 200)}"
+            hover.append(text)
+        fig.add_trace(go.Bar(
+            orientation="h",
+            base=[starts[i] for i in rows],
+            x=[durations[i] * 1000.0 for i in rows],  # a date axis measures bars in ms
+            y=[ys[i] for i in rows],
+            width=0.8,
+            marker={"color": status_color(s), "line": {"width": 0}},
+            name=s,
+            legendgroup=s,
+            hovertext=hover,
+            hoverinfo="text",
+        ))
+        short = [k for k, i in enumerate(rows) if durations[i] < tiny]
+        if short:  # too short to see as a bar (an instant failure): a marker at its start
+            fig.add_trace(go.Scatter(
+                x=[starts[rows[k]] for k in short], y=[ys[rows[k]] for k in short],
+                mode="markers", marker={"symbol": "diamond", "size": 9,
+                                        "color": status_color(s),
+                                        "line": {"width": 1, "color": "#ffffff"}},
+                name=s, legendgroup=s, showlegend=False,
+                hovertext=[hover[k] for k in short], hoverinfo="text",
+            ))
+    shapes = [
+        {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": b, "y1": b,
+         "line": {"width": 1, "color": "#cccccc"}}
+        for b in list(base.values())[1:]
+    ]
+    lanes_total = row
+    fig.update_layout(
+        template=_TEMPLATE,
+        title={"text": title or f"Attempts per agent · {len(tids)} attempts", "x": 0.01},
+        barmode="overlay",
+        height=int(min(1400, max(300, 140 + 26 * lanes_total))),
+        margin={"l": 10, "r": 10, "t": 60, "b": 40},
+        xaxis={"type": "date", "title": "time (UTC)"},
+        yaxis={
+            "tickmode": "array",
+            "tickvals": [base[a] + lanes[a] / 2 for a in base],
+            "ticktext": list(base),
+            "range": [lanes_total, 0],
+            "showgrid": False,
+            "zeroline": False,
+        },
+        shapes=shapes,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+        meta={"wfkit": "gantt"},
+    )
+    return fig
+
+
+# -- agent load -----------------------------------------------------------------------------------
+
+
+def _capacity_of(value: Any) -> int | None:
+    cap = getattr(value, "capacity", value)
+    return None if cap is None else int(cap)
+
+
+def agent_load_figure(
+    frame: Any,
+    capacities: Mapping[str, Any] | None = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Each agent's load over time (a step line) against its capacity (dashed).
+
+    Takes an agent load frame (``agent_id``, ``timestamp``, ``load``, ``capacity``) or a task
+    frame, from whose attempt intervals the load is derived; for a task frame, ``capacities``
+    (agent id -> capacity, or an orchestrator's ``agents``) adds the capacity lines.
+    """
+    from plotly.subplots import make_subplots
+
+    _require(frame, "agent_load_figure()", ())
+    if "load" in frame.columns:
+        _require(frame, "agent_load_figure(load frame)", ("agent_id", "timestamp", "load"))
+        load = frame
+    else:
+        _require(frame, "agent_load_figure(task frame)", ("agent_id", "started_at",
+                                                          "finished_at"))
+        from wfkit.metrics.frames import agent_load
+
+        caps = {str(k): _capacity_of(v) for k, v in (capacities or {}).items()}
+        load = agent_load(frame, {k: v for k, v in caps.items() if v is not None})
+    if capacities is not None and "load" in frame.columns:
+        caps = {str(k): _capacity_of(v) for k, v in capacities.items()}
+        load = load.assign(capacity=load["agent_id"].astype(str).map(caps))
+    load = load[load["agent_id"].notna() & load["timestamp"].notna()]
+    if load.empty:
+        return _empty(title or "Agent load", "no agent has run anything in this frame")
+    load = load.assign(_t=_naive_utc(load["timestamp"])).sort_values(
+        ["agent_id", "_t"], kind="stable"
+    )
+    agents = sorted(load["agent_id"].astype(str).unique())
+    n = len(agents)
+    row_px = max(70, min(130, 1100 // n))
+    fig = make_subplots(
+        rows=n, cols=1, shared_xaxes=True, vertical_spacing=min(0.2, 44 / (90 + row_px * n)),
+        subplot_titles=agents, figure=Figure(),
+    )
+    t_end = load["_t"].max()
+    capacity_in_legend = False
+    for i, agent in enumerate(agents, start=1):
+        rows = load[load["agent_id"].astype(str) == agent]
+        t = rows["_t"].tolist() + [t_end]
+        y = [int(v) if _value(v) is not None else 0 for v in rows["load"].tolist()]
+        y.append(y[-1])
+        peak = max(y)
+        fig.add_trace(go.Scatter(
+            x=t, y=y, mode="lines", line={"shape": "hv", "width": 1.5, "color": "#1f77b4"},
+            fill="tozeroy", fillcolor="rgba(31, 119, 180, 0.25)", name="load",
+            legendgroup="load", showlegend=i == 1,
+            hovertemplate=f"{html.escape(agent)}: load %{{y}}<extra></extra>",
+        ), row=i, col=1)
+        cap_values = rows["capacity"].tolist() if "capacity" in rows.columns else []
+        cap_values = [_value(v) for v in cap_values]
+        top = peak
+        if cap_values and any(v is not None for v in cap_values):
+            known = [int(v) if v is not None else None for v in cap_values]
+            last = next(v for v in reversed(known) if v is not None)
+            cy = [v if v is not None else last for v in known] + [last]
+            top = max(top, max(cy))
+            fig.add_trace(go.Scatter(
+                x=t, y=cy, mode="lines",
+                line={"shape": "hv", "width": 1.5, "dash": "dash", "color": "#d62728"},
+                name="capacity", legendgroup="capacity", showlegend=not capacity_in_legend,
+                hovertemplate=f"{html.escape(agent)}: capacity %{{y}}<extra></extra>",
+            ), row=i, col=1)
+            capacity_in_legend = True
+        fig.update_yaxes(range=[0, top + max(0.5, top * 0.1)], rangemode="tozero",
+                         row=i, col=1, nticks=4)
+    fig.update_xaxes(title_text="time (UTC)", row=n, col=1)
+    fig.update_layout(
+        template=_TEMPLATE,
+        title={"text": title or f"Agent load · {n} agent{'s' if n != 1 else ''}", "x": 0.01},
+        height=int(90 + row_px * n),
+        margin={"l": 10, "r": 10, "t": 70, "b": 40},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        hovermode="x unified",
+        meta={"wfkit": "agent_load"},
+    )
+    return fig
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+def summary_figure(workflow_frame: Any, *, title: str | None = None) -> Figure:
+    """Success rate (top) and duration (bottom) of each run, in start order.
+
+    One line per workflow for the success rate; duration bars coloured by the run's status.
+    """
+    import pandas as pd
+    from plotly.subplots import make_subplots
+
+    _require(workflow_frame, "summary_figure()", (
+        "run_id", "workflow_id", "status", "started_at", "duration", "total_tasks",
+        "successful_tasks",
+    ))
+    runs = workflow_frame[workflow_frame["run_id"].notna()]
+    if runs.empty:
+        return _empty(title or "Runs", "no run recorded yet")
+    runs = runs.assign(_t=_naive_utc(runs["started_at"])).sort_values("_t", kind="stable")
+    total = pd.to_numeric(runs["total_tasks"], errors="coerce").astype("float64")
+    ok = pd.to_numeric(runs["successful_tasks"], errors="coerce").astype("float64")
+    rate = (ok / total.where(total > 0)).fillna(1.0)
+    labels = [
+        f"{t.strftime('%m-%d %H:%M:%S') if not pd.isna(t) else '?'} · {str(r)[:8]}"
+        for t, r in zip(runs["_t"], runs["run_id"], strict=True)
+    ]
+    runs = runs.assign(_label=labels, _rate=rate.to_numpy())
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+        subplot_titles=("success rate", "duration"), figure=Figure(),
+    )
+    for i, (wid, rows) in enumerate(runs.groupby("workflow_id", sort=False)):
+        color = _PALETTE[i % len(_PALETTE)]
+        hover = [
+            f"<b>{_esc(wid, 80)}</b> · run {_esc(r.run_id, 40)}<br>{_esc(r.status)} · "
+            f"{_value(r.successful_tasks) or 0}/{_value(r.total_tasks) or 0} tasks completed"
+            for r in rows.itertuples()
+        ]
+        fig.add_trace(go.Scatter(
+            x=rows["_label"].tolist(), y=rows["_rate"].tolist(), mode="lines+markers",
+            name=str(wid), line={"color": color}, marker={"size": 8},
+            hovertext=hover, hoverinfo="text", legendgroup=f"wf-{wid}",
+        ), row=1, col=1)
+    for status, rows in runs.groupby("status", sort=False):
+        fig.add_trace(go.Bar(
+            x=rows["_label"].tolist(),
+            y=pd.to_numeric(rows["duration"], errors="coerce").tolist(),
+            name=f"run {status}", marker={"color": status_color(str(status))},
+            hovertext=[
+                f"<b>{_esc(r.workflow_id, 80)}</b> · run {_esc(r.run_id, 40)}<br>"
+                f"{_esc(status)} in {_fmt_seconds(_value(r.duration))}"
+                for r in rows.itertuples()
+            ],
+            hoverinfo="text", legendgroup=f"status-{status}",
+        ), row=2, col=1)
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(title_text="seconds", rangemode="tozero", row=2, col=1)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
+    n = len(runs)
+    fig.update_layout(
+        template=_TEMPLATE,
+        title={"text": title or f"Runs · {n} run{'s' if n != 1 else ''}", "x": 0.01},
+        height=520,
+        margin={"l": 10, "r": 10, "t": 70, "b": 40},
+        barmode="overlay",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.04, "xanchor": "right", "x": 1},
+        meta={"wfkit": "summary"},
+    )
+    return fig
