@@ -146,6 +146,12 @@ def upward_ranks(
     if order is None:
         order = topological_order(tasks, dependents)
     rank: dict[str, float] = {}
+    if comm is None and duration is None:  # the dispatcher's case: keep it tight
+        get = rank.__getitem__
+        for tid in reversed(order):
+            nxt = dependents[tid]
+            rank[tid] = tasks[tid].estimated_duration + (max(map(get, nxt)) if nxt else 0.0)
+        return rank
     for tid in reversed(order):
         best = 0.0
         if comm is None:

@@ -105,19 +105,62 @@ class RoundRobin(Policy):
 
 
 class Heft(Policy):
-    """Earliest expected finish time among free agents; ready tasks go by upward rank.
+    """HEFT for a run: plan first, then execute the plan and adapt when reality drifts.
 
-    The dispatcher already orders ready tasks by priority, then remaining critical path
-    (the upward rank on estimates), so this policy adds HEFT's processor choice.
+    :meth:`prepare` makes a HEFT plan (Topcuoglu, Hariri and Wu, 2002: upward ranks on mean
+    durations, insertion-based earliest finish time) for the run's tasks and available agents,
+    on each agent's ``expected_duration`` (its learned durations and speed) unless
+    ``durations`` are given, with ``comm_costs`` when given; or it takes ``plan``, a
+    :class:`wfkit.Schedule` (an exact plan, say). :meth:`select` then sends each task to its
+    planned agent in the plan's order there, and moves it to another free agent only when that
+    is expected to finish it strictly sooner without delaying that agent's planned work (see
+    :mod:`wfkit.optimization.planpolicy`). ``clock`` gives seconds (``time.monotonic`` in a live
+    run; the simulator substitutes virtual time). ``schedule`` is the plan of the current run.
     """
 
     name = "heft"
 
-    def select(self, task: WorkflowTask, candidates: Sequence[AgentProfile]) -> AgentProfile:
-        return min(
-            candidates,
-            key=lambda a: (a.expected_duration(task), a.current_load / a.capacity),
+    def __init__(
+        self,
+        durations: Any = None,
+        comm_costs: Any = None,
+        *,
+        plan: Any = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        import time
+
+        self.durations = durations
+        self.comm_costs = comm_costs
+        self.plan = plan
+        self.clock = clock if clock is not None else time.monotonic
+        self._follower: Any = None
+
+    def prepare(
+        self, tasks: Mapping[str, WorkflowTask], agents: Sequence[AgentProfile]
+    ) -> None:
+        from wfkit.optimization.planpolicy import PlanFollower
+
+        self._follower = PlanFollower(
+            tasks,
+            agents,
+            durations=self.durations,
+            comm_costs=self.comm_costs,
+            plan=self.plan,
+            clock=self.clock,
         )
+
+    @property
+    def schedule(self) -> Any:
+        """The plan this policy follows in the current (or last) run, a ``wfkit.Schedule``."""
+        return None if self._follower is None else self._follower.plan
+
+    def select(
+        self, task: WorkflowTask, candidates: Sequence[AgentProfile]
+    ) -> AgentProfile | None:
+        if self._follower is None:
+            raise PolicyError("Heft.select() was called before Heft.prepare(tasks, agents)")
+        return self._follower.select(task, candidates)
 
 
 class FunctionPolicy(Policy):

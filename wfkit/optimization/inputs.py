@@ -1,0 +1,100 @@
+"""Normalising what users pass as "the tasks" and "the agents", and private agent copies.
+
+What-if questions must never change the user's objects: the simulator and the planners work on
+copies of the agents (their load, metrics and learned durations are the copy's own).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from wfkit.agents.model import AgentProfile, WorkflowTask
+from wfkit.errors import DuplicateTaskError, UnknownDependencyError, ValidationError
+
+__all__ = ["task_map", "task_graph", "agent_list", "copy_agent"]
+
+
+def task_map(tasks: Any) -> dict[str, WorkflowTask]:
+    """Tasks by id from a list of WorkflowTask, a {task_id: task} mapping or a ``Workflow``.
+
+    Checks types, duplicate ids and unknown dependencies; cycles are reported (CycleError) by
+    the topological sort every scheduler starts with.
+    """
+    return task_graph(tasks)[0]
+
+
+def task_graph(tasks: Any) -> tuple[dict[str, WorkflowTask], dict[str, list[str]]]:
+    """:func:`task_map` and each task's dependents, built in the same pass."""
+    if hasattr(tasks, "tasks") and not isinstance(tasks, Mapping | list | tuple):
+        tasks = tasks.tasks  # a Workflow
+    if isinstance(tasks, Mapping):
+        tasks = tasks.values()
+    if isinstance(tasks, WorkflowTask) or not isinstance(tasks, Iterable):
+        raise ValidationError(
+            f"tasks must be a list of WorkflowTask objects (or a Workflow), got "
+            f"{type(tasks).__name__}"
+        )
+    by_id: dict[str, WorkflowTask] = {}
+    dependents: dict[str, list[str]] = {}
+    for task in tasks:
+        if not isinstance(task, WorkflowTask):
+            raise ValidationError(
+                f"tasks must be WorkflowTask objects, got {type(task).__name__}: {task!r}"
+            )
+        tid = task.task_id
+        if tid in by_id:
+            raise DuplicateTaskError(tid)
+        by_id[tid] = task
+        dependents[tid] = []
+    try:
+        for tid, task in by_id.items():
+            for d in task.dependencies:
+                dependents[d].append(tid)
+    except KeyError:
+        raise UnknownDependencyError(
+            tid, [x for x in by_id[tid].dependencies if x not in by_id]
+        ) from None
+    return by_id, dependents
+
+
+def agent_list(agents: Any) -> list[AgentProfile]:
+    """Agents from a list, an ``{agent_id: profile}`` mapping or an orchestrator."""
+    if hasattr(agents, "register_agent") and hasattr(agents, "agents"):
+        agents = agents.agents
+    if isinstance(agents, Mapping):
+        agents = list(agents.values())
+    if isinstance(agents, AgentProfile) or not isinstance(agents, Iterable):
+        raise ValidationError(
+            f"agents must be a list of AgentProfile objects, got {type(agents).__name__}"
+        )
+    out: list[AgentProfile] = []
+    seen: set[str] = set()
+    for agent in agents:
+        if not isinstance(agent, AgentProfile):
+            raise ValidationError(
+                f"agents must be AgentProfile objects, got {type(agent).__name__}: {agent!r}"
+            )
+        if agent.agent_id in seen:
+            raise ValidationError(
+                f"agent id {agent.agent_id!r} appears twice among the agents: ids must be unique"
+            )
+        seen.add(agent.agent_id)
+        out.append(agent)
+    return out
+
+
+def copy_agent(agent: AgentProfile, **changes: Any) -> AgentProfile:
+    """A private copy with no load and its own metrics and learned durations."""
+    clone = copy.copy(agent)
+    clone.current_load = 0
+    clone.performance_metrics = dict(agent.performance_metrics or {})
+    clone.learned_durations = dict(agent.learned_durations)
+    for name, value in changes.items():
+        setattr(clone, name, value)
+    if "capabilities" in changes:
+        clone.__post_init__()  # re-derive the capability set and re-check the fields
+        clone.performance_metrics = dict(agent.performance_metrics or {})
+        clone.learned_durations = dict(agent.learned_durations)
+    return clone
