@@ -483,14 +483,15 @@ def build_dag_figure(
     layout = dag_layout(tasks)
 
     def duration(task: WorkflowTask) -> float:
-        """Observed where the task ran, nothing where it never will, the estimate elsewhere."""
+        """Observed where the task completed, nothing where it failed or never ran (it moved
+        the workflow no further), the estimate where it has not run yet."""
         o = outcomes.get(task.task_id)
         if o:
+            if o.get("status") in ("skipped", "cancelled", "failed"):
+                return 0.0
             d = o.get("duration")
             if d is not None and o.get("agent_id"):
                 return float(d)
-            if o.get("status") in ("skipped", "cancelled", "failed"):
-                return 0.0
         return float(task.estimated_duration)
 
     path, length = critical_path(tasks, duration)
