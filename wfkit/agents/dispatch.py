@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
+from heapq import heappush
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.policies import LeastLoaded, Policy
@@ -51,17 +52,10 @@ class RunState:
         if order is None:
             order = topological_order(tasks, self.dependents)
         rank = upward_ranks(tasks, order=order, dependents=self.dependents)
-        self._entry: dict[str, tuple[float, float, int, str]] = {
-            tid: (-t.priority, -rank[tid], i, tid) for i, (tid, t) in enumerate(tasks.items())
-        }
         self._heaps: dict[frozenset[str], list[tuple[float, float, int, str]]] = {}
         self._candidates: dict[frozenset[str], list[AgentProfile]] = {}
-        for t in tasks.values():
-            sig = t.capability_set
-            if sig not in self._heaps:
-                self._heaps[sig] = []
-                self._candidates[sig] = [a for a in self.agents if a.can_run(sig)]
-        self._heap_of = {tid: self._heaps[t.capability_set] for tid, t in tasks.items()}
+        self._entry: dict[str, tuple[float, float, int, str]] = {}
+        self._heap_of: dict[str, list[tuple[float, float, int, str]]] = {}
         self.waiting: dict[str, int] = {}
         self.running: dict[str, AgentProfile] = {}
         self.backoff: set[str] = set()
@@ -71,8 +65,16 @@ class RunState:
         done = set(completed)
         for tid in done:
             self.finished[tid] = "completed"
-        waiting = self.waiting
-        for tid, t in tasks.items():
+        heaps, entries, heap_of, waiting = self._heaps, self._entry, self._heap_of, self.waiting
+        ready = []
+        for i, (tid, t) in enumerate(tasks.items()):  # one pass: keys, heaps, waiting counts
+            sig = t.capability_set
+            heap = heaps.get(sig)
+            if heap is None:
+                heap = heaps[sig] = []
+                self._candidates[sig] = [a for a in self.agents if a.can_run(sig)]
+            heap_of[tid] = heap
+            entry = entries[tid] = (-t.priority, -rank[tid], i, tid)
             if tid in done:
                 continue
             deps = t.dependencies
@@ -80,7 +82,11 @@ class RunState:
             if n:
                 waiting[tid] = n
             else:
-                self._push(tid)
+                ready.append((heap, entry))
+        for heap, entry in ready:
+            heap.append(entry)
+        for heap in heaps.values():
+            heapq.heapify(heap)
         policy.prepare(tasks, self.agents)
 
     # -- queries ---------------------------------------------------------------------------
@@ -155,16 +161,17 @@ class RunState:
 
     def complete(self, tid: str) -> None:
         """running -> completed; dependents whose last dependency this was become ready."""
-        self._release(tid)
+        self.running.pop(tid).current_load -= 1
         self.finished[tid] = "completed"
         waiting = self.waiting
+        heap_of, entries = self._heap_of, self._entry
         for nxt in self.dependents[tid]:
             n = waiting.get(nxt)
             if n is None:  # already skipped or cancelled
                 continue
             if n == 1:
                 del waiting[nxt]
-                heapq.heappush(self._heap_of[nxt], self._entry[nxt])
+                heappush(heap_of[nxt], entries[nxt])
             else:
                 waiting[nxt] = n - 1
 
