@@ -113,6 +113,25 @@ class RunState:
         free: dict[frozenset[str], list[AgentProfile]] = {}  # per class, computed once per call
         heaps = self._heaps
         select = self.policy.select
+        if len(heaps) == 1:  # one capability class (the common case): no cross-class choice
+            for sig, heap in heaps.items():
+                if not heap:
+                    return out
+                cands = [a for a in self._candidates[sig] if a.current_load < a.capacity]
+                tasks, running = self.tasks, self.running
+                while heap and cands:
+                    entry = heapq.heappop(heap)
+                    task = tasks[entry[3]]
+                    agent = select(task, cands)
+                    if agent is None:
+                        deferred.append((sig, entry))
+                        continue
+                    agent.current_load += 1
+                    if agent.current_load >= agent.capacity:
+                        cands.remove(agent)
+                    running[entry[3]] = agent
+                    out.append((task, agent))
+            heaps = {}  # skip the general loop below
         while True:
             best = None
             best_sig: frozenset[str] = frozenset()
@@ -151,7 +170,7 @@ class RunState:
                 self.running[entry[3]] = agent
                 out.append((self.tasks[entry[3]], agent))
             for sig, entry in deferred:
-                heapq.heappush(heaps[sig], entry)
+                heapq.heappush(self._heaps[sig], entry)
         return out
 
     def _release(self, tid: str) -> AgentProfile:
