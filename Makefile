@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench venv clean e2e browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,16 +15,35 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m wfkit demo
+	$(PY) -m wfkit demo --output build/report.html
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint
+# Debian's Chromium: static figure export, the HTML report check and the browser tests use it.
+# Installed when absent (as root, or through sudo); without it those checks skip and say why.
+browser:
+	@test -x /usr/bin/chromium || $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null' || echo "chromium could not be installed: browser checks will be skipped"
+
+test: lint browser
+	$(PY) notebooks/src/build.py --check
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/
+
+# What a person sees: JupyterLab in Debian's Chromium, driven by Playwright; screenshots in
+# build/e2e/. Installs the browser when it is absent (as root, or through sudo).
+e2e: $(STAMP) browser
+	test -x /usr/bin/chromium
+	WFKIT_E2E=1 $(PY) -m pytest -q -p no:cacheprovider tests/e2e
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/executors.py
+	$(PY) benchmarks/coordination.py
+	$(PY) benchmarks/integration.py
+	$(PY) benchmarks/simulation.py
+	$(PY) benchmarks/stg.py
+	$(PY) benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -1,31 +1,266 @@
-"""The ``wfkit`` command."""
+"""The ``wfkit`` command (also ``python -m wfkit``).
+
+- ``wfkit run SPEC.yaml [--store runs.db] [--set key=value ...] [--json]`` runs a declarative
+  spec (see :mod:`wfkit.spec`).
+- ``wfkit report STORE.db -o report.html`` writes a standalone HTML report of the stored runs.
+- ``wfkit demo`` runs the showcase on a real data set and writes ``build/report.html``.
+
+Exit codes: 0 success, 1 a run that did not complete, 2 bad input (the message says what to
+fix; no traceback), 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "to_json"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_RUN_EPILOG = """\
+a spec looks like:
+  workflow: sales_report
+  policy: least_loaded            # fastest, round_robin, heft or 'module:callable'
+  agents:
+    analyst: {capabilities: [analysis], capacity: 2, handler: "mypkg.agents:analyse"}
+  tasks:
+    load:   {requires: [analysis], action: "mypkg.tasks:load", retries: 2}
+    report: {requires: [analysis], after: [load], priority: 5, timeout: 30}
+
+Modules next to the spec file import too. 'handler: simulated' waits each task's estimate
+(times 'time_scale'). --set takes a key path into the spec, e.g. --set policy=fastest
+--set tasks.load.retries=3 --set agents.analyst.capacity=4 (values are read as YAML).
+Exit code: 0 when every task completed, 1 when the run did not, 2 for a bad spec.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wfkit", description="Orchestrate workflows: run specs, demos and reports."
+        prog="wfkit",
+        description="Orchestrate workflows: run declarative specs, report on stored runs, "
+        "and see the showcase demo.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the showcase workflow on a real data set")
+    from wfkit import __version__
+
+    parser.add_argument("--version", action="version", version=f"wfkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run a workflow spec (YAML)",
+        description="Run the workflow described by a YAML spec and print its results.",
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("spec", metavar="SPEC.yaml", help="the workflow spec")
+    run.add_argument("--store", metavar="FILE", help="record the run in this SQLite run store "
+                     "(overrides the spec's 'store')")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY=VALUE", help="override a spec value (repeatable)")
+    run.add_argument("--json", action="store_true",
+                     help="print the run's result as JSON on standard output")
+    run.add_argument("--resume", metavar="RUN_ID", nargs="?", const="latest",
+                     help="resume a stored run (default: the latest), skipping tasks that "
+                     "completed in it; needs --store or the spec's store")
+    run.add_argument("--fail-fast", action="store_true", default=None,
+                     help="stop at the first failed task")
+    run.add_argument("--check", action="store_true",
+                     help="only load and validate the spec, run nothing")
+    prog = run.add_mutually_exclusive_group()
+    prog.add_argument("--progress", dest="progress", action="store_true", default=None,
+                      help="always show a progress bar (on standard error)")
+    prog.add_argument("--no-progress", dest="progress", action="store_false",
+                      help="never show one (default: shown once a run lasts a second)")
+
+    report = sub.add_parser(
+        "report",
+        help="write a standalone HTML report of the runs in a store",
+        description="Write one HTML file (no server, no network needed to view it) with the "
+        "runs of a RunStore: success and duration across runs, the Gantt chart and agent load "
+        "of the latest runs, the runs table and the failed attempts.",
+    )
+    report.add_argument("store", metavar="STORE.db", help="a wfkit run store file")
+    report.add_argument("-o", "--output", default="report.html", metavar="FILE",
+                        help="where to write the report (default: report.html)")
+    report.add_argument("--runs", type=int, default=3, metavar="N",
+                        help="show the Gantt chart and load of the latest N runs (default 3)")
+    report.add_argument("--title", help="the report's title")
+    report.add_argument("--json", action="store_true",
+                        help="print what was written as JSON on standard output")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the showcase on a real data set and write an HTML report",
+        description="Agents analyse the Gapminder data set (shipped with Plotly) and validate "
+        "their own report; then the showcase notebook is executed and exported as a "
+        "standalone HTML report.",
+    )
     demo.add_argument("--year", type=int, default=2007, help="Gapminder year to report on")
+    demo.add_argument("-o", "--output", default="build/report.html", metavar="FILE",
+                      help="where to write the HTML report (default: build/report.html)")
+    demo.add_argument("--no-report", action="store_true",
+                      help="only run the workflow and print its report")
+    demo.add_argument("--notebook", metavar="FILE",
+                      help="the showcase notebook (default: the repository's "
+                      "notebooks/02_collective_agents.ipynb)")
+    demo.add_argument("--json", action="store_true",
+                      help="print the run's result as JSON on standard output")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from wfkit.demo import main as demo_main
+# -- JSON ------------------------------------------------------------------------------------
 
-        return demo_main(args.year)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+
+def _plain(value: Any) -> Any:
+    """Make ``value`` JSON-friendly: frames as records, numpy scalars as numbers, else str."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(v) for v in value), key=repr)
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a DataFrame
+        return _plain(value.to_dict(orient="records"))
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, pandas Series
+        return _plain(value.tolist())
+    if hasattr(value, "item"):
+        return _plain(value.item())
+    return repr(value)
+
+
+def to_json(result: Any) -> dict[str, Any]:
+    """A run result as plain JSON data (task results without the exception objects)."""
+    out = {k: v for k, v in dict(result).items() if k != "task_results"}
+    out["task_results"] = {
+        tid: {k: v for k, v in r.items() if k != "exception"}
+        for tid, r in result["task_results"].items()
+    }
+    return _plain(out)
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def _err(message: str) -> None:
+    print(f"wfkit: error: {message}", file=sys.stderr)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def _summary(result: Any) -> str:
+    lines = [
+        f"{result['workflow_id']} run {result['run_id']}: {result['status']}, "
+        f"{result['successful_tasks']}/{result['total_tasks']} tasks completed, "
+        f"{result['failed_tasks']} failed, {result['skipped_tasks']} skipped, "
+        f"{result['cancelled_tasks']} cancelled in {result['makespan']:.2f} s"
+    ]
+    rows = [("task", "status", "agent", "tries", "time", "result / error")]
+    for tid, r in result["task_results"].items():
+        shown = r["error"] if r["status"] != "completed" else r["result"]
+        text = " ".join(str(shown if shown is not None else "").split())
+        rows.append((tid, r["status"], r["agent_id"] or "-", str(r["attempts"]),
+                     f"{r['execution_time']:.2f}s", text[:60] + ("…" if len(text) > 60 else "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))
+                     + "  " + row[5])
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from wfkit.errors import WfkitError
+    from wfkit.jupyter.runsync import run_sync
+    from wfkit.spec import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    if args.fail_fast is not None:
+        spec.fail_fast = True
+    if args.check:
+        message = (f"{args.spec}: OK, workflow {spec.workflow_id!r} with {len(spec.tasks)} "
+                   f"task(s) and {len(spec.agents)} agent(s)")
+        if args.json:
+            _print_json({"valid": True, "workflow_id": spec.workflow_id,
+                         "tasks": [t.task_id for t in spec.tasks],
+                         "agents": [a.agent_id for a in spec.agents]})
+        else:
+            print(message)
+        return EXIT_OK
+    store = args.store or spec.store
+    if args.resume is not None and store is None:
+        raise WfkitError("--resume needs a run store: pass --store FILE (the one the run was "
+                         "recorded in)")
+    result = run_sync(spec.run(store=None, resume=args.resume, progress=args.progress)
+                      if store is None else _run_stored(spec, store, args))
+    if args.json:
+        _print_json(to_json(result))
+    else:
+        print(_summary(result))
+        if store is not None:
+            print(f"recorded in {store} (report: wfkit report {store} -o report.html)")
+    return EXIT_OK if result["status"] == "completed" else EXIT_FAILED
+
+
+async def _run_stored(spec: Any, store_path: str, args: argparse.Namespace) -> Any:
+    from wfkit.metrics.store import RunStore
+
+    store = RunStore(store_path)
+    try:
+        return await spec.run(store=store, resume=args.resume, progress=args.progress)
+    finally:
+        store.close()
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from wfkit.report import write_report
+
+    out = write_report(args.store, args.output, runs=args.runs, title=args.title)
+    if args.json:
+        _print_json({"report": str(out), "bytes": out.stat().st_size})
+    else:
+        print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from wfkit.showcase import showcase
+
+    return showcase(year=args.year, output=None if args.no_report else args.output,
+                    notebook=args.notebook, as_json=args.json)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code (bad input: a message, never a traceback)."""
+    from wfkit.errors import WfkitError
+
+    args = build_parser().parse_args(argv)
+    commands = {"run": _cmd_run, "report": _cmd_report, "demo": _cmd_demo}
+    try:
+        return commands[args.command](args)
+    except WfkitError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted; tasks that finished are recorded in the store, if any "
+             "(resume with --resume)")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `wfkit run ... --json | head`
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
