@@ -34,6 +34,7 @@ __all__ = [
     "ResourceReleased",
     "ResourceLeaseExpired",
     "EventBus",
+    "Subscriptions",
 ]
 
 log = logging.getLogger("wfkit.events")
@@ -245,6 +246,41 @@ class EventBus:
                 callback(event)
             except Exception:  # a subscriber never breaks the publisher
                 log.exception("event subscriber %r failed on %r", callback, event)
+
+
+class Subscriptions:
+    """The sources a subscriber listens to, so that it can detach from one of them or all.
+
+    Shared by every subscriber that attaches itself (metrics, the run store, the dashboard).
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: list[tuple[Any, Callable[[], None]]] = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Any:
+        return (source for source, _ in self._items)
+
+    def add(self, source: Any, callback: Subscriber) -> bool:
+        """Subscribe ``callback`` to ``source`` once; False when it already was."""
+        if any(s is source for s, _ in self._items):
+            return False
+        self._items.append((source, source.subscribe(callback)))
+        return True
+
+    def remove(self, source: Any = None) -> None:
+        """Unsubscribe from ``source`` (from every source when None)."""
+        keep = []
+        for s, unsubscribe in self._items:
+            if source is None or s is source:
+                unsubscribe()
+            else:
+                keep.append((s, unsubscribe))
+        self._items = keep
 
 
 def _fast_init(cls: type) -> None:

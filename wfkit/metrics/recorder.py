@@ -22,6 +22,7 @@ from wfkit.events import (
     FlowStepFinished,
     RunFinished,
     RunStarted,
+    Subscriptions,
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
@@ -94,7 +95,7 @@ class AdvancedWorkflowMetrics:
         self._message_record: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._just_ended: tuple[list[Any], dict[str, Any]] | None = None
         self._steps: list[tuple[Any, ...]] = []  # FLOW_STEP_COLUMNS rows
-        self._detach: list[tuple[Any, Callable[[], None]]] = []
+        self._detach = Subscriptions()
         self._handlers: dict[type, Callable[[Any], None]] = {
             TaskFailed: self._task_failed,
             TaskSkipped: self._task_skipped,
@@ -118,20 +119,12 @@ class AdvancedWorkflowMetrics:
                 f"CollectiveAgentWorkflowOrchestrator or an IntegrationOrchestrator; "
                 f"got {type(source).__name__}"
             )
-        if any(s is source for s, _ in self._detach):
-            return self
-        self._detach.append((source, subscribe(self)))
+        self._detach.add(source, self)
         return self
 
     def detach(self, source: Any = None) -> None:
         """Stop recording ``source`` (every attached source when None)."""
-        keep = []
-        for s, unsubscribe in self._detach:
-            if source is None or s is source:
-                unsubscribe()
-            else:
-                keep.append((s, unsubscribe))
-        self._detach = keep
+        self._detach.remove(source)
 
     def __call__(self, e: Any) -> None:
         kind = type(e)

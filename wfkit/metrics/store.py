@@ -54,6 +54,7 @@ from wfkit.errors import ResumeError, StoreError
 from wfkit.events import (
     RunFinished,
     RunStarted,
+    Subscriptions,
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
@@ -184,7 +185,7 @@ class RunStore:
         self._lock = threading.Lock()  # serialises flushes and reads; handlers never take it
         self._execution: dict[str, int] = {}
         self._flush_pending = False
-        self._sources: list[tuple[Any, Callable[[], None]]] = []
+        self._sources = Subscriptions()
         self._closed = False
         self._host = socket.gethostname()
         self._conn = self._open(fsync)
@@ -359,18 +360,11 @@ class RunStore:
                 f"RunStore.attach() needs a CollectiveAgentWorkflowOrchestrator, got "
                 f"{type(source).__name__}", path=self.path,
             )
-        if not any(s is source for s, _ in self._sources):
-            self._sources.append((source, subscribe(self._on_event)))
+        self._sources.add(source, self._on_event)
         return self
 
     def detach(self, source: Any = None) -> None:
-        keep = []
-        for s, unsubscribe in self._sources:
-            if source is None or s is source:
-                unsubscribe()
-            else:
-                keep.append((s, unsubscribe))
-        self._sources = keep
+        self._sources.remove(source)
 
     def _on_event(self, e: Any) -> None:
         kind = type(e)
@@ -489,7 +483,7 @@ class RunStore:
     def _graph(self, e: RunStarted) -> str:
         """The run's tasks and dependencies (from the orchestrator), to check a resume."""
         ids = e.task_ids
-        for source, _ in self._sources:
+        for source in self._sources:
             wf = getattr(source, "workflows", {}).get(e.workflow_id)
             tasks = wf.get("tasks") if isinstance(wf, dict) else None
             # the orchestrator runs exactly these tasks, in this order
@@ -679,7 +673,7 @@ class RunStore:
         self, workflow_id: str, task_ids: Sequence[str]
     ) -> dict[str, list[str]] | None:
         wanted = set(task_ids)
-        for source, _ in self._sources:
+        for source in self._sources:
             wf = getattr(source, "workflows", {}).get(workflow_id)
             tasks = wf.get("tasks") if isinstance(wf, dict) else None
             if tasks is not None and {t.task_id for t in tasks} == wanted:
