@@ -180,19 +180,25 @@ class RunState:
 
     def complete(self, tid: str) -> None:
         """running -> completed; dependents whose last dependency this was become ready."""
-        self.running.pop(tid).current_load -= 1
-        self.finished[tid] = "completed"
-        waiting = self.waiting
-        heap_of, entries = self._heap_of, self._entry
-        for nxt in self.dependents[tid]:
-            n = waiting.get(nxt)
-            if n is None:  # already skipped or cancelled
-                continue
-            if n == 1:
-                del waiting[nxt]
-                heappush(heap_of[nxt], entries[nxt])
-            else:
-                waiting[nxt] = n - 1
+        self.complete_many((tid,))
+
+    def complete_many(self, tids: Iterable[str]) -> None:
+        """running -> completed for tasks that end at the same moment (one call: the simulator
+        ends many at once)."""
+        running, finished, waiting = self.running, self.finished, self.waiting
+        heap_of, entries, dependents = self._heap_of, self._entry, self.dependents
+        for tid in tids:
+            running.pop(tid).current_load -= 1
+            finished[tid] = "completed"
+            for nxt in dependents[tid]:
+                n = waiting.get(nxt)
+                if n is None:
+                    continue
+                if n == 1:
+                    del waiting[nxt]
+                    heappush(heap_of[nxt], entries[nxt])
+                else:
+                    waiting[nxt] = n - 1
 
     def fail(self, tid: str) -> list[tuple[str, str]]:
         """running -> failed; every task downstream that has not finished is skipped.

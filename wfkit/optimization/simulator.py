@@ -292,7 +292,7 @@ def _run_plain(
     this is what keeps a 100,000-task simulation well under the engine's own time.
     """
     assign = state.assign
-    complete = state.complete
+    complete_many = state.complete_many
     record = rows.append
     times: list[float] = []  # distinct pending finish times (a heap)
     due: dict[float, list[str]] = {}  # finish time -> tasks ending then
@@ -315,5 +315,4 @@ def _run_plain(
         if not times:
             return now
         now = heappop(times)
-        for tid in due.pop(now):
-            complete(tid)
+        complete_many(due.pop(now))
