@@ -10,7 +10,6 @@ task and timer it starts: on cancellation it cancels them, awaits them, and mark
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import random
 import time
@@ -397,17 +396,6 @@ class WorkflowRun:
         return tuple(sorted({r.agent_id for r in self.records.values() if r.agent_id}))
 
     def result(self) -> RunResult:
-        # One dict per task and no reference cycles: with the cyclic collector paused, building
-        # 100,000 of them does not trigger full collections over the whole heap.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._result()
-        finally:
-            if enabled:
-                gc.enable()
-
-    def _result(self) -> RunResult:
         finished = self.state.finished
         results = self.results
         records = self.records
