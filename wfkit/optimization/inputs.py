@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
-from wfkit.errors import DuplicateTaskError, UnknownDependencyError, ValidationError
+from wfkit.errors import ValidationError
+from wfkit.graph import check_tasks, dependents_of
 
 __all__ = ["task_map", "task_graph", "agent_list", "copy_agent"]
 
@@ -26,37 +27,16 @@ def task_map(tasks: Any) -> dict[str, WorkflowTask]:
 
 
 def task_graph(tasks: Any) -> tuple[dict[str, WorkflowTask], dict[str, list[str]]]:
-    """:func:`task_map` and each task's dependents, built in the same pass."""
+    """:func:`task_map` and each task's dependents."""
     if hasattr(tasks, "tasks") and not isinstance(tasks, Mapping | list | tuple):
         tasks = tasks.tasks  # a Workflow
-    if isinstance(tasks, Mapping):
-        tasks = tasks.values()
     if isinstance(tasks, WorkflowTask) or not isinstance(tasks, Iterable):
         raise ValidationError(
             f"tasks must be a list of WorkflowTask objects (or a Workflow), got "
             f"{type(tasks).__name__}"
         )
-    by_id: dict[str, WorkflowTask] = {}
-    dependents: dict[str, list[str]] = {}
-    for task in tasks:
-        if not isinstance(task, WorkflowTask):
-            raise ValidationError(
-                f"tasks must be WorkflowTask objects, got {type(task).__name__}: {task!r}"
-            )
-        tid = task.task_id
-        if tid in by_id:
-            raise DuplicateTaskError(tid)
-        by_id[tid] = task
-        dependents[tid] = []
-    try:
-        for tid, task in by_id.items():
-            for d in task.dependencies:
-                dependents[d].append(tid)
-    except KeyError:
-        raise UnknownDependencyError(
-            tid, [x for x in by_id[tid].dependencies if x not in by_id]
-        ) from None
-    return by_id, dependents
+    by_id = check_tasks(tasks)
+    return by_id, dependents_of(by_id)
 
 
 def agent_list(agents: Any) -> list[AgentProfile]:
