@@ -176,15 +176,20 @@ def child(variant: str, n: int) -> dict[str, float]:
     return {"seconds": elapsed, "mem_kib": max(0, peak - before)}
 
 
-def measure(variant: str, n: int) -> dict[str, float]:
+def run_child(script: str, variant: str, n: int) -> dict[str, float]:
+    """Run ``script --child VARIANT N`` in a fresh interpreter; its last line is JSON."""
     out = subprocess.run(
-        [sys.executable, __file__, "--child", variant, str(n)],
+        [sys.executable, script, "--child", variant, str(n)],
         check=True,
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(variant: str, n: int) -> dict[str, float]:
+    return run_child(__file__, variant, n)
 
 
 def main(argv: list[str] | None = None) -> int:

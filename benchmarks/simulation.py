@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import gc
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import build_graph, make_agents, make_tasks, wfkit_runner  # noqa: E402
+from engine import build_graph, make_agents, make_tasks, run_child, wfkit_runner  # noqa: E402
 
 TARGET = 0.5
 
@@ -73,14 +72,7 @@ def child(variant: str, n: int) -> dict[str, float]:
 
 
 def measure(variant: str, n: int) -> float:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", variant, str(n)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["seconds"])
+    return float(run_child(__file__, variant, n)["seconds"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from wfkit.errors import EndpointError, IntegrationConfigError
-from wfkit.integration.database import normalize_url
+from wfkit.errors import EndpointError
 from wfkit.integration.durable_queue import DEFAULT_TABLE, DurableQueue
 from wfkit.integration.endpoints.base import Endpoint, MessageContext
-from wfkit.integration.endpoints.sql import classify_db_error
-from wfkit.integration.redaction import redact_url
+from wfkit.integration.endpoints.sql import classify_db_error, database_url
 
 __all__ = ["QueueEndpoint"]
 
@@ -32,11 +30,7 @@ class QueueEndpoint(Endpoint):
     def check(self) -> None:
         super().check()
         cfg = self.config
-        try:
-            self.url = normalize_url(cfg["url"], what="url")
-        except IntegrationConfigError as exc:
-            raise self.fail_config(str(exc), "url") from None
-        self.safe_url = redact_url(self.url)
+        self.url, self.safe_url = database_url(self)
         topic = cfg["topic"]
         if not isinstance(topic, str) or len(topic) > 255:
             raise self.fail_config(f"topic must be a string (at most 255 characters), got {topic!r}")

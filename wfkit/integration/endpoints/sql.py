@@ -115,6 +115,16 @@ def classify_db_error(exc: BaseException, *, endpoint_id: str, where: str, redac
     )
 
 
+
+def database_url(endpoint: Endpoint) -> tuple[str, str]:
+    """The endpoint's SQLAlchemy ``url`` checked and normalised, and its redacted twin for
+    traces and errors (shared by the database and queue endpoints)."""
+    try:
+        url = normalize_url(endpoint.config["url"], what="url")
+    except IntegrationConfigError as exc:
+        raise endpoint.fail_config(str(exc), "url") from None
+    return url, redact_url(url)
+
 class SqlEndpoint(Endpoint):
     TYPE = "database"
     KEYS = (
@@ -133,11 +143,7 @@ class SqlEndpoint(Endpoint):
     def check(self) -> None:
         super().check()
         cfg = self.config
-        try:
-            self.url = normalize_url(cfg["url"], what="url")
-        except IntegrationConfigError as exc:
-            raise self.fail_config(str(exc), "url") from None
-        self.safe_url = redact_url(self.url)
+        self.url, self.safe_url = database_url(self)
         table = cfg.get("table")
         self.schema: str | None = None
         self.table_name: str | None = None
