@@ -95,9 +95,6 @@ class RunState:
     def done(self) -> bool:
         return len(self.finished) == len(self.tasks)
 
-    def ready_count(self) -> int:
-        return sum(len(h) for h in self._heaps.values())
-
     def unfinished(self) -> list[str]:
         return [tid for tid in self.tasks if tid not in self.finished]
 

@@ -158,12 +158,9 @@ class WorkflowRun:
             self._finish("cancelled")
             raise
         if self.status == "running":
-            self.status = "failed" if self._any_failed() else "completed"
+            self.status = "failed" if self.counts()["failed"] else "completed"
         self._finish(self.status)
         return self.result()
-
-    def _any_failed(self) -> bool:
-        return any(s == "failed" for s in self.state.finished.values())
 
     def dispatch(self) -> None:
         """Start every assignment the run state allows now."""

@@ -222,7 +222,6 @@ class CollectiveAgentWorkflowOrchestrator:
             completed=completed,
             backoff=self.backoff,
             max_backoff=self.max_backoff,
-            on_transition=self._poke_others if self._active else None,
             dependents=wf["_dependents"],
             order=wf["_order"],
         )
