@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from wfkit.agents.model import AgentProfile, WorkflowTask
 
 __all__ = [
+    "TaskGraph",
     "validate_tasks",
     "check_tasks",
     "dependents_of",
@@ -33,6 +34,96 @@ __all__ = [
 ]
 
 Durations = Callable[["WorkflowTask"], float]
+
+
+_WIDE: tuple[str, ...] = ("",) * 16  # stands for a fan-out kept in a list while building
+
+
+class TaskGraph:
+    """A checked workflow's structure, built once (by ``create_workflow``) and shared by runs.
+
+    ``tasks`` by id in the given order, ``dependents`` (direct, in insertion order), ``order``
+    (topological), ``indegree`` (dependency counts of the tasks that have any), ``roots``
+    (the tasks that have none), ``classes``
+    (the distinct required-capability sets) and ``position`` (each task's insertion index,
+    ``None`` when ``order`` is the insertion order). Building it checks what
+    :func:`validate_tasks` checks. Every run needs all of this, and a run of 100,000 tasks
+    would spend more time on separate passes over them than on dispatching them.
+    """
+
+    __slots__ = ("tasks", "dependents", "order", "indegree", "roots", "classes", "position")
+
+    def __init__(self, tasks: Iterable[WorkflowTask] | Mapping[str, WorkflowTask]) -> None:
+        from wfkit.agents.model import WorkflowTask
+
+        if isinstance(tasks, Mapping):
+            tasks = tasks.values()
+        by_id: dict[str, WorkflowTask] = {}
+        indegree: dict[str, int] = {}
+        roots: list[str] = []
+        classes: dict[frozenset[str], None] = {}
+        # Dependents are built as tuples: tuples of strings leave the cyclic GC's view at its
+        # next pass, where 100,000 lists would be promoted and bring on a full collection
+        # (tens of milliseconds) during the first run.
+        dependents: dict[str, tuple[str, ...]] = {}
+        wide: dict[str, list[str]] = {}
+        forward = False  # a dependency named before its task: insertion order is not topological
+        for task in tasks:  # one pass for the usual case, where dependencies come first
+            if type(task) is not WorkflowTask and not isinstance(task, WorkflowTask):
+                check_tasks([task])  # raises the type error
+            tid = task.task_id
+            if tid in by_id:
+                raise DuplicateTaskError(tid)
+            by_id[tid] = task
+            classes[task._capset] = None
+            deps = task.dependencies
+            if deps:
+                indegree[tid] = len(deps)
+                for d in deps:
+                    below = dependents.get(d)  # None for itself, later tasks and unknown ids
+                    if below is None:
+                        forward = True
+                    elif len(below) < 16:
+                        dependents[d] = below + (tid,)
+                    elif below is _WIDE:
+                        wide[d].append(tid)
+                    else:  # a wide fan-out: appending to tuples would be quadratic
+                        wide[d] = [*below, tid]
+                        dependents[d] = _WIDE
+            else:
+                roots.append(tid)
+            dependents[tid] = ()
+        self.tasks = by_id
+        self.roots = roots
+        self.indegree = indegree
+        self.classes = list(classes)
+        if forward:  # the general path: names unknown dependencies, finds cycles
+            check_tasks(by_id)
+            self.dependents = dependents_of(by_id)
+            self.order = topological_order(by_id, self.dependents)
+            self.position: dict[str, int] | None = {tid: i for i, tid in enumerate(by_id)}
+            self.dependents = {tid: tuple(below) for tid, below in self.dependents.items()}
+        else:
+            for d, below in wide.items():
+                dependents[d] = tuple(below)
+            self.dependents = dependents
+            self.order = list(by_id)
+            self.position = None
+
+    def with_tasks(self, tasks: Mapping[str, WorkflowTask]) -> TaskGraph:
+        """The same structure over other task objects with the same ids (a simulation's
+        copies)."""
+        clone = object.__new__(TaskGraph)
+        for name in self.__slots__:
+            setattr(clone, name, getattr(self, name))
+        clone.tasks = dict(tasks)
+        return clone
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __repr__(self) -> str:
+        return f"<TaskGraph {len(self.tasks)} tasks, {len(self.classes)} capability classes>"
 
 
 def validate_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:

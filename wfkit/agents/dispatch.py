@@ -7,9 +7,9 @@ therefore make the same choices for the same inputs.
 State, as plain dicts and sets (after dask's ``local.py``). Every task id is in exactly one of:
 
 - ``waiting[tid]``  number (> 0) of dependencies that have not completed yet;
-- the ready heaps   one heap per distinct set of required capabilities, keyed by
-                    (-priority, -remaining critical path, insertion index): the same inputs give
-                    the same order;
+- the ready heaps   one heap per distinct set of required capabilities (a capability class),
+                    keyed by (-priority, -remaining critical path, insertion index): the same
+                    inputs give the same order;
 - ``running[tid]``  the agent running it; ``agent.current_load`` counts these per agent;
 - ``backoff``       an attempt failed and a retry is pending (no agent slot is held);
 - ``finished[tid]`` "completed", "failed", "skipped" or "cancelled".
@@ -28,9 +28,13 @@ from heapq import heappush
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.policies import LeastLoaded, Policy
-from wfkit.graph import dependents_of, topological_order, upward_ranks
+from wfkit.graph import TaskGraph
 
 __all__ = ["RunState"]
+
+# A ready task's heap key: (-priority, -remaining critical path, insertion index, task id,
+# heap index). The first three are unique together, so the last two are never compared.
+Entry = tuple[float, float, int, str, int]
 
 _fallback = LeastLoaded()
 
@@ -38,54 +42,73 @@ _fallback = LeastLoaded()
 class RunState:
     def __init__(
         self,
-        tasks: Mapping[str, WorkflowTask],
+        graph: TaskGraph | Mapping[str, WorkflowTask],
         agents: Sequence[AgentProfile],
         policy: Policy,
         completed: Iterable[str] = (),
-        dependents: Mapping[str, list[str]] | None = None,
-        order: Sequence[str] | None = None,
     ) -> None:
-        self.tasks = tasks
+        if not isinstance(graph, TaskGraph):
+            graph = TaskGraph(graph)
+        self.graph = graph
+        self.tasks = tasks = graph.tasks
         self.agents = [a for a in agents if a.availability]
         self.policy = policy
-        self.dependents = dependents if dependents is not None else dependents_of(tasks)
-        if order is None:
-            order = topological_order(tasks, self.dependents)
-        rank = upward_ranks(tasks, order=order, dependents=self.dependents)
-        self._heaps: dict[frozenset[str], list[tuple[float, float, int, str]]] = {}
-        self._candidates: dict[frozenset[str], list[AgentProfile]] = {}
-        self._entry: dict[str, tuple[float, float, int, str]] = {}
-        self._heap_of: dict[str, list[tuple[float, float, int, str]]] = {}
-        self.waiting: dict[str, int] = {}
+        self.dependents = dependents = graph.dependents
+        classes = graph.classes  # heap k holds the ready tasks of classes[k]
+        self._heaps: list[list[Entry]] = [[] for _ in classes]
+        self._candidates = [[a for a in self.agents if a.can_run(sig)] for sig in classes]
         self.running: dict[str, AgentProfile] = {}
         self.backoff: set[str] = set()
-        self.finished: dict[str, str] = {}
         self.skip_reason: dict[str, str] = {}
 
+        # Heap keys, computed per run (priorities and estimates may change between runs),
+        # in one reverse topological pass with the remaining critical path.
+        self._entry: dict[str, Entry] = {}
+        entries = self._entry
+        rank: dict[str, float] = {}
+        get = rank.__getitem__
+        order, position = graph.order, graph.position
+        if position is None and len(classes) == 1:  # the usual case, kept tight
+            i = len(order)
+            for tid in reversed(order):
+                t = tasks[tid]
+                nxt = dependents[tid]
+                r = rank[tid] = t.estimated_duration + (max(map(get, nxt)) if nxt else 0.0)
+                i -= 1
+                entries[tid] = (-t.priority, -r, i, tid, 0)
+        else:
+            k_of = {sig: k for k, sig in enumerate(classes)}
+            i = len(order)
+            for tid in reversed(order):
+                t = tasks[tid]
+                nxt = dependents[tid]
+                r = rank[tid] = t.estimated_duration + (max(map(get, nxt)) if nxt else 0.0)
+                i -= 1
+                pos = i if position is None else position[tid]
+                entries[tid] = (-t.priority, -r, pos, tid, k_of[t.capability_set])
+
         done = set(completed)
-        for tid in done:
-            self.finished[tid] = "completed"
-        heaps, entries, heap_of, waiting = self._heaps, self._entry, self._heap_of, self.waiting
-        ready = []
-        for i, (tid, t) in enumerate(tasks.items()):  # one pass: keys, heaps, waiting counts
-            sig = t.capability_set
-            heap = heaps.get(sig)
-            if heap is None:
-                heap = heaps[sig] = []
-                self._candidates[sig] = [a for a in self.agents if a.can_run(sig)]
-            heap_of[tid] = heap
-            entry = entries[tid] = (-t.priority, -rank[tid], i, tid)
-            if tid in done:
-                continue
-            deps = t.dependencies
-            n = sum(1 for d in deps if d not in done) if done else len(deps)
-            if n:
-                waiting[tid] = n
-            else:
-                ready.append((heap, entry))
-        for heap, entry in ready:
-            heap.append(entry)
-        for heap in heaps.values():
+        self.finished: dict[str, str] = dict.fromkeys(done, "completed")
+        self.waiting: dict[str, int]
+        ready: list[Entry]
+        if done:
+            self.waiting = {}
+            ready = []
+            for tid, t in tasks.items():
+                if tid in done:
+                    continue
+                n = sum(1 for d in t.dependencies if d not in done)
+                if n:
+                    self.waiting[tid] = n
+                else:
+                    ready.append(entries[tid])
+        else:
+            self.waiting = dict(graph.indegree)
+            ready = [entries[tid] for tid in graph.roots]
+        heaps = self._heaps
+        for entry in ready:
+            heaps[entry[4]].append(entry)
+        for heap in heaps:
             heapq.heapify(heap)
         policy.prepare(tasks, self.agents)
 
@@ -101,73 +124,72 @@ class RunState:
     # -- transitions -----------------------------------------------------------------------
 
     def _push(self, tid: str) -> None:
-        heapq.heappush(self._heap_of[tid], self._entry[tid])
+        entry = self._entry[tid]
+        heappush(self._heaps[entry[4]], entry)
 
     def assign(self) -> list[tuple[WorkflowTask, AgentProfile]]:
         """ready -> running for as many tasks as free capable agents allow, best first."""
         out: list[tuple[WorkflowTask, AgentProfile]] = []
-        deferred: list[tuple[frozenset[str], tuple[float, float, int, str]]] = []
-        free: dict[frozenset[str], list[AgentProfile]] = {}  # per class, computed once per call
-        heaps = self._heaps
+        deferred: list[Entry] = []
+        heaps, tasks, running = self._heaps, self.tasks, self.running
         select = self.policy.select
         if len(heaps) == 1:  # one capability class (the common case): no cross-class choice
-            for sig, heap in heaps.items():
-                if not heap:
-                    return out
-                cands = [a for a in self._candidates[sig] if a.current_load < a.capacity]
-                tasks, running = self.tasks, self.running
-                while heap and cands:
-                    entry = heapq.heappop(heap)
-                    task = tasks[entry[3]]
-                    agent = select(task, cands)
-                    if agent is None:
-                        deferred.append((sig, entry))
-                        continue
-                    agent.current_load += 1
-                    if agent.current_load >= agent.capacity:
-                        cands.remove(agent)
-                    running[entry[3]] = agent
-                    out.append((task, agent))
-            heaps = {}  # skip the general loop below
-        while True:
-            best = None
-            best_sig: frozenset[str] = frozenset()
-            for sig, heap in heaps.items():
-                if not heap or (best is not None and heap[0] >= best):
+            heap = heaps[0]
+            if not heap:
+                return out
+            cands = [a for a in self._candidates[0] if a.current_load < a.capacity]
+            while heap and cands:
+                entry = heapq.heappop(heap)
+                task = tasks[entry[3]]
+                agent = select(task, cands)
+                if agent is None:
+                    deferred.append(entry)
                     continue
-                cands = free.get(sig)
-                if cands is None:
-                    cands = free[sig] = [
-                        a for a in self._candidates[sig] if a.current_load < a.capacity
-                    ]
-                if cands:
-                    best, best_sig = heap[0], sig
-            if best is None:
-                break
-            heapq.heappop(heaps[best_sig])
-            task = self.tasks[best[3]]
-            agent = select(task, free[best_sig])
-            if agent is None:
-                deferred.append((best_sig, best))
-                continue
-            agent.current_load += 1
-            if agent.current_load >= agent.capacity:
-                for cands in free.values():  # the agent is full now, for every class
-                    if agent in cands:
-                        cands.remove(agent)
-            self.running[task.task_id] = agent
-            out.append((task, agent))
-        if deferred:
-            if not out and not self.running:
-                # A plan that waits for a busy agent must not stall an idle run.
-                sig, entry = deferred.pop(0)
-                cands = [a for a in self._candidates[sig] if a.current_load < a.capacity]
-                agent = _fallback.select(self.tasks[entry[3]], cands)
                 agent.current_load += 1
-                self.running[entry[3]] = agent
-                out.append((self.tasks[entry[3]], agent))
-            for sig, entry in deferred:
-                heapq.heappush(self._heaps[sig], entry)
+                if agent.current_load >= agent.capacity:
+                    cands.remove(agent)
+                running[entry[3]] = agent
+                out.append((task, agent))
+        else:
+            free: dict[int, list[AgentProfile]] = {}  # per class, computed once per call
+            while True:
+                best: Entry | None = None
+                for k, heap in enumerate(heaps):
+                    if not heap or (best is not None and heap[0] >= best):
+                        continue
+                    cands = free.get(k)
+                    if cands is None:
+                        cands = free[k] = [
+                            a for a in self._candidates[k] if a.current_load < a.capacity
+                        ]
+                    if cands:
+                        best = heap[0]
+                if best is None:
+                    break
+                heapq.heappop(heaps[best[4]])
+                task = tasks[best[3]]
+                agent = select(task, free[best[4]])
+                if agent is None:
+                    deferred.append(best)
+                    continue
+                agent.current_load += 1
+                if agent.current_load >= agent.capacity:
+                    for cands in free.values():  # the agent is full now, for every class
+                        if agent in cands:
+                            cands.remove(agent)
+                running[best[3]] = agent
+                out.append((task, agent))
+        if deferred:
+            if not out and not running:
+                # A plan that waits for a busy agent must not stall an idle run.
+                entry = deferred.pop(0)
+                cands = [a for a in self._candidates[entry[4]] if a.current_load < a.capacity]
+                agent = _fallback.select(tasks[entry[3]], cands)
+                agent.current_load += 1
+                running[entry[3]] = agent
+                out.append((tasks[entry[3]], agent))
+            for entry in deferred:
+                heappush(heaps[entry[4]], entry)
         return out
 
     def _release(self, tid: str) -> AgentProfile:
@@ -183,7 +205,7 @@ class RunState:
         """running -> completed for tasks that end at the same moment (one call: the simulator
         ends many at once)."""
         running, finished, waiting = self.running, self.finished, self.waiting
-        heap_of, entries, dependents = self._heap_of, self._entry, self.dependents
+        heaps, entries, dependents = self._heaps, self._entry, self.dependents
         for tid in tids:
             running.pop(tid).current_load -= 1
             finished[tid] = "completed"
@@ -193,7 +215,8 @@ class RunState:
                     continue
                 if n == 1:
                     del waiting[nxt]
-                    heappush(heap_of[nxt], entries[nxt])
+                    entry = entries[nxt]
+                    heappush(heaps[entry[4]], entry)
                 else:
                     waiting[nxt] = n - 1
 
@@ -241,6 +264,6 @@ class RunState:
             out.append((tid, agent))
         self.waiting.clear()
         self.backoff.clear()
-        for heap in self._heaps.values():
+        for heap in self._heaps:
             heap.clear()
         return out

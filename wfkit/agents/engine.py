@@ -33,6 +33,7 @@ from wfkit.events import (
     TaskStarted,
 )
 from wfkit.executors.base import Executor
+from wfkit.graph import TaskGraph
 
 __all__ = ["WorkflowRun", "is_async_callable"]
 
@@ -60,8 +61,16 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+# A settled task's record: (agent id, attempts, first start, end, error, exception). A plain
+# tuple of plain values leaves the cyclic GC's view at its next pass; one tracked object per
+# task would bring on full collections during runs of 100,000 tasks.
+Settled = tuple[str | None, int, float | None, float | None, str | None, BaseException | None]
+_NEVER: Settled = (None, 0, None, None, None, None)
+
+
 class _Record:
-    """Per-task bookkeeping of a run (what ends up in ``task_results``)."""
+    """A started task's bookkeeping until it settles (completes, fails for good, or is
+    cancelled); then :meth:`settled` is what ends up in ``task_results``."""
 
     __slots__ = ("agent_id", "attempts", "started_at", "finished_at", "error", "exception")
 
@@ -73,6 +82,12 @@ class _Record:
         self.error: str | None = None
         self.exception: BaseException | None = None
 
+    def settled(self) -> Settled:
+        return (
+            self.agent_id, self.attempts, self.started_at, self.finished_at, self.error,
+            self.exception,
+        )
+
 
 class WorkflowRun:
     """One execution of a workflow. Created and awaited by the orchestrator."""
@@ -82,7 +97,7 @@ class WorkflowRun:
         *,
         workflow_id: str,
         run_id: str,
-        tasks: Mapping[str, WorkflowTask],
+        graph: TaskGraph,
         agents: list[AgentProfile],
         policy: Policy,
         bus: EventBus,
@@ -92,12 +107,10 @@ class WorkflowRun:
         backoff: float = 0.1,
         max_backoff: float = 30.0,
         on_transition: Callable[[], None] | None = None,
-        dependents: Mapping[str, list[str]] | None = None,
-        order: list[str] | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self.run_id = run_id
-        self.tasks = tasks
+        self.tasks = graph.tasks
         self.bus = bus
         # The subscriber list itself (live): a C-level truth test on the hot path.
         self._listening = bus._subscribers
@@ -108,10 +121,9 @@ class WorkflowRun:
         self.policy = policy
         self.results: dict[str, Any] = dict(completed or {})
         self.resumed = tuple(self.results)
-        self.state = RunState(
-            tasks, agents, policy, completed=self.resumed, dependents=dependents, order=order
-        )
-        self.records: dict[str, _Record] = {}  # tasks that were started at least once
+        self.state = RunState(graph, agents, policy, completed=self.resumed)
+        self.records: dict[str, Settled] = {}  # settled tasks that were started
+        self._live: dict[str, _Record] = {}  # started tasks that have not settled yet
         self._running: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._done: asyncio.Future[None] | None = None
@@ -165,11 +177,11 @@ class WorkflowRun:
     def dispatch(self) -> None:
         """Start every assignment the run state allows now."""
         create = self._loop.create_task
-        records = self.records
+        live = self._live
         for task, agent in self.state.assign():
-            record = records.get(task.task_id)
+            record = live.get(task.task_id)
             if record is None:
-                record = records[task.task_id] = _Record()
+                record = live[task.task_id] = _Record()
             record.attempts += 1
             task.status = "running"
             self._running[task.task_id] = create(self._attempt(task, agent, record))
@@ -207,7 +219,7 @@ class WorkflowRun:
             raise  # the run's _cancel marks it
         except Exception as exc:
             del self._running[tid]
-            self._failed(task, agent, attempt, started, exc)
+            self._failed(task, agent, record, started, exc)
         else:
             del self._running[tid]
             self._completed(task, agent, record, started, result)
@@ -245,6 +257,8 @@ class WorkflowRun:
         self.results[tid] = result
         record.finished_at = end
         record.error = record.exception = None
+        del self._live[tid]
+        self.records[tid] = record.settled()
         task.status = "completed"
         agent.record_outcome(task, end - started, True)
         self.state.complete(tid)
@@ -258,11 +272,12 @@ class WorkflowRun:
         self._advance()
 
     def _failed(
-        self, task: WorkflowTask, agent: AgentProfile, attempt: int, started: float, exc: Exception
+        self, task: WorkflowTask, agent: AgentProfile, record: _Record, started: float,
+        exc: Exception,
     ) -> None:
         tid = task.task_id
         end = _now()
-        record = self.records[tid]
+        attempt = record.attempts
         record.error = describe_error(exc)
         record.exception = exc
         record.finished_at = end
@@ -288,6 +303,8 @@ class WorkflowRun:
             self._timers[tid] = self._loop.call_later(delay, self._requeue, tid)
             self._advance()
             return
+        del self._live[tid]
+        self.records[tid] = record.settled()
         task.status = "failed"
         skipped = self.state.fail(tid)
         for sid, reason in skipped:
@@ -346,9 +363,11 @@ class WorkflowRun:
         now = _now()
         for tid, agent in self.state.cancel_all():
             self.tasks[tid].status = "cancelled"
-            record = self.records.get(tid)
-            if agent is not None and record is not None:
-                record.finished_at = now
+            record = self._live.pop(tid, None)
+            if record is not None:
+                if agent is not None:
+                    record.finished_at = now
+                self.records[tid] = record.settled()
             if self._listening:
                 self.bus.emit(
                     TaskCancelled(
@@ -390,7 +409,7 @@ class WorkflowRun:
         return counts
 
     def participants(self) -> tuple[str, ...]:
-        return tuple(sorted({r.agent_id for r in self.records.values() if r.agent_id}))
+        return tuple(sorted({r[0] for r in self.records.values() if r[0]}))
 
     def result(self) -> RunResult:
         finished = self.state.finished
@@ -398,25 +417,23 @@ class WorkflowRun:
         records = self.records
         skip_reason = self.state.skip_reason
         resumed = set(self.resumed)
-        never = _Record()
         task_results: dict[str, dict[str, Any]] = {}
         for tid in self.tasks:
-            record = records.get(tid, never)
+            agent_id, attempts, started, ended, error, exception = records.get(tid, _NEVER)
             status = finished.get(tid, "cancelled")
-            started, ended = record.started_at, record.finished_at
             failed = status == "failed"
             task_results[tid] = {
                 "task_id": tid,
-                "agent_id": record.agent_id,
+                "agent_id": agent_id,
                 "status": status,
                 "result": results.get(tid) if status == "completed" else None,
-                "error": record.error if failed else skip_reason.get(tid),
-                "attempts": record.attempts,
+                "error": error if failed else skip_reason.get(tid),
+                "attempts": attempts,
                 "execution_time": ended - started if ended is not None else 0.0,
                 "started_at": started,
                 "finished_at": ended,
                 "resumed": tid in resumed,
-                "exception": record.exception if failed else None,
+                "exception": exception if failed else None,
             }
         counts = self.counts()
         total = len(self.tasks)

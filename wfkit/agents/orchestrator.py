@@ -22,7 +22,7 @@ from wfkit.errors import (
 )
 from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
-from wfkit.graph import check_tasks, dependents_of, topological_order
+from wfkit.graph import TaskGraph
 from wfkit.jupyter.interrupt import cancel_on_interrupt
 
 __all__ = ["CollectiveAgentWorkflowOrchestrator"]
@@ -124,20 +124,17 @@ class CollectiveAgentWorkflowOrchestrator:
             raise WfkitError(
                 f"workflow {workflow_id!r} is running; wait for it before replacing it"
             )
-        by_id = check_tasks(tasks)
-        dependents = dependents_of(by_id)
-        order = topological_order(by_id, dependents)  # raises CycleError
+        graph = TaskGraph(tasks)  # raises what is wrong with them, CycleError included
         self.workflows[workflow_id] = {
             "workflow_id": workflow_id,
-            "tasks": list(by_id.values()),
+            "tasks": list(graph.tasks.values()),
             "status": "created",
             "created_at": time.time(),
             "completed_tasks": [],
             "failed_tasks": [],
             "runs": [],
-            "_by_id": by_id,
-            "_dependents": dependents,
-            "_order": order,
+            "_by_id": graph.tasks,
+            "_graph": graph,
         }
         return workflow_id
 
@@ -213,7 +210,7 @@ class CollectiveAgentWorkflowOrchestrator:
         run = WorkflowRun(
             workflow_id=workflow_id,
             run_id=run_id,
-            tasks=by_id,
+            graph=wf["_graph"],
             agents=agents,
             policy=pol,
             bus=self._bus,
@@ -222,8 +219,6 @@ class CollectiveAgentWorkflowOrchestrator:
             completed=completed,
             backoff=self.backoff,
             max_backoff=self.max_backoff,
-            dependents=wf["_dependents"],
-            order=wf["_order"],
         )
         wf["status"] = "running"
         wf["runs"].append(run_id)

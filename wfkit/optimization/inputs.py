@@ -12,7 +12,7 @@ from typing import Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.errors import ValidationError
-from wfkit.graph import check_tasks, dependents_of
+from wfkit.graph import TaskGraph, check_tasks
 
 __all__ = ["task_map", "task_graph", "agent_list", "copy_agent"]
 
@@ -23,11 +23,15 @@ def task_map(tasks: Any) -> dict[str, WorkflowTask]:
     Checks types, duplicate ids and unknown dependencies; cycles are reported (CycleError) by
     the topological sort every scheduler starts with.
     """
-    return task_graph(tasks)[0]
+    return check_tasks(_task_list(tasks))
 
 
-def task_graph(tasks: Any) -> tuple[dict[str, WorkflowTask], dict[str, list[str]]]:
-    """:func:`task_map` and each task's dependents."""
+def task_graph(tasks: Any) -> TaskGraph:
+    """What :func:`task_map` accepts, checked as a whole (cycles too) and compiled."""
+    return TaskGraph(_task_list(tasks))
+
+
+def _task_list(tasks: Any) -> Any:
     if hasattr(tasks, "tasks") and not isinstance(tasks, Mapping | list | tuple):
         tasks = tasks.tasks  # a Workflow
     if isinstance(tasks, WorkflowTask) or not isinstance(tasks, Iterable):
@@ -35,8 +39,7 @@ def task_graph(tasks: Any) -> tuple[dict[str, WorkflowTask], dict[str, list[str]
             f"tasks must be a list of WorkflowTask objects (or a Workflow), got "
             f"{type(tasks).__name__}"
         )
-    by_id = check_tasks(tasks)
-    return by_id, dependents_of(by_id)
+    return tasks
 
 
 def agent_list(agents: Any) -> list[AgentProfile]:

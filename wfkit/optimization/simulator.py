@@ -23,7 +23,6 @@ from wfkit.agents.model import WorkflowTask
 from wfkit.agents.policies import Fastest, LeastLoaded, RoundRobin, resolve_policy
 from wfkit.errors import ScheduleError, WfkitError
 from wfkit.graph import lower_bound as graph_lower_bound
-from wfkit.graph import topological_order
 from wfkit.optimization.costs import (
     CommArg,
     CommModel,
@@ -125,8 +124,8 @@ def simulate(
     probability, or {task_id: probability}) fails attempts at random; the tasks' ``retries``
     and the engine's backoff (``backoff`` doubled per attempt, with jitter) apply as in a run.
     """
-    by_id, dependents = task_graph(tasks)
-    order = topological_order(by_id, dependents)  # CycleError
+    graph = task_graph(tasks)  # CycleError too
+    by_id = graph.tasks
     pool = agent_list(agents)
     copies = [copy_agent(a) for a in pool if a.availability]
     capable = capable_agents(by_id, copies)
@@ -148,7 +147,7 @@ def simulate(
     if has_clock:
         setattr(pol, "clock", lambda: now)  # noqa: B010 - policies with a clock see virtual time
     try:
-        state = RunState(run_tasks, copies, pol, dependents=dependents, order=order)
+        state = RunState(graph.with_tasks(run_tasks), copies, pol)
         agent_of: dict[str, str] = {}
         start_of: dict[str, float] = {}
         finish_of: dict[str, float] = {}
