@@ -36,22 +36,26 @@ __all__ = [
 Durations = Callable[["WorkflowTask"], float]
 
 
-_WIDE: tuple[str, ...] = ("",) * 16  # stands for a fan-out kept in a list while building
+_WIDE: tuple[int, ...] = (-1,) * 16  # stands for a fan-out kept in a list while building
 
 
 class TaskGraph:
     """A checked workflow's structure, built once (by ``create_workflow``) and shared by runs.
 
-    ``tasks`` by id in the given order, ``dependents`` (direct, in insertion order), ``order``
-    (topological), ``indegree`` (dependency counts of the tasks that have any), ``roots``
-    (the tasks that have none), ``classes``
-    (the distinct required-capability sets) and ``position`` (each task's insertion index,
-    ``None`` when ``order`` is the insertion order). Building it checks what
-    :func:`validate_tasks` checks. Every run needs all of this, and a run of 100,000 tasks
-    would spend more time on separate passes over them than on dispatching them.
+    Tasks are numbered by insertion order: ``ids[i]`` and ``task_list[i]`` are task ``i``,
+    ``index`` maps an id to its number, ``below[i]`` holds the numbers of its direct
+    dependents (in insertion order), ``indegree[i]`` its number of dependencies, ``roots``
+    the tasks without any, ``order`` a topological order of the numbers and ``classes`` the
+    distinct required-capability sets. Building it checks what :func:`validate_tasks` checks.
+
+    Why numbers and tuples: every run needs all of this, and a run of 100,000 tasks would
+    otherwise spend more time on separate passes over dicts keyed by id than on dispatching.
+    Tuples of plain values also leave the cyclic GC's view at its next pass, where 100,000
+    lists would be promoted and bring on a full collection during the first run.
     """
 
-    __slots__ = ("tasks", "dependents", "order", "indegree", "roots", "classes", "position")
+    __slots__ = ("tasks", "ids", "task_list", "index", "below", "indegree", "roots", "order",
+                 "classes")
 
     def __init__(self, tasks: Iterable[WorkflowTask] | Mapping[str, WorkflowTask]) -> None:
         from wfkit.agents.model import WorkflowTask
@@ -59,16 +63,14 @@ class TaskGraph:
         if isinstance(tasks, Mapping):
             tasks = tasks.values()
         by_id: dict[str, WorkflowTask] = {}
-        indegree: dict[str, int] = {}
-        roots: list[str] = []
+        index: dict[str, int] = {}
+        below: list[tuple[int, ...]] = []
+        indegree: list[int] = []
+        roots: list[int] = []
         classes: dict[frozenset[str], None] = {}
-        # Dependents are built as tuples: tuples of strings leave the cyclic GC's view at its
-        # next pass, where 100,000 lists would be promoted and bring on a full collection
-        # (tens of milliseconds) during the first run.
-        dependents: dict[str, tuple[str, ...]] = {}
-        wide: dict[str, list[str]] = {}
+        wide: dict[int, list[int]] = {}
         forward = False  # a dependency named before its task: insertion order is not topological
-        for task in tasks:  # one pass for the usual case, where dependencies come first
+        for i, task in enumerate(tasks):  # one pass for the usual case: dependencies come first
             if type(task) is not WorkflowTask and not isinstance(task, WorkflowTask):
                 check_tasks([task])  # raises the type error
             tid = task.task_id
@@ -77,38 +79,47 @@ class TaskGraph:
             by_id[tid] = task
             classes[task._capset] = None
             deps = task.dependencies
+            indegree.append(len(deps))
             if deps:
-                indegree[tid] = len(deps)
                 for d in deps:
-                    below = dependents.get(d)  # None for itself, later tasks and unknown ids
-                    if below is None:
+                    j = index.get(d)  # None for itself, later tasks and unknown ids
+                    if j is None:
                         forward = True
-                    elif len(below) < 16:
-                        dependents[d] = below + (tid,)
-                    elif below is _WIDE:
-                        wide[d].append(tid)
+                        continue
+                    b = below[j]
+                    if len(b) < 16:
+                        below[j] = b + (i,)
+                    elif b is _WIDE:
+                        wide[j].append(i)
                     else:  # a wide fan-out: appending to tuples would be quadratic
-                        wide[d] = [*below, tid]
-                        dependents[d] = _WIDE
+                        wide[j] = [*b, i]
+                        below[j] = _WIDE
             else:
-                roots.append(tid)
-            dependents[tid] = ()
+                roots.append(i)
+            index[tid] = i
+            below.append(())
+        for j, b in wide.items():
+            below[j] = tuple(b)
         self.tasks = by_id
-        self.roots = roots
+        self.ids = list(by_id)
+        self.task_list = list(by_id.values())
+        self.index = index
         self.indegree = indegree
+        self.roots = roots
         self.classes = list(classes)
         if forward:  # the general path: names unknown dependencies, finds cycles
             check_tasks(by_id)
-            self.dependents = dependents_of(by_id)
-            self.order = topological_order(by_id, self.dependents)
-            self.position: dict[str, int] | None = {tid: i for i, tid in enumerate(by_id)}
-            self.dependents = {tid: tuple(below) for tid, below in self.dependents.items()}
+            dependents = dependents_of(by_id)
+            self.order: Sequence[int] = [index[t] for t in topological_order(by_id, dependents)]
+            self.below = [tuple(index[t] for t in dependents[tid]) for tid in self.ids]
         else:
-            for d, below in wide.items():
-                dependents[d] = tuple(below)
-            self.dependents = dependents
-            self.order = list(by_id)
-            self.position = None
+            self.order = range(len(by_id))
+            self.below = below
+
+    def dependents(self, tid: str) -> list[str]:
+        """The direct dependents of ``tid``, in insertion order."""
+        ids = self.ids
+        return [ids[j] for j in self.below[self.index[tid]]]
 
     def with_tasks(self, tasks: Mapping[str, WorkflowTask]) -> TaskGraph:
         """The same structure over other task objects with the same ids (a simulation's
@@ -116,14 +127,15 @@ class TaskGraph:
         clone = object.__new__(TaskGraph)
         for name in self.__slots__:
             setattr(clone, name, getattr(self, name))
-        clone.tasks = dict(tasks)
+        clone.tasks = {tid: tasks[tid] for tid in self.ids}
+        clone.task_list = list(clone.tasks.values())
         return clone
 
     def __len__(self) -> int:
-        return len(self.tasks)
+        return len(self.ids)
 
     def __repr__(self) -> str:
-        return f"<TaskGraph {len(self.tasks)} tasks, {len(self.classes)} capability classes>"
+        return f"<TaskGraph {len(self.ids)} tasks, {len(self.classes)} capability classes>"
 
 
 def validate_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:

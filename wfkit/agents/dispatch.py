@@ -4,9 +4,11 @@ It is I/O-free and clock-free. The live engine (:mod:`wfkit.agents.engine`) driv
 asyncio callbacks; the simulator (:mod:`wfkit.optimization`) drives it on virtual time. Both
 therefore make the same choices for the same inputs.
 
-State, as plain dicts and sets (after dask's ``local.py``). Every task id is in exactly one of:
+State, in plain lists, dicts and sets over the numbering of a :class:`~wfkit.graph.TaskGraph`
+(after dask's ``local.py``). Every task is in exactly one of:
 
-- ``waiting[tid]``  number (> 0) of dependencies that have not completed yet;
+- waiting           ``waiting[i]`` (> 0) dependencies of task ``i`` have not completed yet
+                    (<= 0 once it is ready, running or finished);
 - the ready heaps   one heap per distinct set of required capabilities (a capability class),
                     keyed by (-priority, -remaining critical path, insertion index): the same
                     inputs give the same order;
@@ -53,58 +55,55 @@ class RunState:
         self.tasks = tasks = graph.tasks
         self.agents = [a for a in agents if a.availability]
         self.policy = policy
-        self.dependents = dependents = graph.dependents
         classes = graph.classes  # heap k holds the ready tasks of classes[k]
         self._heaps: list[list[Entry]] = [[] for _ in classes]
         self._candidates = [[a for a in self.agents if a.can_run(sig)] for sig in classes]
         self.running: dict[str, AgentProfile] = {}
         self.backoff: set[str] = set()
+        self.finished: dict[str, str] = {}
         self.skip_reason: dict[str, str] = {}
 
         # Heap keys, computed per run (priorities and estimates may change between runs),
         # in one reverse topological pass with the remaining critical path.
-        self._entry: dict[str, Entry] = {}
-        entries = self._entry
-        rank: dict[str, float] = {}
+        task_list, below = graph.task_list, graph.below
+        n = len(task_list)
+        rank = [0.0] * n
+        entries: list[Entry] = [None] * n  # type: ignore[list-item]  # all filled below
         get = rank.__getitem__
-        order, position = graph.order, graph.position
-        if position is None and len(classes) == 1:  # the usual case, kept tight
-            i = len(order)
-            for tid in reversed(order):
-                t = tasks[tid]
-                nxt = dependents[tid]
-                r = rank[tid] = t.estimated_duration + (max(map(get, nxt)) if nxt else 0.0)
-                i -= 1
-                entries[tid] = (-t.priority, -r, i, tid, 0)
+        if len(classes) == 1:  # the usual case, kept tight
+            for i in reversed(graph.order):
+                t = task_list[i]
+                b = below[i]
+                r = rank[i] = t.estimated_duration + (max(map(get, b)) if b else 0.0)
+                entries[i] = (-t.priority, -r, i, t.task_id, 0)
         else:
             k_of = {sig: k for k, sig in enumerate(classes)}
-            i = len(order)
-            for tid in reversed(order):
-                t = tasks[tid]
-                nxt = dependents[tid]
-                r = rank[tid] = t.estimated_duration + (max(map(get, nxt)) if nxt else 0.0)
-                i -= 1
-                pos = i if position is None else position[tid]
-                entries[tid] = (-t.priority, -r, pos, tid, k_of[t.capability_set])
+            for i in reversed(graph.order):
+                t = task_list[i]
+                b = below[i]
+                r = rank[i] = t.estimated_duration + (max(map(get, b)) if b else 0.0)
+                entries[i] = (-t.priority, -r, i, t.task_id, k_of[t.capability_set])
+        self._entries = entries
 
+        # waiting[i]: dependencies of task i not completed yet; 0 once it is ready or finished.
         done = set(completed)
-        self.finished: dict[str, str] = dict.fromkeys(done, "completed")
-        self.waiting: dict[str, int]
-        ready: list[Entry]
         if done:
-            self.waiting = {}
+            waiting = [0] * n
             ready = []
-            for tid, t in tasks.items():
-                if tid in done:
+            for tid in done:
+                self.finished[tid] = "completed"
+            for i, t in enumerate(task_list):
+                if t.task_id in done:
                     continue
-                n = sum(1 for d in t.dependencies if d not in done)
-                if n:
-                    self.waiting[tid] = n
+                w = sum(1 for d in t.dependencies if d not in done)
+                if w:
+                    waiting[i] = w
                 else:
-                    ready.append(entries[tid])
+                    ready.append(entries[i])
         else:
-            self.waiting = dict(graph.indegree)
-            ready = [entries[tid] for tid in graph.roots]
+            waiting = graph.indegree.copy()
+            ready = [entries[i] for i in graph.roots]
+        self.waiting = waiting
         heaps = self._heaps
         for entry in ready:
             heaps[entry[4]].append(entry)
@@ -124,14 +123,14 @@ class RunState:
     # -- transitions -----------------------------------------------------------------------
 
     def _push(self, tid: str) -> None:
-        entry = self._entry[tid]
+        entry = self._entries[self.graph.index[tid]]
         heappush(self._heaps[entry[4]], entry)
 
     def assign(self) -> list[tuple[WorkflowTask, AgentProfile]]:
         """ready -> running for as many tasks as free capable agents allow, best first."""
         out: list[tuple[WorkflowTask, AgentProfile]] = []
         deferred: list[Entry] = []
-        heaps, tasks, running = self._heaps, self.tasks, self.running
+        heaps, task_list, running = self._heaps, self.graph.task_list, self.running
         select = self.policy.select
         if len(heaps) == 1:  # one capability class (the common case): no cross-class choice
             heap = heaps[0]
@@ -140,7 +139,7 @@ class RunState:
             cands = [a for a in self._candidates[0] if a.current_load < a.capacity]
             while heap and cands:
                 entry = heapq.heappop(heap)
-                task = tasks[entry[3]]
+                task = task_list[entry[2]]
                 agent = select(task, cands)
                 if agent is None:
                     deferred.append(entry)
@@ -167,7 +166,7 @@ class RunState:
                 if best is None:
                     break
                 heapq.heappop(heaps[best[4]])
-                task = tasks[best[3]]
+                task = task_list[best[2]]
                 agent = select(task, free[best[4]])
                 if agent is None:
                     deferred.append(best)
@@ -184,10 +183,10 @@ class RunState:
                 # A plan that waits for a busy agent must not stall an idle run.
                 entry = deferred.pop(0)
                 cands = [a for a in self._candidates[entry[4]] if a.current_load < a.capacity]
-                agent = _fallback.select(tasks[entry[3]], cands)
+                agent = _fallback.select(task_list[entry[2]], cands)
                 agent.current_load += 1
                 running[entry[3]] = agent
-                out.append((tasks[entry[3]], agent))
+                out.append((task_list[entry[2]], agent))
             for entry in deferred:
                 heappush(heaps[entry[4]], entry)
         return out
@@ -205,20 +204,16 @@ class RunState:
         """running -> completed for tasks that end at the same moment (one call: the simulator
         ends many at once)."""
         running, finished, waiting = self.running, self.finished, self.waiting
-        heaps, entries, dependents = self._heaps, self._entry, self.dependents
+        heaps, entries, below, index = self._heaps, self._entries, self.graph.below, self.graph.index
         for tid in tids:
             running.pop(tid).current_load -= 1
             finished[tid] = "completed"
-            for nxt in dependents[tid]:
-                n = waiting.get(nxt)
-                if n is None:
-                    continue
-                if n == 1:
-                    del waiting[nxt]
-                    entry = entries[nxt]
+            for j in below[index[tid]]:
+                n = waiting[j] - 1
+                waiting[j] = n
+                if not n:
+                    entry = entries[j]
                     heappush(heaps[entry[4]], entry)
-                else:
-                    waiting[nxt] = n - 1
 
     def fail(self, tid: str) -> list[tuple[str, str]]:
         """running -> failed; every task downstream that has not finished is skipped.
@@ -227,20 +222,22 @@ class RunState:
         """
         self._release(tid)
         self.finished[tid] = "failed"
+        ids, below, waiting = self.graph.ids, self.graph.below, self.waiting
         skipped: list[tuple[str, str]] = []
-        stack = [(nxt, tid) for nxt in reversed(self.dependents[tid])]
+        stack = [(j, tid) for j in reversed(below[self.graph.index[tid]])]
         while stack:
-            nxt, cause = stack.pop()
-            if nxt not in self.waiting:
+            j, cause = stack.pop()
+            if waiting[j] <= 0:  # ready, running or finished: not downstream of a failure
                 continue
-            del self.waiting[nxt]
+            waiting[j] = 0
+            nxt = ids[j]
             reason = f"dependency {cause!r} failed" if cause == tid else (
                 f"dependency {cause!r} was skipped"
             )
             self.finished[nxt] = "skipped"
             self.skip_reason[nxt] = reason
             skipped.append((nxt, reason))
-            stack.extend((d, nxt) for d in reversed(self.dependents[nxt]))
+            stack.extend((k, nxt) for k in reversed(below[j]))
         return skipped
 
     def retry(self, tid: str) -> None:
@@ -262,7 +259,7 @@ class RunState:
             agent = self._release(tid) if tid in self.running else None
             self.finished[tid] = "cancelled"
             out.append((tid, agent))
-        self.waiting.clear()
+        self.waiting[:] = [0] * len(self.waiting)
         self.backoff.clear()
         for heap in self._heaps:
             heap.clear()
