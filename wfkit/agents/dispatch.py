@@ -70,19 +70,12 @@ class RunState:
         rank = [0.0] * n
         entries: list[Entry] = [None] * n  # type: ignore[list-item]  # all filled below
         get = rank.__getitem__
-        if len(classes) == 1:  # the usual case, kept tight
-            for i in reversed(graph.order):
-                t = task_list[i]
-                b = below[i]
-                r = rank[i] = t.estimated_duration + (max(map(get, b)) if b else 0.0)
-                entries[i] = (-t.priority, -r, i, t.task_id, 0)
-        else:
-            k_of = {sig: k for k, sig in enumerate(classes)}
-            for i in reversed(graph.order):
-                t = task_list[i]
-                b = below[i]
-                r = rank[i] = t.estimated_duration + (max(map(get, b)) if b else 0.0)
-                entries[i] = (-t.priority, -r, i, t.task_id, k_of[t.capability_set])
+        k_of = {sig: k for k, sig in enumerate(classes)}
+        for i in reversed(graph.order):
+            t = task_list[i]
+            b = below[i]
+            r = rank[i] = t.estimated_duration + (max(map(get, b)) if b else 0.0)
+            entries[i] = (-t.priority, -r, i, t.task_id, k_of[t.capability_set])
         self._entries = entries
 
         # waiting[i]: dependencies of task i not completed yet; 0 once it is ready or finished.
