@@ -4,9 +4,7 @@ The public facade: re-exports and ``__all__`` only. Layers that pull in pandas, 
 ipywidgets, SQLAlchemy or Dask load on first use, so ``import wfkit`` stays fast.
 """
 
-from importlib import import_module
-from typing import Any
-
+from wfkit._lazy import lazy_exports
 from wfkit.agents import (
     AgentCapability,
     AgentProfile,
@@ -71,15 +69,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wfkit' has no attribute {name!r}")
-    mod = import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

@@ -4,9 +4,8 @@
 ``multiprocessing`` machinery or Dask.
 """
 
-from importlib import import_module
-from typing import Any
 
+from wfkit._lazy import lazy_exports
 from wfkit.executors.base import Executor
 from wfkit.executors.local import ThreadExecutor
 
@@ -18,14 +17,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wfkit.executors' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

@@ -9,8 +9,7 @@ load on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from wfkit._lazy import lazy_exports
 
 __all__ = [
     "IntegrationEndpoint",
@@ -29,14 +28,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wfkit.integration' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

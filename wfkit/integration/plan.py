@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wfkit.errors import IntegrationConfigError, UnknownEndpointError
+from wfkit.integration.config import config_dict
 from wfkit.integration.endpoints import Endpoint
 from wfkit.integration.model import IntegrationFlow
 from wfkit.integration.retry import RetryPolicy
@@ -72,22 +73,14 @@ def compile_flow(
     steps = _id_list(flow.transformations, "transformations", fid)
     router = Router.compile(flow.routing_rules, flow_id=fid, targets=targets)
 
-    handling = flow.error_handling or {}
-    if not isinstance(handling, Mapping):
-        raise IntegrationConfigError(
-            f"flow {fid!r}: error_handling must be a dict with keys "
-            f"{', '.join(ERROR_HANDLING_KEYS)}, got {type(handling).__name__}",
-            flow_id=fid,
-            field="error_handling",
-        )
-    unknown = sorted(set(map(str, handling)) - set(ERROR_HANDLING_KEYS))
-    if unknown:
-        raise IntegrationConfigError(
-            f"flow {fid!r}: error_handling has unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"valid keys: {', '.join(ERROR_HANDLING_KEYS)}",
-            flow_id=fid,
-            field="error_handling",
-        )
+    handling = config_dict(
+        flow.error_handling or {},
+        ERROR_HANDLING_KEYS,
+        where=f"flow {fid!r}: error_handling",
+        expected=f"a dict with keys {', '.join(ERROR_HANDLING_KEYS)}",
+        flow_id=fid,
+        field="error_handling",
+    )
     retry = RetryPolicy.from_config(handling.get("retry"), flow_id=fid)
     fallback = handling.get("fallback")
     if fallback is not None and (not isinstance(fallback, str) or not fallback):

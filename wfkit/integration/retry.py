@@ -17,7 +17,7 @@ import asyncio
 import email.utils
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -31,6 +31,7 @@ from tenacity import (
 )
 
 from wfkit.errors import EndpointError, IntegrationConfigError
+from wfkit.integration.config import config_dict
 
 __all__ = ["RetryPolicy", "Attempts", "is_transient", "parse_retry_after", "call_with_retry"]
 
@@ -97,21 +98,14 @@ class RetryPolicy:
             return cls(max_attempts=3, jitter=0.1)
         if isinstance(config, int):
             config = {"max_attempts": config}
-        if not isinstance(config, Mapping):
-            raise IntegrationConfigError(
-                f"{where} must be a dict such as {{'max_attempts': 3, 'backoff': 0.5}}, "
-                f"an int or a bool, got {type(config).__name__}",
-                flow_id=flow_id,
-                field="retry",
-            )
-        unknown = sorted(set(map(str, config)) - set(cls.KEYS))
-        if unknown:
-            raise IntegrationConfigError(
-                f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"valid keys: {', '.join(cls.KEYS)}",
-                flow_id=flow_id,
-                field="retry",
-            )
+        config = config_dict(
+            config,
+            cls.KEYS,
+            where=where,
+            expected="a dict such as {'max_attempts': 3, 'backoff': 0.5}, an int or a bool",
+            flow_id=flow_id,
+            field="retry",
+        )
         values: dict[str, Any] = {}
         for key in cls.KEYS:
             if key not in config:

@@ -15,6 +15,7 @@ from typing import Any
 
 from wfkit.conditions import evaluate, validate_condition
 from wfkit.errors import ConditionError, IntegrationConfigError, IntegrationError
+from wfkit.integration.config import config_dict
 
 __all__ = ["Router", "Rule"]
 
@@ -64,22 +65,16 @@ class Router:
         """Validate ``routing_rules``; raises :class:`IntegrationConfigError` naming the fault."""
         if not config:
             return cls((), (), targets)
-        if not isinstance(config, Mapping):
-            raise IntegrationConfigError(
-                f"flow {flow_id!r}: routing_rules must be a dict such as "
-                f"{{'rules': [{{'when': {{...}}, 'to': ['endpoint']}}], 'default': [...]}}, "
-                f"got {type(config).__name__}",
-                flow_id=flow_id,
-                field="routing_rules",
-            )
-        unknown = sorted(set(map(str, config)) - set(_KEYS))
-        if unknown:
-            raise IntegrationConfigError(
-                f"flow {flow_id!r}: routing_rules has unknown key(s) "
-                f"{', '.join(map(repr, unknown))}; valid keys: 'rules', 'default'",
-                flow_id=flow_id,
-                field="routing_rules",
-            )
+        config = config_dict(
+            config,
+            _KEYS,
+            where=f"flow {flow_id!r}: routing_rules",
+            expected="a dict such as "
+            "{'rules': [{'when': {...}, 'to': ['endpoint']}], 'default': [...]}",
+            flow_id=flow_id,
+            field="routing_rules",
+            shown="'rules', 'default'",
+        )
         raw_rules = config.get("rules") or []
         if not isinstance(raw_rules, Sequence) or isinstance(raw_rules, str | bytes | Mapping):
             raise IntegrationConfigError(

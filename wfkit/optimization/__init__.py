@@ -1,6 +1,7 @@
 """Simulation and optimisation: what-if schedules, static plans (list, HEFT, exact) and the
 optimiser whose suggestions are proven by simulation."""
 
+from wfkit._lazy import lazy_exports
 from wfkit.optimization.schedule import Schedule
 from wfkit.optimization.simulator import simulate
 
@@ -8,17 +9,11 @@ __all__ = ["Schedule", "simulate", "plan_schedule", "experiment", "WorkflowOptim
            "OptimizationMetric"]
 
 
-def __getattr__(name: str):  # the heavier parts load on first use
-    if name == "plan_schedule":
-        from wfkit.optimization.planning import plan_schedule
+_LAZY = {  # the heavier parts load on first use
+    "plan_schedule": "wfkit.optimization.planning",
+    "experiment": "wfkit.optimization.experiments",
+    "WorkflowOptimizer": "wfkit.optimization.optimizer",
+    "OptimizationMetric": "wfkit.optimization.optimizer",
+}
 
-        return plan_schedule
-    if name == "experiment":
-        from wfkit.optimization.experiments import experiment
-
-        return experiment
-    if name in ("WorkflowOptimizer", "OptimizationMetric"):
-        from wfkit.optimization import optimizer
-
-        return getattr(optimizer, name)
-    raise AttributeError(f"module 'wfkit.optimization' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
