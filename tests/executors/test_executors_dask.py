@@ -17,6 +17,7 @@ pytest.importorskip("distributed", reason="the Dask tests need the wfkit[dask] e
 import distributed  # noqa: E402
 import httpx  # noqa: E402
 from pandas.testing import assert_frame_equal  # noqa: E402
+from processes import dead, wait_for  # noqa: E402
 
 from wfkit import (  # noqa: E402
     AgentProfile,
@@ -59,14 +60,6 @@ def set_allowed_failures(n, dask_scheduler):
     old = dask_scheduler.allowed_failures
     dask_scheduler.allowed_failures = n
     return old
-
-
-async def wait_for(predicate, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def no_keys_left(client):
@@ -158,16 +151,6 @@ async def run(tasks, executor, agents=None, **kw):
     await orch.create_workflow("wf", tasks)
     result = await orch.execute_workflow("wf", **kw)
     return result, events
-
-
-def dead(pid: int) -> bool:
-    """Gone, or a zombie its parent (the nanny, in this process) has not reaped yet."""
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 async def kill_worker(pid: int) -> None:

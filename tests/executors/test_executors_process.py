@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import dead, wait_for
 
 from wfkit import (
     AgentProfile,
@@ -115,25 +116,6 @@ async def run(tasks, *, executor, agents=None, **kw):
 
 def task(tid, action, deps=(), **kw):
     return WorkflowTask(tid, tid, ["cpu"], 0, 1.0, list(deps), action=action, **kw)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a terminated child not reaped yet is a zombie: gone for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-async def wait_for(predicate, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -291,7 +273,7 @@ async def test_a_timed_out_task_stops_its_process(pool, tmp_path):
     assert result.task_results["slow"]["status"] == "failed"
     assert "TaskTimeoutError" in result.task_results["slow"]["error"]
     pid = int((tmp_path / "slow").read_text())
-    await wait_for(lambda: not alive(pid), f"process {pid} to be stopped")
+    await wait_for(lambda: dead(pid), f"process {pid} to be stopped", timeout=20.0)
 
 
 async def test_cancelling_the_run_stops_running_work(pool, tmp_path):
@@ -307,7 +289,7 @@ async def test_cancelling_the_run_stops_running_work(pool, tmp_path):
     with pytest.raises(asyncio.CancelledError):
         await running
     pids = [int(p.read_text()) for p in tmp_path.iterdir()]
-    await wait_for(lambda: not any(alive(p) for p in pids), "the worker processes to stop")
+    await wait_for(lambda: all(map(dead, pids)), "the worker processes to stop", timeout=20.0)
     assert orch.workflows["wf"]["status"] == "cancelled"
     assert {e.task_id for e in events if isinstance(e, TaskStarted)} == {"s1", "s2"}
     # the executor is usable again: a fresh pool replaces the stopped one
