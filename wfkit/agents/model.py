@@ -54,6 +54,19 @@ def capability_set(values: Iterable[object] | None, owner: str) -> frozenset[str
         ) from None
 
 
+def dependency_ids(values: object, owner: str) -> list[str]:
+    """A task's dependencies as a list of task ids, in order, a repeated id counted once."""
+    if values is None:
+        return []
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise ValidationError(f"{owner}: dependencies must be a list of task ids, got {values!r}")
+    deps = list(dict.fromkeys(values))
+    for d in deps:
+        if not isinstance(d, str):
+            raise ValidationError(f"{owner}: dependencies must be task ids (strings), got {d!r}")
+    return deps
+
+
 def _number(value: object, name: str, owner: str, *, minimum: float = 0.0) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise ValidationError(f"{owner}: {name} must be a number, got {value!r}")
@@ -191,20 +204,7 @@ class WorkflowTask:
         self._capset = capability_set(self.required_capabilities, owner)
         _number(self.priority, "priority", owner, minimum=-math.inf)
         _number(self.estimated_duration, "estimated_duration", owner)
-        if self.dependencies is None:
-            self.dependencies = []
-        elif isinstance(self.dependencies, str) or not isinstance(self.dependencies, Iterable):
-            raise ValidationError(
-                f"{owner}: dependencies must be a list of task ids, got {self.dependencies!r}"
-            )
-        else:
-            deps = list(dict.fromkeys(self.dependencies))  # a repeated id is one dependency
-            for d in deps:
-                if not isinstance(d, str):
-                    raise ValidationError(
-                        f"{owner}: dependencies must be task ids (strings), got {d!r}"
-                    )
-            self.dependencies = deps
+        self.dependencies = dependency_ids(self.dependencies, owner)
         if self.action is not None and not callable(self.action):
             raise ValidationError(f"{owner}: action must be callable, got {self.action!r}")
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:

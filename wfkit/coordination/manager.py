@@ -21,7 +21,9 @@ from wfkit.coordination.model import (
     CollaborationTask,
     CoordinationSession,
     CoordinationType,
-    coordination_type,
+)
+from wfkit.coordination.model import (
+    coordination_type as parse_coordination_type,
 )
 from wfkit.coordination.resources import Grant, ResourceScope, ResourceTable
 from wfkit.coordination.sessions import SessionResult, SessionRunner, session_result
@@ -147,7 +149,7 @@ class CoordinationCollaborationManager:
         Participants need a handler (:meth:`register_participant`) by the time a task runs.
         ``shared_state`` is the initial content of the session's shared state.
         """
-        ctype = _coordination_type(coordination_type)
+        ctype = parse_coordination_type(coordination_type)
         if session_id is None:
             session_id = f"session-{next(self._session_numbers)}"
             while session_id in self.sessions:
@@ -532,6 +534,3 @@ class CoordinationCollaborationManager:
             f"{len(self.resources)} resources{', coordinating' if self.coordinating else ''}>"
         )
 
-
-def _coordination_type(value: Any) -> CoordinationType:
-    return coordination_type(value)

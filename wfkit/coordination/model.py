@@ -14,6 +14,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from wfkit.agents.model import dependency_ids
 from wfkit.conditions import validate_condition
 from wfkit.errors import ValidationError
 
@@ -132,15 +133,9 @@ class CollaborationTask:
         self.assigned_participants = participant_names(
             self.assigned_participants, owner, allow_empty=True
         )
-        deps = self.dependencies
-        if deps is None:
-            deps = []
-        if isinstance(deps, str) or not isinstance(deps, Iterable):
-            raise ValidationError(f"{owner}: dependencies must be a list of task ids, got {deps!r}")
-        deps = list(dict.fromkeys(deps))
-        for d in deps:
-            if not isinstance(d, str) or not d:
-                raise ValidationError(f"{owner}: dependencies must be task ids, got {d!r}")
+        deps = dependency_ids(self.dependencies, owner)
+        if "" in deps:
+            raise ValidationError(f"{owner}: dependencies must be task ids, got ''")
         if self.task_id in deps:
             raise ValidationError(f"{owner}: a task cannot depend on itself")
         self.dependencies = deps

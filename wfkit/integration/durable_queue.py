@@ -245,37 +245,30 @@ class DurableQueue:
         self, topic: str, max_messages: int = 1, *, visibility_timeout: float = 30.0
     ) -> list[QueueMessage]:
         """Lease up to ``max_messages`` visible messages, oldest first."""
-        lease = uuid.uuid4().hex
-
-        @quick
-        def op(conn: Any) -> list[QueueMessage]:
-            self._ensure(conn)
-            now = time.time()
-            rows = conn.execute(
-                self._lease,
-                {"q_topic": topic, "q_now": now, "q_n": max_messages,
-                 "q_until": now + visibility_timeout, "q_lease": lease},
-            ).all()
-            return self._rows_to_messages(topic, rows, lease)
-
-        return await self.db.submit(op)
+        return await self._take(self._lease, topic, {"q_n": max_messages}, visibility_timeout)
 
     async def claim(
         self, topic: str, ids: Iterable[int], *, visibility_timeout: float = 30.0
     ) -> list[QueueMessage]:
         """Lease the given (visible) messages by id."""
-        lease = uuid.uuid4().hex
         ids = list(ids)
+        if not ids:
+            return []
+        return await self._take(self._claim, topic, {"q_ids": ids}, visibility_timeout)
+
+    async def _take(
+        self, statement: Any, topic: str, params: dict[str, Any], visibility_timeout: float
+    ) -> list[QueueMessage]:
+        """Run a leasing ``statement`` (consume's or claim's) under a new lease id."""
+        lease = uuid.uuid4().hex
 
         @quick
         def op(conn: Any) -> list[QueueMessage]:
             self._ensure(conn)
-            if not ids:
-                return []
             now = time.time()
             rows = conn.execute(
-                self._claim,
-                {"q_topic": topic, "q_ids": ids, "q_now": now,
+                statement,
+                {**params, "q_topic": topic, "q_now": now,
                  "q_until": now + visibility_timeout, "q_lease": lease},
             ).all()
             return self._rows_to_messages(topic, rows, lease)
