@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from wfkit.errors import CycleError, DuplicateTaskError, UnknownDependencyError, ValidationError
+from wfkit.errors import (
+    CycleError,
+    DuplicateTaskError,
+    MissingCapabilityError,
+    UnknownDependencyError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -20,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TaskGraph",
     "validate_tasks",
+    "capable_agents",
     "check_tasks",
     "dependents_of",
     "topological_order",
@@ -325,17 +332,32 @@ def critical_path(
 AgentDurations = Callable[["WorkflowTask", "AgentProfile"], float]
 
 
-def _capable(
-    tasks: Mapping[str, WorkflowTask], agents: Sequence[AgentProfile]
+def capable_agents(
+    tasks: Mapping[str, WorkflowTask],
+    agents: Sequence[AgentProfile],
+    *,
+    strict: bool = True,
 ) -> dict[frozenset[str], list[AgentProfile]]:
-    """Available agents able to run each distinct set of required capabilities."""
+    """Available agents able to run each distinct set of required capabilities.
+
+    ``strict`` raises MissingCapabilityError naming each task that no available agent can run
+    and what it lacks; otherwise such a set maps to an empty list.
+    """
     pool = [a for a in agents if a.availability]
-    out: dict[frozenset[str], list[AgentProfile]] = {}
-    for t in tasks.values():
+    by_sig: dict[frozenset[str], list[AgentProfile]] = {}
+    for t in tasks.values():  # in task order, so that reports list classes the same way
         sig = t.capability_set
-        if sig not in out:
-            out[sig] = [a for a in pool if a.can_run(sig)]
-    return out
+        if sig not in by_sig:
+            by_sig[sig] = [a for a in pool if a.can_run(sig)]
+    if strict and not all(by_sig.values()):
+        have = frozenset().union(*(a.capability_set for a in pool))
+        missing: dict[str, list[str]] = {}
+        for tid, t in tasks.items():
+            sig = t.capability_set
+            if not by_sig[sig]:
+                missing[tid] = sorted(sig - have) or sorted(sig) or ["an available agent"]
+        raise MissingCapabilityError(missing)
+    return by_sig
 
 
 def mean_durations(
@@ -347,7 +369,7 @@ def mean_durations(
 
     A task no agent can run gets its ``estimated_duration``.
     """
-    capable = _capable(tasks, agents)
+    capable = capable_agents(tasks, agents, strict=False)
     out: dict[str, float] = {}
     for tid, t in tasks.items():
         cands = capable[t.capability_set]
@@ -377,7 +399,7 @@ def lower_bounds(
     """
     if not isinstance(tasks, Mapping):
         tasks = {t.task_id: t for t in tasks}
-    capable = _capable(tasks, agents)
+    capable = capable_agents(tasks, agents, strict=False)
     if agent_duration is not None:
         fastest: dict[str, float] = {}
         for tid, t in tasks.items():

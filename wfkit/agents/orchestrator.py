@@ -14,7 +14,6 @@ from wfkit.agents.policies import Policy, resolve_policy
 from wfkit.agents.registry import AgentRegistry
 from wfkit.agents.results import RunResult
 from wfkit.errors import (
-    MissingCapabilityError,
     ResumeError,
     UnknownWorkflowError,
     ValidationError,
@@ -22,7 +21,7 @@ from wfkit.errors import (
 )
 from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
-from wfkit.graph import TaskGraph
+from wfkit.graph import TaskGraph, capable_agents
 from wfkit.jupyter.interrupt import cancel_on_interrupt
 
 __all__ = ["CollectiveAgentWorkflowOrchestrator"]
@@ -141,30 +140,21 @@ class CollectiveAgentWorkflowOrchestrator:
     def _check_runnable(self, by_id: dict[str, WorkflowTask]) -> list[AgentProfile]:
         """Fail before anything starts if a task has no capable agent or nothing to run."""
         agents = [a for a in self.agents.values() if a.availability]
-        have = frozenset().union(*(a.capability_set for a in agents))
-        capable: dict[frozenset[str], tuple[list[AgentProfile], bool]] = {}
-        missing: dict[str, list[str]] = {}
-        no_work: list[str] = []
-        for tid, task in by_id.items():
-            sig = task.capability_set
-            entry = capable.get(sig)
-            if entry is None:
-                agents_for = [a for a in agents if a.can_run(sig)]
-                entry = capable[sig] = (agents_for, any(a.handler is None for a in agents_for))
-            agents_for, some_without_handler = entry
-            if not agents_for:
-                lacking = sorted(sig - have) or sorted(sig)
-                missing[tid] = lacking or ["an available agent"]
-            elif task.action is None and some_without_handler:
-                no_work.append(tid)
-        if missing:
-            raise MissingCapabilityError(missing)
-        if no_work:
-            raise ValidationError(
-                f"task(s) {', '.join(map(repr, no_work[:10]))} have no action and some capable "
-                f"agents have no handler: give WorkflowTask(action=...), "
-                f"AgentProfile(handler=...), or handler=wfkit.simulated_handler() for a demo"
-            )
+        capable = capable_agents(by_id, agents)  # raises MissingCapabilityError
+        without_handler = {
+            sig for sig, cands in capable.items() if any(a.handler is None for a in cands)
+        }
+        if without_handler:
+            no_work = [
+                tid for tid, t in by_id.items()
+                if t.action is None and t.capability_set in without_handler
+            ]
+            if no_work:
+                raise ValidationError(
+                    f"task(s) {', '.join(map(repr, no_work[:10]))} have no action and some "
+                    f"capable agents have no handler: give WorkflowTask(action=...), "
+                    f"AgentProfile(handler=...), or handler=wfkit.simulated_handler() for a demo"
+                )
         return agents
 
     async def execute_workflow(

@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
-from wfkit.errors import MissingCapabilityError, ScheduleError
+from wfkit.errors import ScheduleError
+from wfkit.graph import capable_agents
 
-__all__ = ["DurationModel", "CommModel", "capable_agents", "check_number"]
+__all__ = ["DurationModel", "CommModel", "check_number"]
 
 DurationsArg = Mapping[str, Any] | Callable[[WorkflowTask, AgentProfile], float] | None
 CommArg = Mapping[tuple[str, str], float] | Callable[[str, str], float] | None
@@ -36,29 +37,6 @@ def check_number(value: Any, what: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise ScheduleError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
     return value
-
-
-def capable_agents(
-    tasks: Mapping[str, WorkflowTask], agents: Sequence[AgentProfile]
-) -> dict[frozenset[str], list[AgentProfile]]:
-    """Available agents able to run each distinct set of required capabilities.
-
-    Raises MissingCapabilityError (as the orchestrator does) when some task has none.
-    """
-    pool = [a for a in agents if a.availability]
-    by_sig: dict[frozenset[str], list[AgentProfile]] = {
-        sig: [a for a in pool if a.can_run(sig)] for sig in {t.capability_set for t in tasks.values()}
-    }
-    missing: dict[str, list[str]] = {}
-    if not all(by_sig.values()):
-        have = frozenset().union(*(a.capability_set for a in pool)) if pool else frozenset()
-        for tid, t in tasks.items():
-            sig = t.capability_set
-            if not by_sig[sig]:
-                missing[tid] = sorted(sig - have) or sorted(sig) or ["an available agent"]
-    if missing:
-        raise MissingCapabilityError(missing)
-    return by_sig
 
 
 class DurationModel:

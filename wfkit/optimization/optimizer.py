@@ -32,8 +32,7 @@ from typing import Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.errors import UnknownWorkflowError, ValidationError
-from wfkit.graph import lower_bounds, upward_ranks
-from wfkit.optimization.costs import capable_agents
+from wfkit.graph import capable_agents, lower_bounds, upward_ranks
 from wfkit.optimization.history import History, Learned, learn, load_history
 from wfkit.optimization.inputs import copy_agent
 from wfkit.optimization.simulator import simulate

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
-from wfkit.graph import dependents_of, lower_bounds, topological_order
-from wfkit.optimization.costs import CommArg, CommModel, DurationModel, DurationsArg, capable_agents
+from wfkit.graph import capable_agents, dependents_of, lower_bounds, topological_order
+from wfkit.optimization.costs import CommArg, CommModel, DurationModel, DurationsArg
 from wfkit.optimization.inputs import agent_list, task_map
 from wfkit.optimization.schedule import Schedule
 

@@ -22,13 +22,13 @@ from wfkit.agents.dispatch import RunState
 from wfkit.agents.model import WorkflowTask
 from wfkit.agents.policies import Fastest, LeastLoaded, RoundRobin, resolve_policy
 from wfkit.errors import ScheduleError, WfkitError
+from wfkit.graph import capable_agents
 from wfkit.graph import lower_bound as graph_lower_bound
 from wfkit.optimization.costs import (
     CommArg,
     CommModel,
     DurationModel,
     DurationsArg,
-    capable_agents,
     check_number,
 )
 from wfkit.optimization.inputs import agent_list, copy_agent, task_graph
