@@ -1,7 +1,8 @@
 """DAG validation and analysis.
 
-The checks and ranks the engine needs work on plain dicts (they run once per workflow and must
-stay linear); networkx is imported only for analysis views (:func:`to_networkx`) and to name a
+What the engine needs of a workflow (:class:`TaskGraph`) is checked and built in one linear
+pass over plain lists and dicts; the analyses (ranks, critical path, bounds) work on dicts keyed
+by task id. networkx is imported only for analysis views (:func:`to_networkx`) and to name a
 cycle's members in order when validation finds one.
 """
 
@@ -150,9 +151,7 @@ def validate_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:
 
     Raises DuplicateTaskError, UnknownDependencyError or CycleError (with ``.cycle``).
     """
-    by_id = check_tasks(tasks)
-    topological_order(by_id)  # raises CycleError
-    return by_id
+    return TaskGraph(tasks).tasks
 
 
 def check_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:
@@ -256,12 +255,6 @@ def upward_ranks(
     if order is None:
         order = topological_order(tasks, dependents)
     rank: dict[str, float] = {}
-    if comm is None and duration is None:  # the dispatcher's case: keep it tight
-        get = rank.__getitem__
-        for tid in reversed(order):
-            nxt = dependents[tid]
-            rank[tid] = tasks[tid].estimated_duration + (max(map(get, nxt)) if nxt else 0.0)
-        return rank
     for tid in reversed(order):
         best = 0.0
         if comm is None:
