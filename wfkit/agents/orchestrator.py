@@ -132,7 +132,6 @@ class CollectiveAgentWorkflowOrchestrator:
             "completed_tasks": [],
             "failed_tasks": [],
             "runs": [],
-            "_by_id": graph.tasks,
             "_graph": graph,
         }
         return workflow_id
@@ -179,7 +178,8 @@ class CollectiveAgentWorkflowOrchestrator:
             raise WfkitError(
                 f"workflow {workflow_id!r} is already running; await that run first"
             )
-        by_id: dict[str, WorkflowTask] = wf["_by_id"]
+        graph: TaskGraph = wf["_graph"]
+        by_id = graph.tasks
         pol = resolve_policy(self.policy if policy is None else policy)
         agents = self._check_runnable(by_id)
 
@@ -200,7 +200,7 @@ class CollectiveAgentWorkflowOrchestrator:
         run = WorkflowRun(
             workflow_id=workflow_id,
             run_id=run_id,
-            graph=wf["_graph"],
+            graph=graph,
             agents=agents,
             policy=pol,
             bus=self._bus,

@@ -376,7 +376,8 @@ class Dashboard(widgets.VBox):
             return cached
         if tasks_ref is None or len(tasks_ref) > self.max_dag_tasks:
             return None
-        by_id = wf.get("_by_id") or {t.task_id: t for t in tasks_ref}
+        graph = wf.get("_graph")
+        by_id = graph.tasks if graph is not None else {t.task_id: t for t in tasks_ref}
         dag = _DagView(workflow_id, by_id, tasks_ref)
         self._dags[workflow_id] = dag
         return dag
