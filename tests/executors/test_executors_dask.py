@@ -17,7 +17,7 @@ pytest.importorskip("distributed", reason="the Dask tests need the wfkit[dask] e
 import distributed  # noqa: E402
 import httpx  # noqa: E402
 from pandas.testing import assert_frame_equal  # noqa: E402
-from processes import dead, wait_for  # noqa: E402
+from support import dead, run, wait_for  # noqa: E402
 
 from wfkit import (  # noqa: E402
     AgentProfile,
@@ -140,17 +140,6 @@ def agent(capacity=2, caps=("cpu",), agent_id="a", handler=None):
 
 def task(tid, action, deps=(), caps=("cpu",), **kw):
     return WorkflowTask(tid, tid, list(caps), 0, 1.0, list(deps), action=action, **kw)
-
-
-async def run(tasks, executor, agents=None, **kw):
-    orch = CollectiveAgentWorkflowOrchestrator(executor=executor, backoff=0.01, progress=False)
-    for a in agents or [agent()]:
-        orch.register_agent(a)
-    events = []
-    orch.subscribe(events.append)
-    await orch.create_workflow("wf", tasks)
-    result = await orch.execute_workflow("wf", **kw)
-    return result, events
 
 
 async def kill_worker(pid: int) -> None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from processes import dead, wait_for
+from support import dead, run, wait_for
 
 from wfkit import (
     AgentProfile,
@@ -101,17 +101,6 @@ def agent(executor=None, capacity=2, handler=None, caps=("cpu",), agent_id="a"):
     return AgentProfile(
         agent_id, agent_id, list(caps), capacity=capacity, handler=handler, executor=executor
     )
-
-
-async def run(tasks, *, executor, agents=None, **kw):
-    orch = CollectiveAgentWorkflowOrchestrator(executor=executor, backoff=0.01, progress=False)
-    for a in agents or [agent()]:
-        orch.register_agent(a)
-    events = []
-    orch.subscribe(events.append)
-    await orch.create_workflow("wf", tasks)
-    result = await orch.execute_workflow("wf", **kw)
-    return result, events
 
 
 def task(tid, action, deps=(), **kw):
