@@ -1,4 +1,4 @@
-"""The check every dict-shaped part of a flow's configuration starts with."""
+"""The checks every dict-shaped part of a flow's or endpoint's configuration starts with."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wfkit.errors import IntegrationConfigError
+
+__all__ = ["config_dict", "unknown_keys"]
+
+
+def unknown_keys(value: Mapping[Any, Any], valid: Sequence[str]) -> list[str]:
+    """The keys of ``value`` not in ``valid``, as sorted strings (any key type can be named)."""
+    return sorted(set(map(str, value)) - set(valid))
 
 
 def config_dict(
@@ -27,7 +34,7 @@ def config_dict(
             flow_id=flow_id,
             field=field,
         )
-    unknown = sorted(set(map(str, value)) - set(valid))
+    unknown = unknown_keys(value, valid)
     if unknown:
         raise IntegrationConfigError(
             f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; "

@@ -14,7 +14,7 @@ pending letter instead of adding a second one.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from wfkit.integration.database import Database, quick
@@ -175,27 +175,27 @@ class DeadLetterStore:
             "channel": "store",
         }
 
-    def rows(
-        self, flow_id: str | None = None, *, include_replayed: bool = False, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The letters, oldest first (blocking read)."""
+    def _read(
+        self, flow_id: str | None, include_replayed: bool, limit: int | None
+    ) -> Callable[[Any], list[dict[str, Any]]]:
+        """The operation that reads the selected letters, decoded."""
         stmt = self._select(flow_id, include_replayed, limit)
 
         def op(conn: Any) -> list[dict[str, Any]]:
             self._ensure(conn)
             return [self._decode(r) for r in conn.execute(stmt).mappings()]
 
-        return self.db.run_sync(op)
+        return op
+
+    def rows(
+        self, flow_id: str | None = None, *, include_replayed: bool = False, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The letters, oldest first (blocking read)."""
+        return self.db.run_sync(self._read(flow_id, include_replayed, limit))
 
     async def pending(self, flow_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Letters of ``flow_id`` not replayed yet, oldest first."""
-        stmt = self._select(flow_id, False, limit)
-
-        def op(conn: Any) -> list[dict[str, Any]]:
-            self._ensure(conn)
-            return [self._decode(r) for r in conn.execute(stmt).mappings()]
-
-        return await self.db.submit(op)
+        return await self.db.submit(self._read(flow_id, False, limit))
 
     async def mark(self, dead_letter_id: int, status: str, *, reopen: bool = False) -> None:
         """Record a replay of one letter; ``reopen`` puts it back among the pending ones."""

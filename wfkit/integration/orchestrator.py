@@ -20,7 +20,7 @@ from wfkit.errors import IntegrationConfigError, UnknownFlowError
 from wfkit.events import Event, EventBus
 from wfkit.integration.database import Database, normalize_url
 from wfkit.integration.deadletter import FRAME_COLUMNS, DeadLetterStore
-from wfkit.integration.durable_queue import DurableQueue
+from wfkit.integration.durable_queue import DEFAULT_TABLE, DurableQueue
 from wfkit.integration.endpoints import Endpoint, build_endpoint
 from wfkit.integration.model import (
     DataTransformation,
@@ -131,7 +131,7 @@ class IntegrationOrchestrator:
             db = self._databases[url] = Database(url)
         return db
 
-    def queue(self, url: str, table: str = "wfkit_queue") -> DurableQueue:
+    def queue(self, url: str, table: str = DEFAULT_TABLE) -> DurableQueue:
         key = (url, table)
         queue = self._queues.get(key)
         if queue is None:

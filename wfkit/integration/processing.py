@@ -164,7 +164,9 @@ class MessageProcessor:
 
     async def _call(
         self, out: Outcome, step: str, kind: str, fn: Callable[[], Awaitable[Any]], plan: FlowPlan
-    ) -> Attempts:
+    ) -> tuple[Attempts, str | None]:
+        """Run ``fn`` under the flow's retry policy and trace it; returns the record and, when
+        it failed, the error text (secrets masked)."""
         started, began = _now(), _clock()
         record = await call_with_retry(fn, plan.retry, sleep=self.orch._sleep)
         detail: dict[str, Any] = {}
@@ -182,7 +184,7 @@ class MessageProcessor:
             out, step, kind, "ok" if record.ok else "failed", record.attempts, started, began,
             error, **detail,
         )
-        return record
+        return record, error
 
     async def _deliver(
         self, out: Outcome, plan: FlowPlan, target: str, data: dict[str, Any], ctx: MessageContext,
@@ -191,11 +193,12 @@ class MessageProcessor:
         endpoints = self.orch._endpoints
         endpoint = endpoints[target]
         payload = copy.deepcopy(data) if isolate and endpoint.TYPE == "function" else data
-        record = await self._call(out, target, "target", lambda: endpoint.send(payload, ctx), plan)
-        if record.ok:
+        record, error = await self._call(
+            out, target, "target", lambda: endpoint.send(payload, ctx), plan
+        )
+        if error is None:
             out.delivered_to.append(target)
             return
-        error = self.orch.redactor(describe(record.error))  # type: ignore[arg-type]
         await self._notify(out, plan, target, "target", error, record.attempts, data)
         fallback = plan.fallback
         if fallback and fallback != target:
@@ -219,12 +222,13 @@ class MessageProcessor:
                 return out.fallback_error  # type: ignore[return-value]
             fb = self.orch._endpoints[fallback]
             payload = copy.deepcopy(data) if fb.TYPE == "function" else data
-            record = await self._call(out, fallback, "fallback", partial(fb.send, payload, ctx), plan)
-            if record.ok:
+            record, error = await self._call(
+                out, fallback, "fallback", partial(fb.send, payload, ctx), plan
+            )
+            if error is None:
                 out.fallback_error = None
                 out.delivered_to.append(fallback)
                 return None
-            error = self.orch.redactor(describe(record.error))  # type: ignore[arg-type]
             out.fallback_error = error
             await self._notify(out, plan, fallback, "fallback", error, record.attempts, data)
             return error
@@ -338,9 +342,10 @@ class MessageProcessor:
             for sid in plan.sources:
                 source = endpoints[sid]
                 out.sources.append(sid)
-                record = await self._call(out, sid, "source", partial(source.fetch, data, ctx), plan)
-                if not record.ok:
-                    error = redact(describe(record.error))  # type: ignore[arg-type]
+                record, error = await self._call(
+                    out, sid, "source", partial(source.fetch, data, ctx), plan
+                )
+                if error is not None:
                     out.fail("source", f"source {sid!r} failed", error)
                     await self._notify(out, plan, sid, "source", error, record.attempts, data)
                     break

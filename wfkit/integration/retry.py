@@ -79,7 +79,7 @@ class RetryPolicy:
     """
 
     max_attempts: int = 1
-    backoff: float = 0.1  # = _DEFAULT_BACKOFF
+    backoff: float = _DEFAULT_BACKOFF
     max_backoff: float = 30.0
     jitter: float = 0.0
     max_retry_after: float = 60.0

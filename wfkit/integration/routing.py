@@ -15,7 +15,7 @@ from typing import Any
 
 from wfkit.conditions import evaluate, validate_condition
 from wfkit.errors import ConditionError, IntegrationConfigError, IntegrationError
-from wfkit.integration.config import config_dict
+from wfkit.integration.config import config_dict, unknown_keys
 
 __all__ = ["Router", "Rule"]
 
@@ -93,7 +93,7 @@ class Router:
                     field="routing_rules",
                 )
             missing = [k for k in _RULE_KEYS if k not in raw]
-            extra = sorted(set(map(str, raw)) - set(_RULE_KEYS))
+            extra = unknown_keys(raw, _RULE_KEYS)
             if missing or extra:
                 problem = (
                     f"lacks {', '.join(map(repr, missing))}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from wfkit.errors import EndpointError, IntegrationConfigError
+from wfkit.integration.config import unknown_keys
 from wfkit.integration.model import IntegrationEndpoint
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class Endpoint:
             raise self.fail_config(
                 f"connection_config must be a dict, got {type(self.config).__name__}"
             )
-        unknown = sorted(set(map(str, self.config)) - set(self.KEYS))
+        unknown = unknown_keys(self.config, self.KEYS)
         if unknown:
             raise self.fail_config(
                 f"unknown connection_config key(s) {', '.join(map(repr, unknown))}; "
@@ -132,6 +133,21 @@ class Endpoint:
             raise self.fail_config(
                 f"connection_config needs {', '.join(map(repr, missing))}", field=missing[0]
             )
+
+    def into_key(self) -> str | None:
+        """``connection_config['into']``: the key a source stores its result under, or None
+        to merge a returned mapping into the message."""
+        into = self.config.get("into")
+        if into is not None and (not isinstance(into, str) or not into):
+            raise self.fail_config(f"into must be a non-empty key, got {into!r}", "into")
+        return into
+
+    def seconds(self, key: str, default: float) -> float:
+        """``connection_config[key]`` (or ``default``) as a positive number of seconds."""
+        value = self.config.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.fail_config(f"{key} must be a positive number of seconds, got {value!r}")
+        return float(value)
 
     def check_role(self, role: str, flow_id: str) -> None:
         """Raise when this endpoint cannot play ``role`` (``"source"`` or ``"target"``)."""

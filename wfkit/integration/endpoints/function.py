@@ -34,10 +34,7 @@ class FunctionEndpoint(Endpoint):
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)  # noqa: B004 - the bound __call__ of callable objects
         )
-        into = self.config.get("into")
-        if into is not None and (not isinstance(into, str) or not into):
-            raise self.fail_config(f"into must be a non-empty key, got {into!r}", "into")
-        self.into: str | None = into
+        self.into = self.into_key()
         self.in_thread = bool(self.config.get("in_thread", True))
 
     async def _call(self, data: dict[str, Any]) -> Any:

@@ -79,14 +79,8 @@ class HttpEndpoint(Endpoint):
         if not isinstance(params, dict):
             raise self.fail_config(f"params must be a dict, got {type(params).__name__}", "params")
         self.params = dict(params) or None
-        timeout = cfg.get("timeout", 30.0)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise self.fail_config(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.timeout = float(timeout)
-        into = cfg.get("into")
-        if into is not None and (not isinstance(into, str) or not into):
-            raise self.fail_config(f"into must be a non-empty key, got {into!r}", "into")
-        self.into: str | None = into
+        self.timeout = self.seconds("timeout", 30.0)
+        self.into = self.into_key()
         secret = cfg.get("secret_headers") or []
         if isinstance(secret, str):
             secret = [secret]
@@ -153,16 +147,11 @@ class HttpEndpoint(Endpoint):
             raise EndpointError(
                 f"{method} {shown}: {redact(exc)}", endpoint_id=self.endpoint_id
             ) from None
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # connection errors are worth another try
             raise EndpointError(
                 f"{method} {shown} failed: {type(exc).__name__}: {redact(exc)}",
                 endpoint_id=self.endpoint_id,
-                transient=True,
-            ) from None
-        except httpx.HTTPError as exc:
-            raise EndpointError(
-                f"{method} {shown} failed: {type(exc).__name__}: {redact(exc)}",
-                endpoint_id=self.endpoint_id,
+                transient=isinstance(exc, httpx.TransportError),
             ) from None
         status = response.status_code
         if not 200 <= status < 300:

@@ -36,10 +36,7 @@ class QueueEndpoint(Endpoint):
             raise self.fail_config(f"topic must be a string (at most 255 characters), got {topic!r}")
         self.topic = topic
         self.table = self.identifier(cfg.get("table", DEFAULT_TABLE), "table")
-        vt = cfg.get("visibility_timeout", 30.0)
-        if isinstance(vt, bool) or not isinstance(vt, int | float) or vt <= 0:
-            raise self.fail_config(f"visibility_timeout must be a positive number of seconds, got {vt!r}")
-        self.visibility_timeout = float(vt)
+        self.visibility_timeout = self.seconds("visibility_timeout", 30.0)
         md = cfg.get("max_deliveries")
         if md is not None and (isinstance(md, bool) or not isinstance(md, int) or md < 1):
             raise self.fail_config(f"max_deliveries must be an int >= 1 or None, got {md!r}")

@@ -25,6 +25,7 @@ import datetime as _dt
 import decimal
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from wfkit.conditions import get_path
@@ -181,12 +182,9 @@ class SqlEndpoint(Endpoint):
                 "params",
             )
         self.paths = {b: params.get(b, b) for b in self.bind_names}
-        into = cfg.get("into")
-        if into is not None and (not isinstance(into, str) or not into):
-            raise self.fail_config(f"into must be a non-empty key, got {into!r}", "into")
-        self.into: str | None = into
+        self.into = self.into_key()
         self.many = bool(cfg.get("many", False))
-        if self.many and not into:
+        if self.many and not self.into:
             raise self.fail_config("many: true needs into: the key to store the rows under", "into")
         self.create_table = bool(cfg.get("create_table", False))
         self.idempotency_explicit = "idempotency_column" in cfg
@@ -331,7 +329,7 @@ class SqlEndpoint(Endpoint):
             self._insert_one = stmt.returning(table.c[idem])  # tells a skipped duplicate apart
         else:
             stmt = self._insert_one = sa.insert(table)
-        self._table, self._insert = table, stmt
+        self._table = table
         # how a shared executemany counts its rows: sqlite's rowcount is exact; PostgreSQL's
         # multi-row insert reports -1, so count the rows RETURNING gives back instead
         self._insert_many: Any = None
@@ -352,6 +350,7 @@ class SqlEndpoint(Endpoint):
             self._insert_many = insert_all
         self._columns = frozenset(table.c.keys())
         self._json_columns = frozenset(c.name for c in table.c if isinstance(c.type, sa.JSON))
+        self._insert = stmt  # last: the event loop reads it as "prepared" (see send)
 
     def _row(self, data: Mapping[str, Any], ctx: MessageContext) -> dict[str, Any]:
         checked = self._checked_keys
@@ -381,14 +380,17 @@ class SqlEndpoint(Endpoint):
             values[self.idempotency_column] = key  # type: ignore[index]
         return values
 
-    def _insert_row(self, conn: Any, row: Mapping[str, Any], key: str) -> int:
-        if self._insert is None:
-            self._prepare_table(conn, row)
-        values = self._values(row, key)
+    def _insert_values(self, conn: Any, values: dict[str, Any]) -> int:
+        """Insert one row's values; 0 when the idempotency key skipped a duplicate."""
         if self._use_idempotency:
             return 1 if conn.execute(self._insert_one, values).first() is not None else 0
         conn.execute(self._insert_one, values)
         return 1
+
+    def _insert_row(self, conn: Any, row: Mapping[str, Any], key: str) -> int:
+        if self._insert is None:
+            self._prepare_table(conn, row)
+        return self._insert_values(conn, self._values(row, key))
 
     async def send(self, data: dict[str, Any], ctx: MessageContext) -> dict[str, Any]:
         if self.statement is not None:
@@ -405,15 +407,8 @@ class SqlEndpoint(Endpoint):
             return {"inserted": await self._run(lambda conn: self._insert_row(conn, row, key),
                                                 f"insert into {self.table_name}")}
         values = self._values(row, key)
-        insert_one, idem = self._insert_one, self._use_idempotency
-
-        def single(conn: Any) -> int:
-            if idem:
-                return 1 if conn.execute(insert_one, values).first() is not None else 0
-            conn.execute(insert_one, values)
-            return 1
-
-        op = Batched(self._insert, values, single, 1, self._insert_many)
+        op = Batched(self._insert, values, partial(self._insert_values, values=values), 1,
+                     self._insert_many)
         inserted = await self._run(op, f"insert into {self.table_name}")
         return {"inserted": inserted}
 
