@@ -18,13 +18,6 @@ from wfkit import (
 from wfkit.events import ResourceAcquired, ResourceLeaseExpired, ResourceReleased
 
 
-@pytest.fixture
-def manager():
-    m = CoordinationCollaborationManager()
-    yield m
-    m.close()
-
-
 async def spin(n=5):
     for _ in range(n):
         await asyncio.sleep(0)

@@ -9,19 +9,10 @@ import pytest
 
 from wfkit import (
     CollaborationTask,
-    CoordinationCollaborationManager,
     CoordinationError,
     CoordinationType,
     TaskTimeoutError,
 )
-
-
-@pytest.fixture
-async def manager():
-    m = CoordinationCollaborationManager()
-    yield m
-    await m.stop(cancel=True)
-    m.close()
 
 
 def echo(tag):

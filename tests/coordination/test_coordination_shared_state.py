@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from wfkit import CoordinationCollaborationManager, CoordinationError, ValidationError
+from wfkit import CoordinationError, ValidationError
 from wfkit.coordination import DELETE, SharedState
 from wfkit.events import SharedStateChanged, SharedStateConflict
 
@@ -17,13 +17,6 @@ async def session_state(manager, strategy=None, initial=None):
         ["alice", "bob"], "collaborative", conflict_strategy=strategy, shared_state=initial
     )
     return sid, manager.sessions[sid].shared_state
-
-
-@pytest.fixture
-def manager():
-    m = CoordinationCollaborationManager()
-    yield m
-    m.close()
 
 
 async def test_reads_are_private_snapshots_with_versions(manager):

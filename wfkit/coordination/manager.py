@@ -25,7 +25,7 @@ from wfkit.coordination.model import (
 from wfkit.coordination.model import (
     coordination_type as parse_coordination_type,
 )
-from wfkit.coordination.resources import Grant, ResourceScope, ResourceTable
+from wfkit.coordination.resources import Grant, ResourceScope, ResourceTable, check_name
 from wfkit.coordination.sessions import SessionResult, SessionRunner, session_result
 from wfkit.coordination.shared_state import Conflict, SharedState, check_strategy
 from wfkit.errors import (
@@ -95,8 +95,7 @@ class CoordinationCollaborationManager:
         ``participant``, ``shared``, ``previous``, ``inputs``). Sync handlers run in the
         executor's threads.
         """
-        if not isinstance(name, str) or not name:
-            raise ValidationError(f"participant name must be a non-empty string, got {name!r}")
+        check_name(name, "participant name")
         if not callable(handler):
             raise ValidationError(
                 f"participant {name!r}: handler must be callable handler(ctx), got {handler!r}"
@@ -154,12 +153,12 @@ class CoordinationCollaborationManager:
             session_id = f"session-{next(self._session_numbers)}"
             while session_id in self.sessions:
                 session_id = f"session-{next(self._session_numbers)}"
-        elif not isinstance(session_id, str) or not session_id:
-            raise ValidationError(f"session_id must be a non-empty string, got {session_id!r}")
-        elif session_id in self.sessions:
-            raise ValidationError(
-                f"a session {session_id!r} already exists; choose another session_id"
-            )
+        else:
+            check_name(session_id, "session_id")
+            if session_id in self.sessions:
+                raise ValidationError(
+                    f"a session {session_id!r} already exists; choose another session_id"
+                )
         strategy = check_strategy(
             self.conflict_strategy if conflict_strategy is None else conflict_strategy
         )
@@ -406,10 +405,8 @@ class CoordinationCollaborationManager:
         cycle raises :class:`~wfkit.DeadlockError`. ``"release"``: True if ``participant`` held
         it (the next waiter gets it), False otherwise. ``"cancel"``: leave the queue.
         """
-        if not isinstance(resource_id, str) or not resource_id:
-            raise ValidationError(f"resource_id must be a non-empty string, got {resource_id!r}")
-        if not isinstance(participant, str) or not participant:
-            raise ValidationError(f"participant must be a non-empty string, got {participant!r}")
+        check_name(resource_id, "resource_id")
+        check_name(participant, "participant")
         if operation == "acquire":
             return self._resources.acquire_nowait(resource_id, participant, lease=lease)
         if operation == "release":

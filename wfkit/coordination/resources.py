@@ -36,13 +36,14 @@ from wfkit.errors import (
 )
 from wfkit.events import EventBus, ResourceAcquired, ResourceLeaseExpired, ResourceReleased
 
-__all__ = ["Grant", "ResourceScope", "ResourceTable"]
+__all__ = ["Grant", "ResourceScope", "ResourceTable", "check_name"]
 
 _mono = time.monotonic
 _EARLY = 1e-3  # a loop may run a timer a little before it is due
 
 
-def _check_name(value: object, what: str) -> None:
+def check_name(value: object, what: str) -> None:
+    """Raise :class:`~wfkit.ValidationError` unless ``value`` is a non-empty string."""
     if not isinstance(value, str) or not value:
         raise ValidationError(f"{what} must be a non-empty string, got {value!r}")
 
@@ -226,7 +227,7 @@ class ResourceTable:
     def _resource(self, resource_id: str) -> _Resource:
         res = self._resources.get(resource_id)
         if res is None:
-            _check_name(resource_id, "resource_id")
+            check_name(resource_id, "resource_id")
             res = self._resources[resource_id] = _Resource(resource_id, self.history_limit)
         return res
 
@@ -265,7 +266,7 @@ class ResourceTable:
         :class:`~wfkit.ResourceTimeoutError` and leaves the queue. Cancellation leaves the queue,
         or, if the resource was handed over in the meantime, passes it on to the next waiter.
         """
-        _check_name(participant, "participant")
+        check_name(participant, "participant")
         _check_seconds(timeout, "timeout", zero_ok=True)
         _check_seconds(lease, "lease", zero_ok=False)
         return await self._acquire(resource_id, participant, timeout, lease)
@@ -303,7 +304,7 @@ class ResourceTable:
         otherwise it is queued (once) and False is returned. When the holder releases, the
         resource passes to the queue in FIFO order without the participant having to ask
         again."""
-        _check_name(participant, "participant")
+        check_name(participant, "participant")
         _check_seconds(lease, "lease", zero_ok=False)
         res = self._resources.get(resource_id)
         if res is not None:
@@ -622,9 +623,9 @@ class ResourceScope:
         lease: float | None,
     ) -> None:
         if type(resource_id) is not str or not resource_id:
-            _check_name(resource_id, "resource_id")
+            check_name(resource_id, "resource_id")
         if type(participant) is not str or not participant:
-            _check_name(participant, "participant")
+            check_name(participant, "participant")
         if timeout is not None:
             _check_seconds(timeout, "timeout", zero_ok=True)
         if lease is not None:

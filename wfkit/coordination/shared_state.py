@@ -202,6 +202,22 @@ def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
         fut.set_result(value)
 
 
+def _copies(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Private deep copies of ``values``, so nothing stored is shared with the caller."""
+    return {k: (v if v is DELETE else copy.deepcopy(v)) for k, v in values.items()}
+
+
+def _discard_awaitable(value: Any) -> bool:
+    """True if ``value`` is an awaitable a sync caller cannot await; a coroutine is closed
+    first, so refusing it leaves no "never awaited" warning behind."""
+    if not inspect.isawaitable(value):
+        return False
+    close = getattr(value, "close", None)
+    if close is not None:
+        close()
+    return True
+
+
 def _show(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: ("<deleted>" if v is DELETE else v) for k, v in values.items()}
 
@@ -423,10 +439,7 @@ class SharedState(Mapping[str, Any]):
             attempts += 1
             version, base, data = self._read_for_update()
             new = fn(data)
-            if inspect.isawaitable(new):
-                close = getattr(new, "close", None)
-                if close is not None:
-                    close()
+            if _discard_awaitable(new):
                 raise ValidationError(
                     "update_sync() got an async fn; use `await shared.update(participant, fn)`"
                 )
@@ -461,7 +474,7 @@ class SharedState(Mapping[str, Any]):
             if k not in new:
                 changes[k] = DELETE
         self._check_keys(changes)
-        changes = {k: (v if v is DELETE else copy.deepcopy(v)) for k, v in changes.items()}
+        changes = _copies(changes)
         events: list[Any] = []
         with self._lock:
             if self._version != version:
@@ -488,7 +501,6 @@ class SharedState(Mapping[str, Any]):
             return WriteOutcome("merged", version, tuple(changes))
         strategy = self.strategy
         name = strategy_name(strategy)
-        writers = [self._key_writer.get(k, "initial") for k in clash]
         last = max(clash, key=lambda k: kv.get(k, -1))
         conflict = Conflict(
             conflict_id=self._new_conflict_id(),
@@ -496,7 +508,7 @@ class SharedState(Mapping[str, Any]):
             keys=clash,
             current={k: copy.deepcopy(data.get(k, DELETE)) for k in clash},
             incoming={k: changes[k] for k in clash},
-            participants=(self._key_writer.get(last, writers[0]), participant),
+            participants=(self._key_writer.get(last, "initial"), participant),
             strategy=name,
             base_version=base,
             version=self._version,
@@ -525,7 +537,7 @@ class SharedState(Mapping[str, Any]):
         return WriteOutcome("merged", version, tuple(merged), conflict)
 
     def _ask_callable(self, strategy: Any, conflict: Conflict) -> dict[str, Any]:
-        name = strategy_name(strategy)
+        name = conflict.strategy
         try:
             decided = strategy(conflict)
         except Exception as exc:
@@ -534,10 +546,7 @@ class SharedState(Mapping[str, Any]):
                 f"(keys {', '.join(conflict.keys)}): {type(exc).__name__}: {exc}; nothing of "
                 f"the write by {conflict.participants[1]!r} was applied"
             ) from exc
-        if inspect.isawaitable(decided):
-            close = getattr(decided, "close", None)
-            if close is not None:
-                close()
+        if _discard_awaitable(decided):
             raise ValidationError(
                 f"conflict strategy {name} must be a plain function returning {{key: value}}, "
                 f"not a coroutine function"
@@ -555,7 +564,7 @@ class SharedState(Mapping[str, Any]):
                 f"conflict strategy {name} returned key(s) {sorted(map(str, extra))} that are "
                 f"not in conflict; it decides only {list(conflict.keys)}"
             )
-        return {k: (v if v is DELETE else copy.deepcopy(v)) for k, v in decided.items()}
+        return _copies(decided)
 
     def resolve(self, conflict: Conflict | str, resolution: Any) -> bool:
         """Apply the chosen value of a pending conflict; False if it is not pending.
@@ -609,10 +618,7 @@ class SharedState(Mapping[str, Any]):
                     f"{sorted(map(str, extra))} outside the conflict; it may set "
                     f"{sorted(allowed)}"
                 )
-            return (
-                {k: (v if v is DELETE else copy.deepcopy(v)) for k, v in resolution.items()},
-                "resolve_conflict",
-            )
+            return _copies(resolution), "resolve_conflict"
         raise ValidationError(_resolution_help(conflict, resolution))
 
     def _record(self, conflict: Conflict, events: list[Any]) -> None:
@@ -682,7 +688,7 @@ class SharedState(Mapping[str, Any]):
             )
         if isinstance(deletes, str):
             deletes = [deletes]
-        out = {k: (v if v is DELETE else copy.deepcopy(v)) for k, v in changes.items()}
+        out = _copies(changes)
         for k in deletes:
             out[k] = DELETE
         self._check_keys(out)
