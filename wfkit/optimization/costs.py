@@ -51,7 +51,6 @@ class DurationModel:
         capable: Mapping[frozenset[str], list[AgentProfile]] | None = None,
     ) -> None:
         self.tasks = tasks
-        self.source = durations
         self.capable = capable if capable is not None else capable_agents(tasks, agents)
         # per task: a float (same on every agent) or {agent_id: float}
         self.table: dict[str, float | dict[str, float]] | None = None
@@ -127,13 +126,6 @@ class DurationModel:
         for tid, task in self.tasks.items():
             out[tid] = {a.agent_id: self(task, a) for a in self.capable[task.capability_set]}
         return out
-
-    @property
-    def uniform(self) -> bool:
-        """True when no task's duration depends on the agent."""
-        return self.kind == "estimate" or (
-            self.table is not None and all(isinstance(v, float) for v in self.table.values())
-        )
 
 
 class CommModel:

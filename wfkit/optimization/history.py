@@ -37,9 +37,9 @@ class History:
 
 @dataclass
 class Learned:
+    """Durations for every (task, capable agent) pair and per-attempt failure rates."""
+
     durations: dict[str, dict[str, float]]
-    speed: dict[str, float]
-    observed: dict[tuple[str, str], int]
     failure_rate: dict[str, float]
     failures: dict[str, tuple[int, int]] = field(default_factory=dict)  # task: (failed, attempts)
 
@@ -211,7 +211,6 @@ def learn(
         for tid, d in agent.learned_durations.items():
             if tid in tasks and (tid, agent.agent_id) not in observed:
                 observed[(tid, agent.agent_id)] = float(d)
-                obs_n[(tid, agent.agent_id)] = 1
     by_agent: dict[str, list[tuple[str, float]]] = {}
     by_task: dict[str, list[tuple[str, float]]] = {}
     for (tid, aid), d in observed.items():
@@ -246,8 +245,6 @@ def learn(
     }
     return Learned(
         durations=durations,
-        speed=speed,
-        observed={k: obs_n[k] for k in observed},
         failure_rate=failure_rate,
         failures={tid: (f, n) for tid, (f, n) in fails.items()},
     )

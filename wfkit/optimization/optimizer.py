@@ -136,6 +136,26 @@ class _Suggestion:
     gain: float = 0.0
 
 
+def _switch_policy(policy: str, plan_with: str, step: str) -> Callable[[_Config], _Config]:
+    """Run a configuration with a policy the optimiser builds on learned durations
+    (``plan_with``), recording ``step`` among the applied changes."""
+
+    def transform(c: _Config) -> _Config:
+        return c.replace(policy=policy, plan_with=plan_with, applied=[*c.applied, step])
+
+    return transform
+
+
+def _policy_change(policy: Any, to: str) -> list[dict[str, Any]]:
+    """A suggestion's ``changes`` entry for running with another policy than ``policy``."""
+    return [{"object": "policy", "field": "policy", "from": _policy_name(policy), "to": to}]
+
+
+def _policy_name(policy: Any) -> Any:
+    """How a suggestion names a policy: its ``name``, else the value as given."""
+    return getattr(policy, "name", policy)
+
+
 def _describe_caps(caps: frozenset[str]) -> str:
     return "{" + ", ".join(sorted(caps)) + "}" if caps else "{no capabilities}"
 
@@ -565,10 +585,7 @@ class WorkflowOptimizer:
 
         # 2. the HEFT policy on learned durations
         if not (isinstance(baseline.policy, str) and baseline.policy == "heft"):
-            def use_heft(c: _Config) -> _Config:
-                return c.replace(policy="heft", plan_with="heft",
-                                 applied=[*c.applied, "heft_policy"])
-
+            use_heft = _switch_policy("heft", "heft", "heft_policy")
             m = self._evaluate(use_heft(baseline))
             s = self._suggestion(
                 kind="heft_policy",
@@ -578,12 +595,11 @@ class WorkflowOptimizer:
                     "learned durations, adapting when tasks run long or short"
                 ),
                 reason=(
-                    f"with policy {getattr(baseline.policy, 'name', baseline.policy)!r} the "
+                    f"with policy {_policy_name(baseline.policy)!r} the "
                     f"simulated makespan is {t0:.4g} s; HEFT's plan gives "
                     f"{m['execution_time']:.4g} s (lower bound {bounds['bound']:.4g} s)"
                 ),
-                changes=[{"object": "policy", "field": "policy",
-                          "from": getattr(baseline.policy, "name", baseline.policy), "to": "heft"}],
+                changes=_policy_change(baseline.policy, "heft"),
                 base=base, simulated=m, transform=use_heft,
             )
             if s:
@@ -636,10 +652,7 @@ class WorkflowOptimizer:
                 out.append(s)
 
         # 4. an exact plan
-        def use_exact(c: _Config) -> _Config:
-            return c.replace(policy="exact plan", plan_with="exact",
-                             applied=[*c.applied, "exact_plan"])
-
+        use_exact = _switch_policy("exact plan", "exact", "exact_plan")
         cand = use_exact(baseline)
         plan = self._exact_plan(cand)
         m = self._evaluate(cand)
@@ -657,9 +670,7 @@ class WorkflowOptimizer:
                 f"the CP-SAT plan on learned durations has makespan {plan.makespan:.4g} s "
                 f"({proof}); simulated {t0:.4g} s -> {m['execution_time']:.4g} s"
             ),
-            changes=[{"object": "policy", "field": "policy",
-                      "from": getattr(baseline.policy, "name", baseline.policy),
-                      "to": "Heft(plan=exact plan)"}],
+            changes=_policy_change(baseline.policy, "Heft(plan=exact plan)"),
             base=base, simulated=m, transform=use_exact,
         )
         if s:
@@ -675,6 +686,7 @@ class WorkflowOptimizer:
         """Every configuration with one slot (``whole``: one agent) less that can still run
         every task."""
         out = []
+        by_id = {t.task_id: t for t in config.tasks}
         for agent in config.agents:
             if not agent.availability:
                 continue
@@ -686,10 +698,8 @@ class WorkflowOptimizer:
                 ]
             else:
                 agents = [a for a in config.agents if a.agent_id != aid]
-            by_id = {t.task_id: t for t in config.tasks}
-            try:
-                capable_agents(by_id, [a for a in agents if a.availability])
-            except ValidationError:
+            capable = capable_agents(by_id, [a for a in agents if a.availability], strict=False)
+            if not all(capable.values()):
                 continue  # the last agent able to run some task
             out.append((aid, config.replace(agents=agents)))
         return out
@@ -829,10 +839,7 @@ class WorkflowOptimizer:
         )
 
         # 1. send each task to the free agent that does it cheapest
-        def cheapest(c: _Config) -> _Config:
-            return c.replace(policy="cheapest", plan_with="cheapest",
-                             applied=[*c.applied, "cheapest_policy"])
-
+        cheapest = _switch_policy("cheapest", "cheapest", "cheapest_policy")
         m = self._evaluate(cheapest(baseline))
         s = self._suggestion(
             kind="cheapest_policy",
@@ -845,9 +852,7 @@ class WorkflowOptimizer:
                 f"rates {rate_text}; simulated cost {base['cost']:.4g} -> {m['cost']:.4g}, "
                 f"makespan {base['execution_time']:.4g} s -> {m['execution_time']:.4g} s"
             ),
-            changes=[{"object": "policy", "field": "policy",
-                      "from": getattr(baseline.policy, "name", baseline.policy),
-                      "to": "Cheapest()"}],
+            changes=_policy_change(baseline.policy, "Cheapest()"),
             base=base, simulated=m, transform=cheapest,
         )
         if s:
