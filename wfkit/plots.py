@@ -758,6 +758,9 @@ def agent_load_figure(
     if "load" in frame.columns:
         _require(frame, "agent_load_figure(load frame)", ("agent_id", "timestamp", "load"))
         load = frame
+        if capacities is not None:
+            caps = {str(k): _capacity_of(v) for k, v in capacities.items()}
+            load = load.assign(capacity=load["agent_id"].astype(str).map(caps))
     else:
         _require(frame, "agent_load_figure(task frame)", ("agent_id", "started_at",
                                                           "finished_at"))
@@ -765,9 +768,6 @@ def agent_load_figure(
 
         caps = {str(k): _capacity_of(v) for k, v in (capacities or {}).items()}
         load = agent_load(frame, {k: v for k, v in caps.items() if v is not None})
-    if capacities is not None and "load" in frame.columns:
-        caps = {str(k): _capacity_of(v) for k, v in capacities.items()}
-        load = load.assign(capacity=load["agent_id"].astype(str).map(caps))
     load = load[load["agent_id"].notna() & load["timestamp"].notna()]
     if load.empty:
         return _empty(title or "Agent load", "no agent has run anything in this frame")

@@ -58,7 +58,6 @@ def report_html(store: Any, *, title: str | None = None, runs: int = 3) -> str:
     figures: list[str] = []
 
     def add(fig: Any) -> None:
-        fig.update_layout(template="plotly_white")
         figures.append(fig.to_html(full_html=False, include_plotlyjs=not figures,
                                    config={"displaylogo": False}))
         parts.append(figures[-1])
@@ -126,7 +125,7 @@ def write_report(
     finally:
         store.close()
     out = Path(output)
-    if out.parent and not out.parent.exists():
+    if not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out

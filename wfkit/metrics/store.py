@@ -46,7 +46,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -483,15 +483,21 @@ class RunStore:
     def _graph(self, e: RunStarted) -> str:
         """The run's tasks and dependencies (from the orchestrator), to check a resume."""
         ids = e.task_ids
-        for source in self._sources:
-            wf = getattr(source, "workflows", {}).get(e.workflow_id)
-            tasks = wf.get("tasks") if isinstance(wf, dict) else None
+        for tasks in self._orchestrator_tasks(e.workflow_id):
             # the orchestrator runs exactly these tasks, in this order
             if tasks and len(tasks) == len(ids) and tasks[0].task_id == ids[0] and (
                 tasks[-1].task_id == ids[-1]
             ):
                 return _dumps({t.task_id: t.dependencies for t in tasks})
         return _dumps(dict.fromkeys(ids))
+
+    def _orchestrator_tasks(self, workflow_id: str) -> Iterator[list[Any]]:
+        """The task lists the attached orchestrators hold for ``workflow_id``."""
+        for source in self._sources:
+            wf = getattr(source, "workflows", {}).get(workflow_id)
+            tasks = wf.get("tasks") if isinstance(wf, dict) else None
+            if tasks is not None:
+                yield tasks
 
     def _run_finished(self, e: RunFinished) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -673,10 +679,8 @@ class RunStore:
         self, workflow_id: str, task_ids: Sequence[str]
     ) -> dict[str, list[str]] | None:
         wanted = set(task_ids)
-        for source in self._sources:
-            wf = getattr(source, "workflows", {}).get(workflow_id)
-            tasks = wf.get("tasks") if isinstance(wf, dict) else None
-            if tasks is not None and {t.task_id for t in tasks} == wanted:
+        for tasks in self._orchestrator_tasks(workflow_id):
+            if {t.task_id for t in tasks} == wanted:
                 return {t.task_id: list(t.dependencies) for t in tasks}
         return None
 
