@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_ID", nargs="?", const="latest",
                      help="resume a stored run (default: the latest), skipping tasks that "
                      "completed in it; needs --store or the spec's store")
-    run.add_argument("--fail-fast", action="store_true", default=None,
+    run.add_argument("--fail-fast", action="store_true",
                      help="stop at the first failed task")
     run.add_argument("--check", action="store_true",
                      help="only load and validate the spec, run nothing")
@@ -189,24 +189,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from wfkit.spec import load_spec
 
     spec = load_spec(args.spec, args.overrides)
-    if args.fail_fast is not None:
+    if args.fail_fast:
         spec.fail_fast = True
     if args.check:
-        message = (f"{args.spec}: OK, workflow {spec.workflow_id!r} with {len(spec.tasks)} "
-                   f"task(s) and {len(spec.agents)} agent(s)")
         if args.json:
             _print_json({"valid": True, "workflow_id": spec.workflow_id,
                          "tasks": [t.task_id for t in spec.tasks],
                          "agents": [a.agent_id for a in spec.agents]})
         else:
-            print(message)
+            print(f"{args.spec}: OK, workflow {spec.workflow_id!r} with {len(spec.tasks)} "
+                  f"task(s) and {len(spec.agents)} agent(s)")
         return EXIT_OK
     store = args.store or spec.store
     if args.resume is not None and store is None:
         raise WfkitError("--resume needs a run store: pass --store FILE (the one the run was "
                          "recorded in)")
-    result = run_sync(spec.run(store=None, resume=args.resume, progress=args.progress)
-                      if store is None else _run_stored(spec, store, args))
+    result = run_sync(spec.run(store=store, resume=args.resume, progress=args.progress))
     if args.json:
         _print_json(to_json(result))
     else:
@@ -214,16 +212,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if store is not None:
             print(f"recorded in {store} (report: wfkit report {store} -o report.html)")
     return EXIT_OK if result["status"] == "completed" else EXIT_FAILED
-
-
-async def _run_stored(spec: Any, store_path: str, args: argparse.Namespace) -> Any:
-    from wfkit.metrics.store import RunStore
-
-    store = RunStore(store_path)
-    try:
-        return await spec.run(store=store, resume=args.resume, progress=args.progress)
-    finally:
-        store.close()
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

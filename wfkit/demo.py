@@ -15,6 +15,7 @@ from wfkit.agents import (
     AgentCapability,
     AgentProfile,
     CollectiveAgentWorkflowOrchestrator,
+    RunResult,
     TaskContext,
     Workflow,
 )
@@ -108,9 +109,11 @@ def build_demo(year: int = 2007) -> tuple[Workflow, list[AgentProfile]]:
     return wf, agents
 
 
-async def run_demo(year: int = 2007, **execute_kwargs: Any) -> dict[str, Any]:
+async def run_demo(year: int = 2007, *, store: Any = None, **execute_kwargs: Any) -> RunResult:
+    """Run the demo on a fresh orchestrator (recording it in ``store``, a RunStore or a path,
+    when given) and return the RunResult."""
     wf, agents = build_demo(year)
-    orch = CollectiveAgentWorkflowOrchestrator()
+    orch = CollectiveAgentWorkflowOrchestrator(store=store)
     try:
         for agent in agents:
             orch.register_agent(agent)
@@ -121,14 +124,7 @@ async def run_demo(year: int = 2007, **execute_kwargs: Any) -> dict[str, Any]:
 
 
 def main(year: int = 2007) -> int:
-    from wfkit.jupyter.runsync import run_sync
+    """``wfkit demo --no-report``: run the demo and print its report; returns the exit code."""
+    from wfkit.showcase import showcase
 
-    result = run_sync(run_demo(year))
-    print(result["task_results"]["report"]["result"])
-    print()
-    print(
-        f"{result['workflow_id']}: {result['status']}, {result['successful_tasks']}/"
-        f"{result['total_tasks']} tasks by {', '.join(result['participants'])} in "
-        f"{result['makespan']:.2f} s; validation: {result['task_results']['validate']['result']}"
-    )
-    return 0 if result["status"] == "completed" else 1
+    return showcase(year=year, output=None)

@@ -109,17 +109,13 @@ def showcase(
 ) -> int:
     """What ``wfkit demo`` does; returns the exit code."""
     from wfkit.cli import to_json
+    from wfkit.demo import run_demo
     from wfkit.errors import WfkitError
     from wfkit.jupyter.runsync import run_sync
 
     with tempfile.TemporaryDirectory(prefix="wfkit-demo-") as tmp:
-        from wfkit.metrics.store import RunStore
-
-        store = RunStore(Path(tmp) / "demo.db")
-        try:
-            result = run_sync(_run_with_store(year, store))
-        finally:
-            store.close()
+        store = Path(tmp) / "demo.db"  # read only by the report written without notebooks
+        result = run_sync(run_demo(year, store=store if output is not None else None))
         log = sys.stderr if as_json else sys.stdout
         print(result["task_results"]["report"]["result"], file=log)
         print(file=log)
@@ -143,8 +139,7 @@ def showcase(
             else:
                 from wfkit.report import write_report
 
-                report = write_report(Path(tmp) / "demo.db", output,
-                                      title=f"wfkit demo: Gapminder {year}")
+                report = write_report(store, output, title=f"wfkit demo: Gapminder {year}")
             print(f"report: {report}", file=log)
     if as_json:
         data = to_json(result)
@@ -152,22 +147,6 @@ def showcase(
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     return 0 if result["status"] == "completed" else 1
-
-
-async def _run_with_store(year: int, store: Any) -> Any:
-    """The demo workflow, recorded in ``store`` (for the report without notebooks)."""
-    from wfkit.agents import CollectiveAgentWorkflowOrchestrator
-    from wfkit.demo import build_demo
-
-    wf, agents = build_demo(year)
-    orch = CollectiveAgentWorkflowOrchestrator(store=store)
-    try:
-        for agent in agents:
-            orch.register_agent(agent)
-        await orch.create_workflow(wf)
-        return await orch.execute_workflow(wf.workflow_id)
-    finally:
-        orch.close()
 
 
 def _have(*modules: str) -> bool:

@@ -88,8 +88,8 @@ class Spec:
     data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def orchestrator(self, *, store: Any = None, **kwargs: Any) -> Any:
-        """A fresh orchestrator with this spec's agents registered and workflow created
-        (``create_workflow`` is async: ``await spec.prepare(orch)`` finishes the job)."""
+        """A fresh orchestrator with this spec's agents registered (``create_workflow`` is async:
+        ``await orch.create_workflow(spec.workflow_id, spec.tasks)`` adds the workflow)."""
         from wfkit.agents import CollectiveAgentWorkflowOrchestrator
 
         orch = CollectiveAgentWorkflowOrchestrator(
@@ -113,8 +113,6 @@ class Spec:
             )
         finally:
             orch.close()
-            if orch.store is not None and store is None:
-                orch.store.close()
 
 
 # -- stage 1: YAML to plain data with line numbers -------------------------------------------
@@ -532,7 +530,7 @@ def _build(data: Any, lines: _Lines, path: str, base: Path | None) -> Spec:
 
 def _check_graph(c: _Checker, tasks: list[Any], agents: list[Any]) -> None:
     """Cycles, capabilities nobody has, and tasks nobody can do, each at its line."""
-    from wfkit.graph import topological_order
+    from wfkit.graph import capable_agents, topological_order
 
     by_id = {t.task_id: t for t in tasks}
     try:
@@ -545,12 +543,13 @@ def _check_graph(c: _Checker, tasks: list[Any], agents: list[Any]) -> None:
         loop = " -> ".join([*exc.cycle, exc.cycle[0]])
         raise c.error(at, f"the tasks wait for each other in a cycle: {loop}; remove one of "
                           f"these 'after' entries") from None
-    available = [a for a in agents if a.availability]
+    capable_by_need = capable_agents(by_id, agents, strict=False)
     for task in tasks:
         need = task.capability_set
-        capable = [a for a in available if a.can_run(need)]
+        capable = capable_by_need[need]
         at = ("tasks", task.task_id, "requires")
         if not capable:
+            available = [a for a in agents if a.availability]
             have = sorted(frozenset().union(*(a.capability_set for a in available)))
             lacking = sorted(need.difference(*(a.capability_set for a in available))) or sorted(
                 need)
