@@ -20,6 +20,7 @@ from wfkit.agents.dispatch import RunState
 from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
 from wfkit.agents.policies import Policy
 from wfkit.agents.results import RunResult
+from wfkit.callables import describe_error, is_async_callable
 from wfkit.errors import TaskTimeoutError, WorkerLostError
 from wfkit.events import (
     EventBus,
@@ -35,32 +36,9 @@ from wfkit.events import (
 from wfkit.executors.base import Executor
 from wfkit.graph import TaskGraph
 
-__all__ = ["WorkflowRun", "is_async_callable"]
+__all__ = ["WorkflowRun"]
 
 _now = time.time
-_async_cache: dict[Any, bool] = {}
-
-
-def is_async_callable(fn: Callable[..., Any]) -> bool:
-    """True for coroutine functions and objects whose ``__call__`` is one (cached)."""
-    try:
-        return _async_cache[fn]
-    except (KeyError, TypeError):
-        pass
-    result = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - we want the bound __call__
-    )
-    try:
-        _async_cache[fn] = result
-    except TypeError:
-        pass
-    return result
-
-
-def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 # A settled task's record: (agent id, attempts, first start, end, error, exception). A plain
 # tuple of plain values leaves the cyclic GC's view at its next pass; one tracked object per
 # task would bring on full collections during runs of 100,000 tasks.

@@ -255,7 +255,7 @@ class CollectiveAgentWorkflowOrchestrator:
                 executors[key].reserve(n)
         checking = {k for k, ex in executors.items() if type(ex).check is not Executor.check}
         if checking:
-            from wfkit.agents.engine import is_async_callable
+            from wfkit.callables import is_async_callable
 
             work: dict[int, list[Any]] = {k: [] for k in checking}
             groups: dict[frozenset[str], dict[int, list[AgentProfile]]] = {}

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from wfkit.agents.engine import describe_error, is_async_callable
+from wfkit.callables import describe_error, is_async_callable
 from wfkit.conditions import evaluate
 from wfkit.coordination.model import (
     CollaborationTask,

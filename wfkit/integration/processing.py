@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from wfkit.callables import describe_error
 from wfkit.errors import IntegrationError, NoRouteError
 from wfkit.events import (
     FlowMessageDeadLettered,
@@ -40,15 +41,11 @@ from wfkit.integration.retry import Attempts, call_with_retry
 if TYPE_CHECKING:
     from wfkit.integration.orchestrator import IntegrationOrchestrator
 
-__all__ = ["MessageProcessor", "Outcome", "RawMessage", "describe"]
+__all__ = ["MessageProcessor", "Outcome", "RawMessage"]
 
 log = logging.getLogger("wfkit.integration")
 _now = time.time
 _clock = time.perf_counter
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 _UNSET = object()
@@ -176,7 +173,7 @@ class MessageProcessor:
             detail.update(record.result)
         error = None
         if record.error is not None:
-            error = self.orch.redactor(describe(record.error))
+            error = self.orch.redactor(describe_error(record.error))
             status = getattr(record.error, "status", None)
             if status is not None:
                 detail["status_code"] = status
@@ -264,7 +261,7 @@ class MessageProcessor:
                 if inspect.isawaitable(result):
                     await result
         except Exception as exc:
-            text = self.orch.redactor(describe(exc))
+            text = self.orch.redactor(describe_error(exc))
             log.warning("flow %r: notification %r failed: %s", out.flow_id, name, text)
             self._step(out, name, "notification", "failed", 1, started, began, text)
         else:
@@ -297,7 +294,7 @@ class MessageProcessor:
                 key = MessageContext(out.flow_id, f"{out.message_id}:{out.run_id}", out.run_id)
                 await endpoint.send(dead, key)
         except Exception as exc:
-            text = self.orch.redactor(describe(exc))
+            text = self.orch.redactor(describe_error(exc))
             log.error(
                 "flow %r: message %r could not be dead-lettered to %r: %s",
                 out.flow_id, out.message_id, channel, text,
@@ -355,7 +352,7 @@ class MessageProcessor:
                     try:
                         data = await step.apply(data)
                     except Exception as exc:
-                        error = redact(describe(exc))
+                        error = redact(describe_error(exc))
                         self._step(out, step.transformation_id, "transformation", "failed", 1, started, t0, error)
                         out.fail("transformation", f"transformation {step.transformation_id!r} failed", error)
                         await self._notify(out, plan, step.transformation_id, "transformation", error, 1, data)
@@ -379,7 +376,7 @@ class MessageProcessor:
                         self._step(out, "routing", "route", "ok" if targets else "failed", 1,
                                    started, t0, None if targets else "no route", to=list(targets))
                     if not targets:
-                        error = describe(NoRouteError(
+                        error = describe_error(NoRouteError(
                             "no routing rule matched and the flow has no default route"
                         ))
                         out.fail("route", "no route", error)

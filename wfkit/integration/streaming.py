@@ -22,10 +22,11 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from wfkit.callables import describe_error
 from wfkit.errors import IntegrationConfigError, IntegrationError
 from wfkit.integration.durable_queue import QueueMessage
 from wfkit.integration.plan import STORE, FlowPlan
-from wfkit.integration.processing import RawMessage, describe
+from wfkit.integration.processing import RawMessage
 
 if TYPE_CHECKING:
     from wfkit.integration.endpoints.queue import QueueEndpoint
@@ -149,7 +150,7 @@ async def run_stream(
                 stats["failed"] += 1
                 log.error(
                     "flow %r: message %r could not be settled: %s", plan.flow_id,
-                    message.message_id, orch.redactor(describe(exc)),
+                    message.message_id, orch.redactor(describe_error(exc)),
                 )
             held.pop(message.id, None)  # not on cancellation: then it is released below
             room.set()
@@ -162,7 +163,7 @@ async def run_stream(
                     await queue.extend(list(held.values()), vt)
                 except Exception as exc:
                     log.warning("flow %r: could not extend leases: %s", plan.flow_id,
-                                orch.redactor(describe(exc)))
+                                orch.redactor(describe_error(exc)))
 
     async def consume() -> None:
         remaining = limit
@@ -179,7 +180,7 @@ async def run_stream(
                 batch = await queue.consume(topic, want, visibility_timeout=vt)
             except Exception as exc:
                 errors += 1
-                text = orch.redactor(describe(exc))
+                text = orch.redactor(describe_error(exc))
                 if errors >= _MAX_CONSUME_ERRORS:
                     raise IntegrationError(
                         f"flow {plan.flow_id!r}: consuming topic {topic!r} failed "

@@ -12,6 +12,7 @@ import reprlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from wfkit.callables import is_async_callable
 from wfkit.errors import IntegrationConfigError, SchemaValidationError
 from wfkit.integration.model import DataTransformation
 
@@ -75,9 +76,7 @@ class CompiledTransformation:
         self.transformation_id = tid
         self.name = spec.name
         self.fn = fn
-        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)  # noqa: B004 - the bound __call__ of callable objects
-        )
+        self.is_async = is_async_callable(fn)
         self.input_validator = _compile_schema(
             spec.input_schema, transformation_id=tid, which="input_schema"
         )

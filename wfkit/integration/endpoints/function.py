@@ -13,6 +13,7 @@ import asyncio
 import inspect
 from typing import Any
 
+from wfkit.callables import is_async_callable
 from wfkit.integration.endpoints.base import Endpoint, MessageContext, merge_into
 
 __all__ = ["FunctionEndpoint"]
@@ -31,9 +32,7 @@ class FunctionEndpoint(Endpoint):
                 f"callable must be a function fn(message), got {type(fn).__name__}", "callable"
             )
         self.fn = fn
-        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)  # noqa: B004 - the bound __call__ of callable objects
-        )
+        self.is_async = is_async_callable(fn)
         self.into = self.into_key()
         self.in_thread = bool(self.config.get("in_thread", True))
 
