@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import wfkit, write
+from cli_support import wfkit, write
 
 from wfkit.cli import main
 

@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 import pytest
-from conftest import wfkit, write
+from cli_support import wfkit, write
 
 from wfkit.cli import main
 

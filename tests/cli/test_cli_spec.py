@@ -6,7 +6,7 @@ import string
 
 import pytest
 import yaml
-from conftest import SPEC, write
+from cli_support import SPEC, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pandas as pd
 import pytest
-from conftest import Reply
+from scripted_http import Reply
 
 from wfkit import (
     DataTransformation,

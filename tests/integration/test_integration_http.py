@@ -11,7 +11,7 @@ import time
 
 import httpx
 import pytest
-from conftest import Reply
+from scripted_http import Reply
 
 from wfkit import IntegrationEndpoint, IntegrationFlow, IntegrationOrchestrator
 from wfkit.events import FlowMessageDelivered, FlowStepFinished
