@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RunResult", "TASK_STATUSES"]
+__all__ = ["ResultDict", "RunResult", "TASK_STATUSES"]
 
 TASK_STATUSES = ("completed", "failed", "skipped", "cancelled")
 
 
-class RunResult(dict):
-    """The result of ``execute_workflow``: a dict with ``total_tasks``, ``successful_tasks``,
-    ``failed_tasks``, ``skipped_tasks``, ``cancelled_tasks``, ``success_rate``, ``makespan``,
-    ``run_id``, ``workflow_id``, ``status`` and ``task_results``.
-    """
-
-    @property
-    def run_id(self) -> str:
-        return self["run_id"]
+class ResultDict(dict):
+    """A run's or session's outcome: a plain dict (the document's shape) whose ``status`` and
+    ``task_results`` read as attributes too."""
 
     @property
     def status(self) -> str:
@@ -26,6 +20,17 @@ class RunResult(dict):
     @property
     def task_results(self) -> dict[str, dict[str, Any]]:
         return self["task_results"]
+
+
+class RunResult(ResultDict):
+    """The result of ``execute_workflow``: a dict with ``total_tasks``, ``successful_tasks``,
+    ``failed_tasks``, ``skipped_tasks``, ``cancelled_tasks``, ``success_rate``, ``makespan``,
+    ``run_id``, ``workflow_id``, ``status`` and ``task_results``.
+    """
+
+    @property
+    def run_id(self) -> str:
+        return self["run_id"]
 
     def results(self) -> dict[str, Any]:
         """Each completed task's return value, by task id."""

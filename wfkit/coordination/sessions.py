@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from wfkit.agents.results import ResultDict
 from wfkit.callables import describe_error, is_async_callable
 from wfkit.conditions import evaluate
 from wfkit.coordination.model import (
@@ -38,17 +39,9 @@ _FINISHED = frozenset({"completed", "failed", "skipped", "cancelled"})
 _now = time.time
 
 
-class SessionResult(dict):
+class SessionResult(ResultDict):
     """What ``run_session`` returns: a plain dict with ``session_id``, ``status``,
     ``task_results``, counts and the final ``shared_state``, plus :meth:`frame`."""
-
-    @property
-    def status(self) -> str:
-        return self["status"]
-
-    @property
-    def task_results(self) -> dict[str, dict[str, Any]]:
-        return self["task_results"]
 
     def frame(self) -> Any:
         """One row per (task, participant) as a pandas DataFrame."""
