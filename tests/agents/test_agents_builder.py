@@ -77,3 +77,15 @@ async def test_run_a_built_workflow():
     frame = result.frame()
     assert list(frame.task_id) == ["extract", "transform", "audit", "load"]
     assert str(frame.started_at.dtype) == "datetime64[ns, UTC]"
+
+
+def test_a_task_carries_its_group_and_rejects_an_empty_one():
+    wf = Workflow("grouped")
+
+    @wf.task(group="mDiffFit")
+    def fit(ctx):
+        return 1
+
+    assert wf["fit"].group == "mDiffFit"
+    with pytest.raises(ValidationError, match="group must be a non-empty string"):
+        WorkflowTask("t", "d", [], 0, 1.0, group="")

@@ -77,6 +77,7 @@ class Workflow:
         description: str | None = None,
         retries: int = 0,
         timeout: float | None = None,
+        group: str | None = None,
     ) -> Any:
         """Decorator: ``@wf.task`` or ``@wf.task(requires=["analysis"], after=[load])``."""
 
@@ -101,6 +102,7 @@ class Workflow:
                 action=func,
                 retries=retries,
                 timeout=timeout,
+                group=group,
             )
             self.add(task)
             self._by_function[func] = tid

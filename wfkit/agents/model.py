@@ -179,6 +179,7 @@ class WorkflowTask:
 
     ``action(ctx)``, when given, does the work instead of the agent's handler. ``retries`` is
     the number of extra attempts after a failure; ``timeout`` (seconds) bounds each attempt.
+    ``group`` names the kind of task (views draw large graphs as groups).
     """
 
     task_id: str
@@ -192,6 +193,7 @@ class WorkflowTask:
     action: Callable[..., Any] | None = field(default=None, repr=False)
     retries: int = 0
     timeout: float | None = None
+    group: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.task_id, str) or not self.task_id:
@@ -213,6 +215,10 @@ class WorkflowTask:
             _number(self.timeout, "timeout", owner)
             if self.timeout <= 0:
                 raise ValidationError(f"{owner}: timeout must be > 0 seconds or None")
+        if self.group is not None and (not isinstance(self.group, str) or not self.group):
+            raise ValidationError(
+                f"{owner}: group must be a non-empty string or None, got {self.group!r}"
+            )
 
     @property
     def capability_set(self) -> frozenset[str]:
