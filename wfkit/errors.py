@@ -23,6 +23,7 @@ describes the problem as attributes, and says in its message what to change::
     │   ├── TaskNotSendableError               .executor  the executor cannot ship the work
     │   └── WorkerLostError                    .worker, .retries  (retried by the engine)
     ├── StoreError                             .path      (not a wfkit store, corrupt, too new)
+    ├── ReportError                            .path      (a report cannot be written there)
     ├── ResumeError                            nothing to resume, or the tasks changed
     ├── IntegrationError                       .endpoint_id
     │   ├── EndpointError                      .status (HTTP status, when there is one)
@@ -64,6 +65,7 @@ __all__ = [
     "TaskNotSendableError",
     "WorkerLostError",
     "StoreError",
+    "ReportError",
     "ResumeError",
     "IntegrationError",
     "EndpointError",
@@ -220,6 +222,15 @@ class WorkerLostError(TaskError):
 
 
 class StoreError(WfkitError):
+    def __init__(self, message: str, *, path: Any = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class ReportError(WfkitError):
+    """A report cannot be written to the output path (a folder, the store itself, a file that
+    is not a report, or no permission); nothing was written."""
+
     def __init__(self, message: str, *, path: Any = None) -> None:
         self.path = path
         super().__init__(message)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import html
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
-from wfkit.errors import StoreError
+from wfkit.errors import ReportError, StoreError
 
 __all__ = ["write_report", "report_html"]
 
@@ -107,25 +108,96 @@ def report_html(store: Any, *, title: str | None = None, runs: int = 3) -> str:
     return "".join(parts)
 
 
+_SIDECARS = ("-wal", "-shm", "-journal")  # SQLite's files beside a store
+
+
+def _is_html(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(1024)
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").lower().startswith((b"<!doctype html", b"<html"))
+
+
+def _output_target(source: Path, output: Path) -> Path:
+    """The file the report goes to (a symlink is followed, so the link stays). Refuses a
+    folder, the store itself (by name, link or hard link) and any existing file that is not
+    an HTML page, before anything is read or written."""
+
+    def refuse(why: str) -> ReportError:
+        return ReportError(f"{output}: {why}; nothing was written", path=output)
+
+    try:
+        if output.is_dir():
+            raise refuse(f"is a folder; give a file name such as {output / 'report.html'}")
+        target = output.resolve()
+        store = source.resolve()
+        if target == store or (target.exists() and os.path.samefile(target, store)) or (
+            target.parent == store.parent and target.name in {store.name + s for s in _SIDECARS}
+        ):
+            raise refuse(f"is the run store being reported on ({source}), not a place for the "
+                         f"report; write it to another file such as report.html")
+        if target.is_file() and target.stat().st_size > 0 and not _is_html(target):
+            raise refuse("exists and is not an HTML report, so it is not overwritten; remove "
+                         "it first or choose another file name")
+    except OSError as exc:
+        raise refuse(f"cannot be used as the report file ({exc.strerror or exc})") from None
+    return target
+
+
+def _write_atomically(target: Path, text: str, shown: Path) -> None:
+    """Write ``text`` to ``target`` through a temporary file in the same folder and a rename,
+    so an interrupted write leaves the old file whole. Devices and pipes (``/dev/stdout``)
+    are written directly."""
+    tmp: Path | None = None
+    for folder in target.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ReportError(f"{shown}: cannot write the report there ({folder} is a file, "
+                                  f"not a folder); choose another -o path", path=shown)
+            break
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not target.is_file():
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(text)
+            return
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        if target.exists():
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as exc:
+        raise ReportError(
+            f"{shown}: cannot write the report there ({exc.strerror or exc}); choose another "
+            f"-o path", path=shown,
+        ) from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
 def write_report(
     store_path: str | os.PathLike[str], output: str | os.PathLike[str], **kwargs: Any
 ) -> Path:
     """Write the HTML report of the store at ``store_path`` to ``output``; returns its path.
 
-    The store must exist (a missing file is an error, not a new empty store)."""
+    The store must exist (a missing file is an error, not a new empty store). The output must
+    not be the store, a folder, or an existing file other than an HTML page: such a path is a
+    :class:`~wfkit.ReportError` and nothing is written."""
     from wfkit.metrics.store import RunStore
 
     source = Path(store_path)
     if not source.is_file():
         raise StoreError(f"{source}: no such run store file; pass the file given to "
                          f"--store / RunStore(...)", path=source)
+    out = Path(output)
+    target = _output_target(source, out)
     store = RunStore(source)
     try:
         text = report_html(store, **kwargs)
     finally:
         store.close()
-    out = Path(output)
-    if not out.parent.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    _write_atomically(target, text, out)
     return out
