@@ -22,6 +22,8 @@ describes the problem as attributes, and says in its message what to change::
     │   ├── TaskTimeoutError                   .timeout
     │   ├── TaskNotSendableError               .executor  the executor cannot ship the work
     │   └── WorkerLostError                    .worker, .retries  (retried by the engine)
+    ├── WorkflowFailedError                    .workflow_id, .run_id, .status, .failures, .result
+    │                                          (RunResult.raise_for_status)
     ├── StoreError                             .path      (not a wfkit store, corrupt, too new)
     ├── ReportError                            .path      (a report cannot be written there)
     ├── ResumeError                            nothing to resume, or the tasks changed
@@ -64,6 +66,7 @@ __all__ = [
     "TaskTimeoutError",
     "TaskNotSendableError",
     "WorkerLostError",
+    "WorkflowFailedError",
     "StoreError",
     "ReportError",
     "ResumeError",
@@ -219,6 +222,53 @@ class WorkerLostError(TaskError):
         self.worker = worker
         self.retries = retries
         super().__init__(message, task_id=task_id)
+
+
+class WorkflowFailedError(WfkitError):
+    """A run did not complete (``RunResult.raise_for_status()``, ``run_sync(...,
+    raise_on_failure=True)``).
+
+    ``.failures`` lists ``(task_id, error, where)`` for each failed task, ``where`` being the
+    innermost frame of the user's code (a :class:`wfkit.tracebacks.UserFrame`, or None);
+    ``.result`` is the whole :class:`~wfkit.RunResult`. The first failure's exception is the
+    ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        run_id: str,
+        status: str,
+        failures: Sequence[tuple[str, str, Any]] = (),
+        counts: Mapping[str, int] | None = None,
+        result: Any = None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.status = status
+        self.failures = list(failures)
+        self.result = result
+        counts = dict(counts or {})
+        tally = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+        lines = [f"workflow {workflow_id!r} (run {run_id}) {status}" + (f": {tally}" if tally else "")]
+        for task_id, error, where in self.failures:
+            lines.append(f"  task {task_id!r} failed: {error}")
+            if where is not None:
+                lines.append(f"    at {where.location} in {where.name}")
+                if where.line:
+                    lines.append(f"      {where.line}")
+        if self.failures:
+            lines.append(
+                "Fix the task(s) above and run again; task_results[task_id]['traceback'] has "
+                "each full traceback"
+            )
+        else:
+            lines.append(
+                "No task failed: the run was cancelled; run it again (resume= continues a "
+                "stored run)"
+            )
+        super().__init__("\n".join(lines))
 
 
 class StoreError(WfkitError):

@@ -85,6 +85,8 @@ class TaskFailed(Event):
     started_at: float
     error: str
     final: bool  # False when a retry follows
+    traceback: str | None = field(repr=False, default=None)  # the full traceback, as text
+    where: str | None = None  # the user's innermost frame: "file.py:12 in fn: code line"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,22 +35,27 @@ from wfkit.events import (
 )
 from wfkit.executors.base import Executor
 from wfkit.graph import TaskGraph
+from wfkit.tracebacks import format_traceback, user_frame
 
 __all__ = ["WorkflowRun"]
 
 _now = time.time
-# A settled task's record: (agent id, attempts, first start, end, error, exception). A plain
-# tuple of plain values leaves the cyclic GC's view at its next pass; one tracked object per
-# task would bring on full collections during runs of 100,000 tasks.
-Settled = tuple[str | None, int, float | None, float | None, str | None, BaseException | None]
-_NEVER: Settled = (None, 0, None, None, None, None)
+# A settled task's record: (agent id, attempts, first start, end, error, exception,
+# traceback). A plain tuple of plain values leaves the cyclic GC's view at its next pass; one
+# tracked object per task would bring on full collections during runs of 100,000 tasks.
+Settled = tuple[
+    str | None, int, float | None, float | None, str | None, BaseException | None, str | None
+]
+_NEVER: Settled = (None, 0, None, None, None, None, None)
 
 
 class _Record:
     """A started task's bookkeeping until it settles (completes, fails for good, or is
     cancelled); then :meth:`settled` is what ends up in ``task_results``."""
 
-    __slots__ = ("agent_id", "attempts", "started_at", "finished_at", "error", "exception")
+    __slots__ = (
+        "agent_id", "attempts", "started_at", "finished_at", "error", "exception", "traceback"
+    )
 
     def __init__(self) -> None:
         self.agent_id: str | None = None
@@ -59,11 +64,12 @@ class _Record:
         self.finished_at: float | None = None
         self.error: str | None = None
         self.exception: BaseException | None = None
+        self.traceback: str | None = None
 
     def settled(self) -> Settled:
         return (
             self.agent_id, self.attempts, self.started_at, self.finished_at, self.error,
-            self.exception,
+            self.exception, self.traceback,
         )
 
 
@@ -234,7 +240,7 @@ class WorkflowRun:
         end = _now()
         self.results[tid] = result
         record.finished_at = end
-        record.error = record.exception = None
+        record.error = record.exception = record.traceback = None
         del self._live[tid]
         self.records[tid] = record.settled()
         task.status = "completed"
@@ -264,11 +270,14 @@ class WorkflowRun:
         if isinstance(exc, WorkerLostError) and lost.get(tid, 0) < exc.retries:
             lost[tid] = lost.get(tid, 0) + 1  # its worker died: not the task's fault, not counted
         final = attempt > task.retries + lost.get(tid, 0)
+        if final or self._listening:
+            record.traceback = format_traceback(exc)
         if self._listening:
+            where = user_frame(exc)
             self.bus.emit(
                 TaskFailed(
                     self.run_id, end, self.workflow_id, tid, agent.agent_id, attempt, started,
-                    record.error, final,
+                    record.error, final, record.traceback, None if where is None else str(where),
                 )
             )
         if not final:
@@ -397,7 +406,7 @@ class WorkflowRun:
         resumed = set(self.resumed)
         task_results: dict[str, dict[str, Any]] = {}
         for tid in self.tasks:
-            agent_id, attempts, started, ended, error, exception = records.get(tid, _NEVER)
+            agent_id, attempts, started, ended, error, exception, tb = records.get(tid, _NEVER)
             status = finished.get(tid, "cancelled")
             failed = status == "failed"
             task_results[tid] = {
@@ -412,6 +421,7 @@ class WorkflowRun:
                 "finished_at": ended,
                 "resumed": tid in resumed,
                 "exception": exception if failed else None,
+                "traceback": tb if failed else None,
             }
         counts = self.counts()
         total = len(self.tasks)

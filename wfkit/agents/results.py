@@ -32,6 +32,40 @@ class RunResult(ResultDict):
     def run_id(self) -> str:
         return self["run_id"]
 
+    def raise_for_status(self) -> RunResult:
+        """Return this result when the run completed; otherwise raise
+        :class:`~wfkit.WorkflowFailedError`, which lists each failed task, its error and the
+        line of the user's code where it failed, with the first failure as ``__cause__``."""
+        if self["status"] == "completed":
+            return self
+        from wfkit.errors import WorkflowFailedError
+        from wfkit.tracebacks import user_frame
+
+        failed = sorted(
+            (r for r in self["task_results"].values() if r["status"] == "failed"),
+            key=lambda r: (r.get("finished_at") or 0.0, r["task_id"]),
+        )
+        failures = [
+            (r["task_id"], r.get("error") or "failed",
+             user_frame(r.get("exception") or r.get("traceback")))
+            for r in failed
+        ]
+        counts = {
+            what: self.get(f"{key}_tasks", 0)
+            for what, key in (("failed", "failed"), ("skipped", "skipped"),
+                              ("cancelled", "cancelled"))
+        }
+        error = WorkflowFailedError(
+            workflow_id=self.get("workflow_id", ""),
+            run_id=self.get("run_id", ""),
+            status=self["status"],
+            failures=failures,
+            counts=counts,
+            result=self,
+        )
+        cause = failed[0].get("exception") if failed else None
+        raise error from cause
+
     def results(self) -> dict[str, Any]:
         """Each completed task's return value, by task id."""
         return {

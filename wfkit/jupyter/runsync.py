@@ -13,8 +13,12 @@ __all__ = ["run_sync"]
 T = TypeVar("T")
 
 
-def run_sync(awaitable: Awaitable[T]) -> T:
+def run_sync(awaitable: Awaitable[T], *, raise_on_failure: bool = False) -> T:
     """Run ``awaitable`` to completion and return its result.
+
+    With ``raise_on_failure=True``, a :class:`~wfkit.RunResult` that did not complete raises
+    :class:`~wfkit.WorkflowFailedError` (``result.raise_for_status()``), so a script that
+    runs a failing workflow exits with an error and the user's failing line.
 
     In a plain script it runs a fresh event loop and closes it. Inside a running loop (a
     notebook cell) it re-enters that loop with ``nest_asyncio``, so objects bound to the loop
@@ -29,7 +33,7 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     if loop is None:
         loop = asyncio.new_event_loop()
         try:
-            return _drive(loop, awaitable)
+            result = _drive(loop, awaitable)
         finally:
             try:
                 loop.run_until_complete(loop.shutdown_asyncgens())
@@ -37,10 +41,23 @@ def run_sync(awaitable: Awaitable[T]) -> T:
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
-    import nest_asyncio
+    else:
+        import nest_asyncio
 
-    nest_asyncio.apply(loop)
-    return _drive(loop, awaitable)
+        nest_asyncio.apply(loop)
+        result = _drive(loop, awaitable)
+    if raise_on_failure:
+        check = getattr(result, "raise_for_status", None)
+        if check is None:
+            from wfkit.errors import ValidationError
+
+            raise ValidationError(
+                f"run_sync(..., raise_on_failure=True) needs an awaitable that returns a "
+                f"RunResult (such as orchestrator.execute_workflow(...)), got "
+                f"{type(result).__name__}"
+            )
+        check()
+    return result
 
 
 def _drive(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[Any]) -> Any:
