@@ -26,6 +26,7 @@ _RUN_EPILOG = """\
 a spec looks like:
   workflow: sales_report
   policy: least_loaded            # fastest, round_robin, heft or 'module:callable'
+  params: {year: 2007}            # run parameters (ctx.params), e.g. --set params.year=2010
   agents:
     analyst: {capabilities: [analysis], capacity: 2, handler: "mypkg.agents:analyse"}
   tasks:
@@ -170,6 +171,9 @@ def _summary(result: Any) -> str:
         f"{result['failed_tasks']} failed, {result['skipped_tasks']} skipped, "
         f"{result['cancelled_tasks']} cancelled in {result['makespan']:.2f} s"
     ]
+    params = result.get("params") or {}
+    if params:
+        lines.append("  params: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
     rows = [("task", "status", "agent", "tries", "time", "result / error")]
     for tid, r in result["task_results"].items():
         shown = r["error"] if r["status"] != "completed" else r["result"]
@@ -194,6 +198,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.check:
         if args.json:
             _print_json({"valid": True, "workflow_id": spec.workflow_id,
+                         "params": _plain(spec.params),
                          "tasks": [t.task_id for t in spec.tasks],
                          "agents": [a.agent_id for a in spec.agents]})
         else:

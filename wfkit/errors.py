@@ -16,6 +16,7 @@ describes the problem as attributes, and says in its message what to change::
     │   ├── FrameError                         .missing, .columns  (a frame a figure cannot use)
     │   └── IntegrationConfigError (also IntegrationError)  .endpoint_id, .flow_id, .field
     │       └── UnknownEndpointError           .flow_id, .missing
+    │   └── UnknownParameterError (also KeyError)  .workflow_id, .name, .known
     ├── UnknownWorkflowError (also KeyError)   .workflow_id
     ├── PolicyError                            a policy returned an agent it was not offered
     ├── TaskError                              .task_id   (stored in task results, not raised)
@@ -60,6 +61,7 @@ __all__ = [
     "IntegrationConfigError",
     "UnknownEndpointError",
     "UnknownFlowError",
+    "UnknownParameterError",
     "UnknownWorkflowError",
     "PolicyError",
     "TaskError",
@@ -165,6 +167,28 @@ class UnknownWorkflowError(WfkitError, KeyError):
         super().__init__(
             f"no workflow {workflow_id!r}{hint}: call create_workflow({workflow_id!r}, tasks) first"
         )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class UnknownParameterError(ValidationError, KeyError):
+    """A run parameter the workflow does not declare (``params=`` or ``ctx.params[...]``)."""
+
+    def __init__(self, workflow_id: str | None, name: object, known: Iterable[str] = ()) -> None:
+        import difflib
+
+        self.workflow_id = workflow_id
+        self.name = name
+        self.known = sorted(known)
+        where = f"workflow {workflow_id!r}" if workflow_id else "this run"
+        close = difflib.get_close_matches(str(name), self.known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        if self.known:
+            fix = f"{hint}{where} declares {', '.join(map(repr, self.known))}"
+        else:
+            fix = "declare parameters with Workflow(..., params={name: default})"
+        super().__init__(f"{where} has no parameter {name!r}: {fix}")
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])

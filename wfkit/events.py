@@ -56,6 +56,9 @@ class RunStarted(Event):
     agents: tuple[tuple[str, int], ...]  # (agent_id, capacity)
     resumed: tuple[str, ...] = ()  # task ids taken as completed from a stored run
     policy: str = ""
+    params: dict[str, Any] | None = None  # the run parameters (defaults and overrides)
+    parent_run_id: str | None = None  # a sub-workflow's run: the run and task that started it
+    parent_task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ A spec names a workflow, its agents and its tasks::
 
     workflow: sales_report
     policy: least_loaded
+    params: {year: 2007, region: EU}     # run parameters and defaults: ctx.params in tasks
     agents:
       analyst: {capabilities: [analysis], capacity: 2, handler: "mypkg.agents:analyse"}
     tasks:
@@ -13,7 +14,9 @@ A spec names a workflow, its agents and its tasks::
 Loading happens in two stages so that every error can name the file and the line: YAML is
 parsed safely into plain data plus a map from each key path to its line (from yaml's node
 marks), ``--set key=value`` overrides edit that data, and validation then builds the model
-objects. Whatever the input, the loader raises nothing but :class:`wfkit.SpecError`.
+objects. ``--set params.year=2010`` sets a run parameter; a name the spec's ``params`` does
+not declare is refused like any unknown key. Whatever the input, the loader raises nothing but
+:class:`wfkit.SpecError`.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ _TOP = {
     "time_scale": "seconds per estimated unit for 'simulated' handlers",
     "backoff": "first retry delay in seconds",
     "max_backoff": "longest retry delay in seconds",
+    "params": "run parameters and their defaults, read by tasks as ctx.params",
     "agents": "a mapping of agent id to agent",
     "tasks": "a mapping of task id to task",
 }
@@ -85,6 +89,7 @@ class Spec:
     store: str | None = None
     backoff: float = 0.1
     max_backoff: float = 30.0
+    params: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def orchestrator(self, *, store: Any = None, **kwargs: Any) -> Any:
@@ -107,7 +112,7 @@ class Spec:
         """Run the spec on a fresh orchestrator and return the RunResult."""
         orch = self.orchestrator(store=store, progress=kwargs.pop("progress", None))
         try:
-            await orch.create_workflow(self.workflow_id, self.tasks)
+            await orch.create_workflow(self.workflow_id, self.tasks, params=self.params)
             return await orch.execute_workflow(
                 self.workflow_id, fail_fast=self.fail_fast, resume=resume, **kwargs
             )
@@ -405,8 +410,34 @@ def load_spec(
             raw = text
         data, lines = parse_spec(raw, path)
     if overrides:
+        _check_param_overrides(data, overrides, path)
         data = apply_overrides(data, overrides)
     return _build(data, lines, path, base)
+
+
+def _check_param_overrides(
+    data: Any, overrides: Iterable[str] | Mapping[str, Any], path: str
+) -> None:
+    """``--set params.NAME=...`` must name a parameter the spec declares (a typo would
+    otherwise add a parameter no task reads, and the run would use the default)."""
+    keys = (
+        [str(k) for k in overrides] if isinstance(overrides, Mapping)
+        else [str(raw).partition("=")[0].strip() for raw in overrides]
+    )
+    declared = data.get("params") if isinstance(data, dict) else None
+    names = [str(n) for n in declared] if isinstance(declared, dict) else []
+    for key in keys:
+        head, _, rest = key.partition(".")
+        if head != "params" or not rest:
+            continue
+        name = rest.split(".")[0]
+        if name in names:
+            continue
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        known = (f"the spec declares {', '.join(map(repr, names))}" if names
+                 else "the spec declares none: add them under 'params:'")
+        raise SpecError(f"--set {key}: no parameter {name!r}: {hint}{known}", path=path)
 
 
 def _plain_copy(value: Any) -> Any:
@@ -449,6 +480,8 @@ def _build(data: Any, lines: _Lines, path: str, base: Path | None) -> Spec:
         store = c.string(store, ("store",))
         if base is not None and not os.path.isabs(store):
             store = os.fspath(base / store)
+    params = data.get("params")
+    params = {} if params is None else dict(c.mapping(params, ("params",), None))
     time_scale = c.number(data.get("time_scale", 1.0), ("time_scale",), minimum=0)
     backoff = c.number(data.get("backoff", 0.1), ("backoff",), minimum=0)
     max_backoff = c.number(data.get("max_backoff", 30.0), ("max_backoff",), minimum=0)
@@ -525,7 +558,7 @@ def _build(data: Any, lines: _Lines, path: str, base: Path | None) -> Spec:
     _check_graph(c, tasks, agents)
     return Spec(path=path, workflow_id=workflow_id, tasks=tasks, agents=agents, policy=policy,
                 description=description, fail_fast=fail_fast, store=store, backoff=backoff,
-                max_backoff=max_backoff, data=data)
+                max_backoff=max_backoff, params=params, data=data)
 
 
 def _check_graph(c: _Checker, tasks: list[Any], agents: list[Any]) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from wfkit.agents.model import WorkflowTask
+from wfkit.agents.params import check_declared
 from wfkit.errors import DuplicateTaskError, UnknownDependencyError, ValidationError
 from wfkit.graph import critical_path, to_networkx, validate_tasks
 
@@ -19,12 +20,16 @@ class Workflow:
     :class:`WorkflowTask` whose ``action`` is ``fn`` and whose id is ``fn.__name__`` (or
     ``task_id``). The decorator returns the task, which ``after=`` accepts as well as ids and
     the original functions.
+
+    ``params`` declares the run parameters and their defaults; a run overrides them with
+    ``execute_workflow(..., params={...})`` and tasks read them as ``ctx.params``.
     """
 
-    def __init__(self, workflow_id: str) -> None:
+    def __init__(self, workflow_id: str, *, params: dict[str, Any] | None = None) -> None:
         if not isinstance(workflow_id, str) or not workflow_id:
             raise ValidationError(f"Workflow id must be a non-empty string, got {workflow_id!r}")
         self.workflow_id = workflow_id
+        self.params: dict[str, Any] = check_declared(params, f"Workflow({workflow_id!r})")
         self._tasks: dict[str, WorkflowTask] = {}
         self._by_function: dict[Any, str] = {}
 
@@ -139,4 +144,8 @@ class Workflow:
 
     def __repr__(self) -> str:
         edges = sum(len(t.dependencies) for t in self._tasks.values())
-        return f"<Workflow {self.workflow_id!r}: {len(self._tasks)} tasks, {edges} dependencies>"
+        params = f", params {self.params!r}" if self.params else ""
+        return (
+            f"<Workflow {self.workflow_id!r}: {len(self._tasks)} tasks, {edges} dependencies"
+            f"{params}>"
+        )

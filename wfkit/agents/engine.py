@@ -18,6 +18,7 @@ from typing import Any
 
 from wfkit.agents.dispatch import RunState
 from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
+from wfkit.agents.params import NO_PARAMS, RunParams
 from wfkit.agents.policies import Policy
 from wfkit.agents.results import RunResult
 from wfkit.callables import describe_error, is_async_callable
@@ -91,6 +92,7 @@ class WorkflowRun:
         backoff: float = 0.1,
         max_backoff: float = 30.0,
         on_transition: Callable[[], None] | None = None,
+        params: Mapping[str, Any] = NO_PARAMS,
     ) -> None:
         self.workflow_id = workflow_id
         self.run_id = run_id
@@ -103,6 +105,9 @@ class WorkflowRun:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.policy = policy
+        self.params = params
+        # The parameter names each completed task read (for the result cache's key).
+        self.params_read: dict[str, frozenset[str]] = {}
         self.results: dict[str, Any] = dict(completed or {})
         self.resumed = tuple(self.results)
         self.state = RunState(graph, agents, policy, completed=self.resumed)
@@ -137,6 +142,7 @@ class WorkflowRun:
                     tuple((a.agent_id, a.capacity) for a in self.state.agents),
                     self.resumed,
                     self.policy.name,
+                    dict(self.params),
                 )
             )
         for tid in self.resumed:
@@ -182,6 +188,7 @@ class WorkflowRun:
             attempt,
             self.run_id,
             self.workflow_id,
+            RunParams(self.params),
         )
         fn = task.action or agent.handler
         started = _now()
@@ -206,6 +213,8 @@ class WorkflowRun:
             self._failed(task, agent, record, started, exc)
         else:
             del self._running[tid]
+            if ctx.params.read:
+                self.params_read[tid] = frozenset(ctx.params.read)
             self._completed(task, agent, record, started, result)
 
     async def _call(
@@ -439,5 +448,6 @@ class WorkflowRun:
             started_at=self.started_at,
             finished_at=self.finished_at,
             participants=list(self.participants()),
+            params=dict(self.params),
             task_results=task_results,
         )

@@ -14,6 +14,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from wfkit.agents.params import NO_PARAMS
 from wfkit.errors import ValidationError
 
 __all__ = ["AgentCapability", "AgentProfile", "WorkflowTask", "TaskContext", "capability_set"]
@@ -227,7 +228,8 @@ class WorkflowTask:
 
 @dataclass(slots=True)
 class TaskContext:
-    """What a handler or action receives: the task, the agent, dependency results."""
+    """What a handler or action receives: the task, the agent, dependency results, and the
+    run's parameters (``params``, read-only)."""
 
     task: WorkflowTask
     agent: AgentProfile
@@ -235,6 +237,7 @@ class TaskContext:
     attempt: int
     run_id: str
     workflow_id: str = ""
+    params: Mapping[str, Any] = field(default_factory=lambda: NO_PARAMS)
 
     @property
     def task_id(self) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from wfkit.agents.engine import WorkflowRun
 from wfkit.agents.model import AgentProfile, WorkflowTask
+from wfkit.agents.params import check_declared, resolve_params
 from wfkit.agents.policies import Policy, resolve_policy
 from wfkit.agents.registry import AgentRegistry
 from wfkit.agents.results import RunResult
@@ -107,13 +108,22 @@ class CollectiveAgentWorkflowOrchestrator:
     # -- workflows ---------------------------------------------------------------------------
 
     async def create_workflow(
-        self, workflow_id: Any, tasks: Iterable[WorkflowTask] | None = None
+        self,
+        workflow_id: Any,
+        tasks: Iterable[WorkflowTask] | None = None,
+        *,
+        params: dict[str, Any] | None = None,
     ) -> str:
-        """Validate and store a workflow; returns its id. Accepts a :class:`wfkit.Workflow` too."""
+        """Validate and store a workflow; returns its id. Accepts a :class:`wfkit.Workflow` too.
+
+        ``params`` declares the run parameters and their defaults (a ``Workflow`` brings its
+        own); each run may override them with ``execute_workflow(..., params=...)``.
+        """
         from wfkit.agents.builder import Workflow
 
         if isinstance(workflow_id, Workflow):
             tasks = workflow_id.tasks if tasks is None else tasks
+            params = workflow_id.params if params is None else params
             workflow_id = workflow_id.workflow_id
         if not isinstance(workflow_id, str) or not workflow_id:
             raise ValidationError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
@@ -123,9 +133,11 @@ class CollectiveAgentWorkflowOrchestrator:
             raise WfkitError(
                 f"workflow {workflow_id!r} is running; wait for it before replacing it"
             )
+        declared = check_declared(params, f"workflow {workflow_id!r}")
         graph = TaskGraph(tasks)  # raises what is wrong with them, CycleError included
         self.workflows[workflow_id] = {
             "workflow_id": workflow_id,
+            "params": declared,
             "tasks": list(graph.tasks.values()),
             "status": "created",
             "created_at": time.time(),
@@ -164,12 +176,15 @@ class CollectiveAgentWorkflowOrchestrator:
         resume: str | None = None,
         policy: str | Policy | Callable[..., Any] | None = None,
         progress: bool | None = None,
+        params: dict[str, Any] | None = None,
     ) -> RunResult:
         """Run a workflow to the end and return its :class:`RunResult`.
 
         Failed tasks do not stop independent branches (their dependents are skipped) unless
         ``fail_fast``. ``resume`` ("latest" or a run id) reuses the results of tasks that
-        completed in that stored run. Cancelling the await cancels the run cleanly.
+        completed in that stored run, with that run's parameters. ``params`` overrides the
+        workflow's declared parameters for this run (an undeclared name is an error).
+        Cancelling the await cancels the run cleanly.
         """
         wf = self.workflows.get(workflow_id)
         if wf is None:
@@ -180,6 +195,7 @@ class CollectiveAgentWorkflowOrchestrator:
             )
         graph: TaskGraph = wf["_graph"]
         by_id = graph.tasks
+        values = resolve_params(workflow_id, wf.get("params", {}), params)
         pol = resolve_policy(self.policy if policy is None else policy)
         agents = self._check_runnable(by_id)
 
@@ -190,6 +206,7 @@ class CollectiveAgentWorkflowOrchestrator:
                     "resume= needs a run store: CollectiveAgentWorkflowOrchestrator(store=...)"
                 )
             run_id, completed = self.store.resume_state(workflow_id, resume, list(by_id))
+            values = self._resumed_params(run_id, values, params)
         else:
             run_id = uuid.uuid4().hex[:12]
 
@@ -209,6 +226,7 @@ class CollectiveAgentWorkflowOrchestrator:
             completed=completed,
             backoff=self.backoff,
             max_backoff=self.max_backoff,
+            params=values,
         )
         wf["status"] = "running"
         wf["runs"].append(run_id)
@@ -235,6 +253,22 @@ class CollectiveAgentWorkflowOrchestrator:
             wf["failed_tasks"] = [t for t, s in run.state.finished.items() if s == "failed"]
         wf["last_result"] = result
         return result
+
+    def _resumed_params(
+        self, run_id: str, values: Any, given: dict[str, Any] | None
+    ) -> Any:
+        """A resumed run goes on with the parameters its finished tasks saw."""
+        stored = self.store.run_params(run_id)
+        if stored is None:  # written before runs had parameters
+            return values
+        if given is not None and dict(values) != stored:
+            changed = sorted(k for k in {**stored, **values} if stored.get(k) != values.get(k))
+            raise ResumeError(
+                f"run {run_id} ran with params {stored!r}; resuming it with other values "
+                f"({', '.join(changed)}) would mix results of both: leave params= out to "
+                f"resume, or start a new run without resume="
+            )
+        return resolve_params("", stored, None)
 
     def _prepare_executors(
         self, by_id: dict[str, WorkflowTask], agents: list[AgentProfile], done: dict[str, Any]

@@ -25,7 +25,8 @@ class ResultDict(dict):
 class RunResult(ResultDict):
     """The result of ``execute_workflow``: a dict with ``total_tasks``, ``successful_tasks``,
     ``failed_tasks``, ``skipped_tasks``, ``cancelled_tasks``, ``success_rate``, ``makespan``,
-    ``run_id``, ``workflow_id``, ``status`` and ``task_results``.
+    ``run_id``, ``workflow_id``, ``status``, ``params`` (what the run ran with) and
+    ``task_results``.
     """
 
     @property
@@ -94,9 +95,19 @@ class RunResult(ResultDict):
 
         return run_result_html(self)
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters the run ran with (the workflow's defaults and the overrides)."""
+        return self.get("params") or {}
+
     def __repr__(self) -> str:
+        params = self.params
+        shown = (
+            " params(" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
+            if params else ""
+        )
         return (
-            f"<RunResult {self.get('workflow_id')!r} run {self.get('run_id')} "
+            f"<RunResult {self.get('workflow_id')!r} run {self.get('run_id')}{shown} "
             f"{self.get('status')}: {self.get('successful_tasks')}/{self.get('total_tasks')} "
             f"completed, {self.get('failed_tasks')} failed, {self.get('skipped_tasks')} skipped, "
             f"{self.get('cancelled_tasks')} cancelled, makespan {self.get('makespan', 0):.3f} s>"

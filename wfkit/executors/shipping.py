@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
+from wfkit.agents.params import RunParams
 from wfkit.errors import TaskNotSendableError
 
 __all__ = [
@@ -50,7 +51,15 @@ def light_agent(agent: AgentProfile) -> AgentProfile:
 
 
 def light_context(ctx: TaskContext, inputs: Mapping[str, Any] | None = None) -> TaskContext:
-    """A picklable copy of ``ctx``; ``inputs`` replaces the dependency results when given."""
+    """A picklable copy of ``ctx``; ``inputs`` replaces the dependency results when given.
+
+    Which parameters the work reads over there is not seen here, so all of them count as
+    read (a result cache then keys the task on every parameter: never a stale hit).
+    """
+    params = ctx.params
+    if params:
+        # iterating a RunParams records every name as read; the copy pickles as plain values
+        params = RunParams(dict(params.items()))
     return TaskContext(
         light_task(ctx.task),
         light_agent(ctx.agent),
@@ -58,6 +67,7 @@ def light_context(ctx: TaskContext, inputs: Mapping[str, Any] | None = None) -> 
         ctx.attempt,
         ctx.run_id,
         ctx.workflow_id,
+        params,
     )
 
 

@@ -155,6 +155,13 @@ def run_result_html(result: Mapping[str, Any]) -> str:
         + (f" ({rate:.0%})" if isinstance(rate, int | float) else "")
         + f" · makespan {_seconds(result.get('makespan'))}</div>"
     )
+    params = result.get("params") or {}
+    if params:
+        head += (
+            "<div style='font-size:12px'>params "
+            + ", ".join(f"<code>{_e(k, 80)}={_e(repr(v), 120)}</code>" for k, v in params.items())
+            + "</div>"
+        )
     counts = {
         "completed": result.get("successful_tasks", 0),
         "failed": result.get("failed_tasks", 0),

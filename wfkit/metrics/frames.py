@@ -42,6 +42,9 @@ WORKFLOW_COLUMNS: Schema = (
     ("participants", "Int64"),
     ("participant_ids", "object"),
     ("policy", "string"),
+    ("params", "object"),  # {name: value} the run ran with
+    ("parent_run_id", "string"),  # set for a sub-workflow's run (ctx.run_workflow)
+    ("parent_task_id", "string"),
 )
 
 TASK_COLUMNS: Schema = (

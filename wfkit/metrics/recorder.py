@@ -150,7 +150,8 @@ class AdvancedWorkflowMetrics:
         row = self._run_by_id.get(e.run_id)
         if row is None:  # a resumed run keeps its row (and first start)
             row = [e.run_id, e.workflow_id, "running", e.timestamp, None, None,
-                   len(e.task_ids), 0, 0, 0, 0, len(e.resumed), 0, (), e.policy]
+                   len(e.task_ids), 0, 0, 0, 0, len(e.resumed), 0, (), e.policy,
+                   dict(e.params or {}), e.parent_run_id, e.parent_task_id]
             self._runs.append(row)
             self._run_by_id[e.run_id] = row
         else:
@@ -161,7 +162,7 @@ class AdvancedWorkflowMetrics:
         row = self._run_by_id.get(e.run_id)
         if row is None:  # attached while the run was going
             row = [e.run_id, e.workflow_id, "", e.started_at, None, None, 0, 0, 0, 0, 0, 0, 0,
-                   (), ""]
+                   (), "", {}, None, None]
             self._runs.append(row)
             self._run_by_id[e.run_id] = row
         ids = tuple(sorted(set(row[_R_IDS]) | set(e.participants)))
@@ -286,7 +287,7 @@ class AdvancedWorkflowMetrics:
         now = time.time()
         self._runs.append([None, workflow_id, "completed" if success else "failed",
                            now - duration, now, duration, None, None, None, None, None, None,
-                           count, _ids(participants), None])
+                           count, _ids(participants), None, {}, None, None])
         self.workflow_metrics[workflow_id].append(
             {"duration": duration, "success": bool(success), "participants": count,
              "timestamp": now}

@@ -92,7 +92,10 @@ CREATE TABLE runs (
     policy TEXT NOT NULL DEFAULT '',
     graph TEXT NOT NULL,                     -- JSON {task_id: [dependency, ...], ...}
     host TEXT NOT NULL,
-    pid INTEGER NOT NULL
+    pid INTEGER NOT NULL,
+    params TEXT,                             -- JSON {name: value} (NULL: stored before params)
+    parent_run_id TEXT,                      -- the run whose task started this one (ctx.run_workflow)
+    parent_task_id TEXT
 );
 CREATE INDEX runs_by_workflow ON runs (workflow_id, started_at);
 CREATE TABLE transitions (
@@ -111,6 +114,9 @@ CREATE TABLE pickles (
 CREATE INDEX pickles_by_run ON pickles (run_id, task_id);
 """
 _TABLES = {"meta", "runs", "transitions", "pickles"}
+# Columns added to ``runs`` after the first release, and added to older stores when opened
+# (readers that predate them select columns by name, so the file stays readable to them).
+_ADDED_RUN_COLUMNS = {"params": "TEXT", "parent_run_id": "TEXT", "parent_task_id": "TEXT"}
 
 # One attempt state in transitions.rows: a tuple in this order (the execution is the row's
 # column). attempt 0: the task ended without an attempt (skipped, or cancelled while
@@ -233,6 +239,8 @@ class RunStore:
             self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             if state == "fresh":
                 self._write(conn, self._initialise)
+            elif self._missing_columns(conn):
+                self._write(conn, self._add_columns)
             conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         except StoreError:
             conn.close()
@@ -295,6 +303,15 @@ class RunStore:
         )
         conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @staticmethod
+    def _missing_columns(conn: sqlite3.Connection) -> list[str]:
+        have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        return [c for c in _ADDED_RUN_COLUMNS if c not in have]
+
+    def _add_columns(self, conn: sqlite3.Connection) -> None:
+        for column in self._missing_columns(conn):  # again: another process may have won
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {_ADDED_RUN_COLUMNS[column]}")
 
     # -- SQLite plumbing ---------------------------------------------------------------------
 
@@ -443,6 +460,8 @@ class RunStore:
     def _run_started(self, e: RunStarted) -> None:
         graph = self._graph(e)
         agents = json.dumps([list(a) for a in e.agents])
+        # JSON values are stored exactly; anything else as its repr (shown, not resumed with)
+        params = json.dumps(e.params or {}, default=repr)
 
         def work(conn: sqlite3.Connection) -> int:
             row = conn.execute(
@@ -451,10 +470,11 @@ class RunStore:
             if row is None:
                 conn.execute(
                     "INSERT INTO runs (run_id, workflow_id, status, started_at, total_tasks, "
-                    "resumed_tasks, agents, policy, graph, host, pid) "
-                    "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "resumed_tasks, agents, policy, graph, host, pid, params, parent_run_id, "
+                    "parent_task_id) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (e.run_id, e.workflow_id, e.timestamp, len(e.task_ids), len(e.resumed),
-                     agents, e.policy, graph, self._host, os.getpid()),
+                     agents, e.policy, graph, self._host, os.getpid(), params,
+                     e.parent_run_id, e.parent_task_id),
                 )
                 return 0
             # a resume: the same run goes on; attempts its dead process left open are over
@@ -695,6 +715,13 @@ class RunStore:
         )
         return rows[0][0] if rows else None
 
+    def run_params(self, run_id: str) -> dict[str, Any] | None:
+        """The parameters ``run_id`` ran with (None for a run stored before parameters)."""
+        rows = self._read("SELECT params FROM runs WHERE run_id = ?", (run_id,))
+        if not rows or rows[0][0] is None:
+            return None
+        return json.loads(rows[0][0])
+
     def results(self, run_id: str) -> dict[str, Any]:
         """The stored results of ``run_id``'s completed tasks (those that could be stored)."""
         if not self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
@@ -748,13 +775,13 @@ class RunStore:
         rows = self._read(
             "SELECT run_id, workflow_id, status, started_at, finished_at, "
             "finished_at - started_at, total_tasks, successful_tasks, failed_tasks, "
-            "skipped_tasks, cancelled_tasks, resumed_tasks, participants, policy, host, pid "
-            f"FROM runs{where} ORDER BY started_at, rowid",
+            "skipped_tasks, cancelled_tasks, resumed_tasks, participants, policy, host, pid, "
+            f"params, parent_run_id, parent_task_id FROM runs{where} ORDER BY started_at, rowid",
             params,
         )
         out = []
         for row in rows:
-            *head, participants, policy, host, pid = row
+            *head, participants, policy, host, pid, run_params, parent_run, parent_task = row
             ids = set(json.loads(participants))
             if head[2] == "running":
                 if host == self._host and pid != os.getpid() and not _pid_alive(pid):
@@ -770,7 +797,8 @@ class RunStore:
                         1 for st in latest.values()
                         if st[_STATUS] == status and (status != "failed" or st[_FINAL])
                     )
-            out.append((*head, len(ids), tuple(sorted(ids)), policy))
+            out.append((*head, len(ids), tuple(sorted(ids)), policy,
+                        json.loads(run_params) if run_params else {}, parent_run, parent_task))
         return frames.build_frame(out, frames.WORKFLOW_COLUMNS)
 
     def task_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> Any:
