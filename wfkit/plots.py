@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
+from wfkit.colors import _UNKNOWN_COLOR, STATUS_COLORS, status_color
 from wfkit.errors import BrowserNotFoundError, FrameError, ValidationError
 
 if TYPE_CHECKING:
@@ -37,19 +38,6 @@ __all__ = [
     "summary_figure",
 ]
 
-#: Colour of each task / attempt / run status, shared by every figure and the dashboard.
-STATUS_COLORS: dict[str, str] = {
-    "pending": "#d3d8de",
-    "running": "#1f77b4",
-    "retrying": "#ff9f1c",
-    "completed": "#2ca02c",
-    "failed": "#d62728",
-    "skipped": "#8c8c8c",
-    "cancelled": "#9467bd",
-}
-#: Attempt statuses of a Gantt chart that are not task statuses.
-_ATTEMPT_COLORS = {"failed, retried": "#ff9f1c"}
-_UNKNOWN_COLOR = "#7f7f7f"
 _CRITICAL_COLOR = "#222222"
 _EDGE_COLOR = "rgba(110, 110, 110, 0.45)"
 _PALETTE = (
@@ -88,12 +76,6 @@ def _browser_hint() -> Iterator[None]:
         if type(exc).__name__ != "ChromeNotFoundError":  # kaleido's own, if plotly lets it out
             raise
         raise BrowserNotFoundError(os.environ.get("BROWSER_PATH") or None) from exc
-
-
-def status_color(status: Any) -> str:
-    if not isinstance(status, str):
-        return _UNKNOWN_COLOR
-    return STATUS_COLORS.get(status) or _ATTEMPT_COLORS.get(status, _UNKNOWN_COLOR)
 
 
 def _esc(value: Any, limit: int = 300) -> str:

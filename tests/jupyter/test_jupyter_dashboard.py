@@ -11,6 +11,7 @@ import pytest
 
 import wfkit
 from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, Workflow
+from wfkit.colors import RUN_BAR_COLORS
 from wfkit.errors import ValidationError
 from wfkit.events import RunStarted, TaskCompleted, TaskStarted
 from wfkit.jupyter import dashboard as dashboard_module
@@ -82,7 +83,8 @@ async def test_final_state_after_a_run_is_complete_and_correct():
     assert expected == {"load": "completed", "flaky": "completed", "broken": "failed",
                         "after_broken": "skipped", "report": "completed"}
     assert dash.progress.value == dash.progress.max == 5
-    assert dash.progress.bar_style == "danger"  # the run failed
+    assert dash.progress.bar_style == "danger"  # the run failed: the bar is red
+    assert dash.progress.style.bar_color == RUN_BAR_COLORS["failed"] == STATUS_COLORS["failed"]
     assert dash.progress.description == "5 / 5 tasks · 100%"
     counts = dash.status_counts
     assert counts == {"pending": 0, "running": 0, "retrying": 0, "completed": 3, "failed": 1,
@@ -154,6 +156,7 @@ async def test_a_second_run_and_another_workflow_are_followed():
     assert node_statuses(dash) == {"only": "completed", "then": "completed"}
     assert dash.progress.value == dash.progress.max == 2
     assert dash.progress.bar_style == "success"
+    assert dash.progress.style.bar_color == STATUS_COLORS["completed"]
 
     r3 = await orch.execute_workflow("first")  # back to the first DAG: every node repainted
     assert dash.run_id == r3["run_id"]
@@ -206,7 +209,8 @@ async def test_a_cancelled_run_shows_cancelled_tasks():
         await run
     assert dash.task_statuses == {"first": "completed", "forever": "cancelled",
                                   "never": "cancelled"}
-    assert dash.progress.bar_style == "warning"
+    assert dash.progress.style.bar_color == RUN_BAR_COLORS["cancelled"]  # grey, not red
+    assert dash.progress.bar_style == ""
     assert dash.progress.value == 3
     assert dash.agent_load["a1"] == (0, 2)
 

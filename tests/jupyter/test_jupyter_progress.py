@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import textwrap
@@ -104,3 +105,84 @@ async def test_the_bar_leaves_nothing_scheduled(explicit):
     ticking = [h for h in loop._scheduled
                if not h.cancelled() and getattr(h._callback, "__name__", "") == "tick"]
     assert ticking == []
+
+
+# -- the colour of a finished bar ------------------------------------------------------------
+
+COLOUR_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    import wfkit
+
+    outcome = sys.argv[1]
+    wf = wfkit.Workflow("coloured")
+    started = asyncio.Event()
+
+    @wf.task(requires=["x"])
+    async def first(ctx):
+        started.set()
+        if outcome == "failed":
+            raise RuntimeError("no")
+        if outcome == "cancelled":
+            await asyncio.sleep(60)
+
+    @wf.task(requires=["x"])
+    async def second(ctx):
+        return 2
+
+    async def main():
+        orch = wfkit.CollectiveAgentWorkflowOrchestrator()
+        orch.register_agent(wfkit.AgentProfile("a", "A", ["x"], capacity=2))
+        await orch.create_workflow(wf)
+        run = asyncio.ensure_future(orch.execute_workflow("coloured", progress=True))
+        if outcome == "cancelled":
+            await started.wait()
+            run.cancel()
+        try:
+            result = await run
+            print(result["status"])
+        except asyncio.CancelledError:
+            print("cancelled")
+
+    asyncio.run(main())
+    """
+)
+
+
+def _ansi(colour: str) -> str:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"\x1b[38;2;{r};{g};{b}m"
+
+
+@pytest.mark.parametrize("outcome", ["completed", "failed", "cancelled"])
+def test_a_finished_text_bar_is_red_on_failure_and_grey_on_cancellation(outcome):
+    from wfkit.colors import RUN_BAR_COLORS
+
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["FORCE_COLOR"] = "1"  # stderr is a pipe here; a terminal gets colours by itself
+    out = subprocess.run([sys.executable, "-c", COLOUR_SCRIPT, outcome], capture_output=True,
+                         text=True, timeout=120, check=True, env=env)
+    assert out.stdout.split() == [outcome]
+    final = out.stderr.rsplit("\r", 1)[-1]  # the bar's last drawing
+    for status, colour in RUN_BAR_COLORS.items():
+        shown = _ansi(colour) in final
+        assert shown == (status == outcome != "completed"), (status, final)
+
+    env["NO_COLOR"] = "1"
+    plain = subprocess.run([sys.executable, "-c", COLOUR_SCRIPT, outcome], capture_output=True,
+                           text=True, timeout=120, check=True, env=env)
+    assert "\x1b[38;2" not in plain.stderr
+
+
+@pytest.mark.parametrize("outcome", ["completed", "failed", "cancelled"])
+def test_a_notebook_bar_takes_the_run_colour(outcome):
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    from wfkit.colors import RUN_BAR_COLORS
+
+    bar = notebook_tqdm(total=2, display=False)
+    assert progress.bar_colour(bar, outcome) == RUN_BAR_COLORS[outcome]
+    bar.colour = progress.bar_colour(bar, outcome)
+    bar.close()
+    assert bar.container.children[1].style.bar_color == RUN_BAR_COLORS[outcome]
+    assert progress.bar_colour(bar, "running") is None

@@ -29,6 +29,7 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from wfkit.colors import RUN_BAR_COLORS, STATUS_COLORS, status_color
 from wfkit.events import (
     Event,
     RunFinished,
@@ -40,7 +41,7 @@ from wfkit.events import (
     TaskSkipped,
     TaskStarted,
 )
-from wfkit.plots import DAG_NODE_TRACE, STATUS_COLORS, build_dag_figure, status_color
+from wfkit.plots import DAG_NODE_TRACE, build_dag_figure
 
 __all__ = ["Dashboard", "follows"]
 
@@ -68,7 +69,8 @@ _CODE_OF: dict[type, int] = {
     TaskSkipped: SKIPPED,
     TaskCancelled: CANCELLED,
 }
-_BAR_STYLE = {"completed": "success", "failed": "danger", "cancelled": "warning"}
+# a finished run's bar: green, red when a task failed, grey when cancelled (RUN_BAR_COLORS)
+_BAR_STYLE = {"completed": "success", "failed": "danger", "cancelled": ""}
 _HOVER = "%{hovertext}<br>%{customdata}<extra></extra>"
 
 
@@ -361,6 +363,7 @@ class Dashboard(widgets.VBox):
                 self.progress.value = done if total else 1
                 self.progress.bar_style = _BAR_STYLE.get(view.state, "info")
                 self.progress.description = f"{done:,} / {total:,} tasks · {pct:.0f}%"
+            self.progress.style.bar_color = RUN_BAR_COLORS.get(view.state)
             self._draw_dag(view)
         self._draw_load()
         self.events.value = (f"<div data-redraw='{self.redraws}'>"

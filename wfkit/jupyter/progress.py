@@ -6,11 +6,18 @@ with a progress bar costs no more per task than a run without one. The bar only 
 a run has lasted ``delay`` seconds (short runs stay quiet) unless it was asked for explicitly
 (``progress=True``); ``progress=False`` turns it off. A run followed by a live
 :class:`wfkit.Dashboard` gets no default bar: the dashboard already shows its progress.
+
+When the run ends the bar takes the run's colour: red when a task failed, grey when the run
+was cancelled (a finished bar of failed work must not look like a success). tqdm's widget
+always shows it; a text bar does on a terminal (or with ``FORCE_COLOR``), never with
+``NO_COLOR`` set, so logs keep no escape codes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -70,9 +77,30 @@ def attach_progress(orchestrator: Any, run: Any, *, explicit: bool = False) -> C
         problems = {k: v for k, v in counts.items() if k != "completed" and v}
         if problems:
             bar.set_postfix_str(", ".join(f"{v} {k}" for k, v in problems.items()), refresh=False)
+        colour = bar_colour(bar, getattr(run, "status", None))
+        if colour is not None:
+            bar.colour = colour
         bar.close()
 
     return close
+
+
+def bar_colour(bar: Any, status: str | None) -> str | None:
+    """The colour a finished run's bar takes, or None to leave it as tqdm draws it."""
+    from wfkit.colors import RUN_BAR_COLORS
+
+    colour = RUN_BAR_COLORS.get(status or "")
+    if colour is None or os.environ.get("NO_COLOR"):
+        return None
+    if hasattr(bar, "container"):  # tqdm.notebook: an ipywidgets bar
+        return colour
+    if status == "completed":
+        return None  # a text bar that completed keeps the terminal's own colour
+    stream = getattr(bar, "fp", None) or sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    if os.environ.get("FORCE_COLOR") or (callable(isatty) and isatty()):
+        return colour
+    return None
 
 
 def _followed_by_dashboard(orchestrator: Any) -> bool:

@@ -42,7 +42,7 @@ def _seconds(value: Any) -> str:
 
 
 def _color(status: str) -> str:
-    from wfkit.plots import status_color  # Plotly only once a table with colours is drawn
+    from wfkit.colors import status_color
 
     return status_color(status)
 
