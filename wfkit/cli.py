@@ -184,7 +184,23 @@ def _summary(result: Any) -> str:
     for row in rows:
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))
                      + "  " + row[5])
+    lines += _failures(result)
     return "\n".join(lines)
+
+
+def _failures(result: Any) -> list[str]:
+    """Each failed task's error and the line of the user's code where it failed (the full
+    traceback is in ``--json`` output and in the store)."""
+    from wfkit.jupyter.reprs import where_text
+
+    lines = []
+    for tid, r in result["task_results"].items():
+        if r["status"] != "failed":
+            continue
+        at = where_text(r)
+        lines.append(f"{tid} failed: {r['error']}")
+        lines.append(f"  at {at}" if at else "  (not in your code: see the traceback in --json)")
+    return lines
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

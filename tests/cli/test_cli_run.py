@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 import pytest
-from cli_support import wfkit, write
+from cli_support import TASKS, wfkit, write
 
 from wfkit.cli import main
 
@@ -57,6 +57,25 @@ def test_failed_run_exits_one_with_error_and_skips(spec_dir, capsys):
     assert tr["bad"]["status"] == "failed" and "kaput" in tr["bad"]["error"]
     assert tr["after_bad"]["status"] == "skipped"
     assert tr["fine"]["status"] == "completed"
+
+
+def test_a_failed_run_shows_the_users_line_and_keeps_the_traceback(spec_dir):
+    write(spec_dir, """\
+        workflow: w
+        agents: {a: {capabilities: [x]}}
+        tasks:
+          bad: {requires: [x], action: "spec_tasks:boom"}
+          fine: {requires: [x], action: "spec_tasks:load"}
+        """, "fail.yaml")
+    out = wfkit("run", "fail.yaml", "--no-progress", cwd=spec_dir)
+    assert out.returncode == 1
+    boom = next(i for i, ln in enumerate(TASKS.splitlines(), 1) if "raise RuntimeError" in ln)
+    assert "bad failed: RuntimeError: kaput" in out.stdout
+    assert f"  at spec_tasks.py:{boom} in boom: raise RuntimeError(\"kaput\")" in out.stdout
+    assert "Traceback" not in out.stdout  # the line, not the engine's frames
+    data = json.loads(wfkit("run", "fail.yaml", "--json", cwd=spec_dir).stdout)
+    tb = data["task_results"]["bad"]["traceback"]
+    assert tb.startswith("Traceback") and "spec_tasks.py" in tb and "kaput" in tb
 
 
 def test_store_records_the_run_and_resume_skips_finished_tasks(spec_dir):

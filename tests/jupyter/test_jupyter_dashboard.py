@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import ipywidgets
 import plotly.graph_objects as go
@@ -50,6 +51,10 @@ def mixed_workflow(name: str = "mixed") -> Workflow:
         return 4
 
     return wf
+
+
+BROKEN_LINE = next(i for i, ln in enumerate(Path(__file__).read_text().splitlines(), 1)
+                   if 'raise ValueError("bad <input>")' in ln)
 
 
 def orchestrator() -> CollectiveAgentWorkflowOrchestrator:
@@ -101,10 +106,33 @@ async def test_final_state_after_a_run_is_complete_and_correct():
     hover = dict(zip(dash._shown.ids, dash.dag.data[DAG_NODE_TRACE].customdata, strict=True))
     assert "agent: a1 · attempt 2" in hover["flaky"]
     assert "ValueError: bad &lt;input&gt;" in hover["broken"]
+    assert f"at tests/jupyter/test_jupyter_dashboard.py:{BROKEN_LINE} in broken: raise " \
+        "ValueError(&quot;bad &lt;input&gt;&quot;)" in hover["broken"]
     assert "broken" in hover["after_broken"] and "skipped" in hover["after_broken"]
     # the events table ends with the run's end
     assert "run failed" in dash.events.value and "3/5 completed" in dash.events.value
     assert dash.events.value.count("<tr><td") == 8  # max_events rows
+    dash.close()
+
+
+async def test_the_events_show_where_a_task_failed():
+    orch = orchestrator()
+    wf = Workflow("one_failure")
+
+    @wf.task(requires=["analysis"])
+    def crunch(ctx):
+        return {}["revenu"]
+
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    result = await orch.execute_workflow("one_failure")
+    assert result["status"] == "failed"
+    line = next(i for i, ln in enumerate(Path(__file__).read_text().splitlines(), 1)
+                if 'return {}["revenu"]' in ln)
+    assert ("<span class='wfkit-where' style='color:#555'>at tests/jupyter/"
+            f"test_jupyter_dashboard.py:{line} in crunch: return {{}}[&quot;revenu&quot;]"
+            "</span>") in dash.events.value
+    assert "KeyError: &#x27;revenu&#x27;" in dash.events.value
     dash.close()
 
 

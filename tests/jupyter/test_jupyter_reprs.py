@@ -126,3 +126,18 @@ async def test_the_agents_registry_renders_a_table_and_stays_a_dict():
 def test_reprs_never_fail_on_sparse_objects(obj):
     data = show(obj)
     assert "text/plain" in data and "text/html" in data
+
+
+async def test_a_failed_task_shows_the_users_line_and_folds_the_traceback():
+    import inspect
+
+    _, _, result = await ran()
+    html = show(result)["text/html"]
+    line = next(i for i, ln in enumerate(inspect.getsource(build).splitlines())
+                if "total is <wrong>" in ln) + inspect.getsourcelines(build)[1]
+    assert "class='wfkit-where'" in html
+    assert f"test_jupyter_reprs.py:{line}</code> in <code>check</code>" in html
+    assert "raise RuntimeError(&quot;total is &lt;wrong&gt; &amp; late&quot;)" in html
+    assert "<details class='wfkit-traceback'>" in html and "Traceback (most recent" in html
+    assert "wfkit/agents/engine.py" in html  # the full traceback stays, folded away
+    assert html.count("class='wfkit-where'") == 1  # only the failed task, not the skipped one

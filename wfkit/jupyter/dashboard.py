@@ -651,9 +651,21 @@ def _node_hover(view: _RunView, i: int) -> str:
         text += f"<br>took {_seconds(ev.timestamp - ev.started_at)}"
     if isinstance(ev, TaskFailed | TaskRetrying):
         text += f"<br>error: {html.escape(_clip(ev.error, 160))}"
+        at = _where(ev) if isinstance(ev, TaskFailed) else None
+        if at:
+            text += f"<br>at {html.escape(_clip(at, 160))}"
     elif isinstance(ev, TaskSkipped):
         text += f"<br>{html.escape(_clip(ev.reason, 160))}"
     return text
+
+
+def _where(ev: TaskFailed) -> str | None:
+    """The user's line where the task failed (``Cell In[3], line 5 in clean: ...``)."""
+    from wfkit.jupyter.reprs import where_text
+
+    if ev.traceback:
+        return where_text(ev.traceback)
+    return ev.where
 
 
 def _clip(text: str, limit: int) -> str:
@@ -679,7 +691,11 @@ def _describe(ev: Event) -> tuple[str, str, str, str, str]:
         return "completed", ev.task_id, ev.agent_id, took, "completed"
     if isinstance(ev, TaskFailed):
         what = "failed" if ev.final else "failed, will retry"
-        return what, ev.task_id, ev.agent_id, esc(_clip(ev.error, 120)), "failed"
+        detail = esc(_clip(ev.error, 120))
+        at = _where(ev)
+        if at:
+            detail += f"<br><span class='wfkit-where' style='color:#555'>at {esc(_clip(at, 160))}</span>"
+        return what, ev.task_id, ev.agent_id, detail, "failed"
     if isinstance(ev, TaskRetrying):
         detail = f"attempt {ev.attempt} in {_seconds(ev.delay)}"
         return "retrying", ev.task_id, "", detail, "retrying"

@@ -13,7 +13,10 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["workflow_bundle", "run_result_html", "agents_html", "agents_text", "INLINE_DAG_TASKS"]
+__all__ = [
+    "workflow_bundle", "run_result_html", "agents_html", "agents_text", "INLINE_DAG_TASKS",
+    "where", "failure_html",
+]
 
 #: A workflow with more tasks than this renders as a table, not an inline DAG figure.
 INLINE_DAG_TASKS = 2_000
@@ -138,6 +141,78 @@ def workflow_bundle(wf: Any, include: Any = None, exclude: Any = None) -> dict[s
     return _filter(bundle, include, exclude)
 
 
+# -- where a task failed -----------------------------------------------------------------------
+
+
+def _place(filename: str, lineno: int) -> str:
+    """``Cell In[3], line 5`` for a notebook cell (as IPython prints it), else ``path:line``
+    (relative to the working folder when inside it)."""
+    import os
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    cells = getattr(getattr(shell, "compile", None), "_filename_map", None) or {}
+    if filename in cells:
+        return f"Cell In[{cells[filename]}], line {lineno}"
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:  # another drive
+        rel = filename
+    return f"{filename if rel.startswith('..') else rel}:{lineno}"
+
+
+def where(failure: Any) -> Any:
+    """The user's innermost frame of a failure (an exception, a traceback's text, or a task
+    result with ``exception`` / ``traceback``), as ``(place, function, code line)`` with the
+    place written as the user knows it; None when the failure never reached user code."""
+    from wfkit.tracebacks import user_frame
+
+    if isinstance(failure, Mapping):
+        failure = failure.get("exception") or failure.get("traceback")
+    frame = user_frame(failure)
+    if frame is None:
+        return None
+    return _place(frame.filename, frame.lineno), frame.name, frame.line
+
+
+def where_text(failure: Any) -> str | None:
+    """``Cell In[3], line 5 in clean: df["revenu"].sum()``, or None (see :func:`where`)."""
+    found = where(failure)
+    if found is None:
+        return None
+    place, name, line = found
+    return f"{place} in {name}" + (f": {line}" if line else "")
+
+
+_TRACEBACK_CHARS = 20_000
+
+
+def failure_html(error: Any, failure: Any, traceback: str | None = None) -> str:
+    """A failure as HTML: the error, the user's line under it, and the full traceback folded
+    away in a ``<details>`` (no script: it opens in any viewer, trusted or not)."""
+    out = f"<span style='color:{_color('failed')}'>{_e(error, 300)}</span>"
+    found = where(failure)
+    if found is not None:
+        place, name, line = found
+        out += (
+            f"<div class='wfkit-where' style='font-size:11px'>at <code>{_e(place)}</code> in "
+            f"<code>{_e(name, 80)}</code>"
+            + (f": <code>{_e(line, 160)}</code>" if line else "")
+            + "</div>"
+        )
+    if traceback:
+        text = str(traceback)
+        if len(text) > _TRACEBACK_CHARS:  # the end holds the failing frames: keep it
+            text = "…" + text[-_TRACEBACK_CHARS:]
+        out += (
+            "<details class='wfkit-traceback'><summary style='font-size:11px;cursor:pointer'>"
+            "full traceback</summary><pre style='font-size:11px;white-space:pre-wrap;"
+            f"margin:2px 0'>{html.escape(text)}</pre></details>"
+        )
+    return out
+
+
 # -- RunResult ------------------------------------------------------------------------------------
 
 _ORDER = {"failed": 0, "cancelled": 1, "skipped": 2, "completed": 3}
@@ -185,7 +260,7 @@ def run_result_html(result: Mapping[str, Any]) -> str:
             _e(r.get("agent_id") or "–"),
             str(r.get("attempts", 0)),
             _seconds(r.get("execution_time")) if r.get("agent_id") else "–",
-            (f"<span style='color:{_color('failed')}'>{_e(error, 300)}</span>"
+            (failure_html(error, r, r.get("traceback"))
              if error and r.get("status") == "failed" else _e(error, 300)),
         ])
     table = _table(
