@@ -14,6 +14,7 @@ describes the problem as attributes, and says in its message what to change::
     │   ├── ScheduleError                      bad simulate / plan_schedule input
     │   ├── ConditionError                     .path, .condition  (wfkit.conditions)
     │   ├── FrameError                         .missing, .columns  (a frame a figure cannot use)
+    │   ├── WorkflowChangedError               .workflow_id, .added, .removed, .changed
     │   └── IntegrationConfigError (also IntegrationError)  .endpoint_id, .flow_id, .field
     │       └── UnknownEndpointError           .flow_id, .missing
     │   └── UnknownParameterError (also KeyError)  .workflow_id, .name, .known
@@ -63,6 +64,7 @@ __all__ = [
     "UnknownFlowError",
     "UnknownParameterError",
     "UnknownWorkflowError",
+    "WorkflowChangedError",
     "PolicyError",
     "TaskError",
     "TaskTimeoutError",
@@ -157,6 +159,31 @@ class SpecError(ValidationError):
 
 class ScheduleError(ValidationError):
     """Bad input to simulate / plan_schedule (durations, costs, method)."""
+
+
+class WorkflowChangedError(ValidationError):
+    """A Workflow edited since ``create_workflow`` whose current definition cannot run."""
+
+    def __init__(
+        self,
+        workflow_id: str,
+        added: Sequence[str],
+        removed: Sequence[str],
+        changed: Sequence[str],
+        reason: BaseException | str,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.added, self.removed, self.changed = list(added), list(removed), list(changed)
+
+        def names(ids: list[str]) -> str:
+            return ", ".join(map(repr, ids[:10])) + (" ..." if len(ids) > 10 else "") or "none"
+
+        super().__init__(
+            f"workflow {workflow_id!r} changed since create_workflow (added: "
+            f"{names(self.added)}; removed: {names(self.removed)}; changed: "
+            f"{names(self.changed)}) and its current definition cannot run: {reason}. Fix the "
+            f"workflow, or call create_workflow() with the tasks to run"
+        )
 
 
 class UnknownWorkflowError(WfkitError, KeyError):

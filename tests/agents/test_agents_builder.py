@@ -57,8 +57,8 @@ def test_analysis_views():
 
 def test_builder_errors():
     wf = build()
-    with pytest.raises(DuplicateTaskError):
-        wf.task(lambda ctx: None, task_id="extract")
+    with pytest.raises(DuplicateTaskError):  # @wf.task replaces; add() needs replace=True
+        wf.add(WorkflowTask("extract", "", ["io"], 0, 1.0))
     with pytest.raises(UnknownDependencyError, match="'nowhere'"):
         wf.task(lambda ctx: None, task_id="x", after=["nowhere"])
     with pytest.raises(ValidationError, match="after= takes task ids"):

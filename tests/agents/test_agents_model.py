@@ -177,8 +177,8 @@ async def test_unknown_workflow():
         await orch.execute_workflow("nope")
 
 
-def test_duplicate_agent_ids():
+def test_an_agent_registered_again_replaces_the_idle_one():
     orch = CollectiveAgentWorkflowOrchestrator()
     orch.register_agent(AgentProfile("a", "A", ["analysis"]))
-    with pytest.raises(ValidationError, match="'a' is already registered"):
-        orch.register_agent(AgentProfile("a", "Other", ["analysis"]))
+    other = orch.register_agent(AgentProfile("a", "Other", ["analysis"]))
+    assert orch.agents == {"a": other}

@@ -1,7 +1,12 @@
-"""``Workflow``: build a workflow interactively, one decorated function per task."""
+"""``Workflow``: build a workflow interactively, one decorated function per task.
+
+Re-running a notebook cell is always safe: ``@wf.task`` on a function whose task id the
+workflow already has replaces that task's definition (and says so once, at INFO).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -12,6 +17,8 @@ from wfkit.graph import critical_path, to_networkx, validate_tasks
 
 __all__ = ["Workflow"]
 
+log = logging.getLogger("wfkit.workflow")
+
 
 class Workflow:
     """A named, growing list of tasks.
@@ -19,17 +26,27 @@ class Workflow:
     ``@wf.task(requires=..., after=..., priority=..., estimate=...)`` turns ``fn(ctx)`` into a
     :class:`WorkflowTask` whose ``action`` is ``fn`` and whose id is ``fn.__name__`` (or
     ``task_id``). The decorator returns the task, which ``after=`` accepts as well as ids and
-    the original functions.
+    the original functions, and which stays callable as ``fn`` (``load(ctx)``).
+
+    ``cache=True`` makes caching the default for its tasks (``@wf.task(cache=False)`` opts one
+    out). ``version`` counts the changes to the definition; the orchestrator compares it to
+    notice a workflow edited since ``create_workflow``.
 
     ``params`` declares the run parameters and their defaults; a run overrides them with
     ``execute_workflow(..., params={...})`` and tasks read them as ``ctx.params``.
     """
 
-    def __init__(self, workflow_id: str, *, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, workflow_id: str, *, params: dict[str, Any] | None = None, cache: bool = False
+    ) -> None:
         if not isinstance(workflow_id, str) or not workflow_id:
             raise ValidationError(f"Workflow id must be a non-empty string, got {workflow_id!r}")
+        if not isinstance(cache, bool):
+            raise ValidationError(f"Workflow(cache=...) must be True or False, got {cache!r}")
         self.workflow_id = workflow_id
         self.params: dict[str, Any] = check_declared(params, f"Workflow({workflow_id!r})")
+        self.cache = cache
+        self.version = 0
         self._tasks: dict[str, WorkflowTask] = {}
         self._by_function: dict[Any, str] = {}
 
@@ -58,16 +75,29 @@ class Workflow:
             f"@{self.workflow_id}.task, got {ref!r}"
         )
 
-    def add(self, task: WorkflowTask) -> WorkflowTask:
-        """Add a task built by hand. Its dependencies must already be in the workflow."""
+    def add(self, task: WorkflowTask, *, replace: bool = False) -> WorkflowTask:
+        """Add a task built by hand. Its dependencies must already be in the workflow.
+
+        A task id the workflow already has is an error unless ``replace=True``, which puts
+        ``task`` in the old one's place (its dependents keep depending on the id).
+        """
         if not isinstance(task, WorkflowTask):
             raise ValidationError(f"add() takes a WorkflowTask, got {type(task).__name__}")
-        if task.task_id in self._tasks:
-            raise DuplicateTaskError(task.task_id)
-        missing = [d for d in task.dependencies if d not in self._tasks]
+        tid = task.task_id
+        old = self._tasks.get(tid)
+        if old is not None and not replace:
+            raise DuplicateTaskError(tid)
+        missing = [d for d in task.dependencies if d not in self._tasks or d == tid]
         if missing:
-            raise UnknownDependencyError(task.task_id, missing)
-        self._tasks[task.task_id] = task
+            raise UnknownDependencyError(tid, missing)
+        self._tasks[tid] = task
+        if old is not None:
+            try:  # new dependencies of a task others depend on may close a cycle
+                validate_tasks(self._tasks.values())
+            except ValidationError:
+                self._tasks[tid] = old
+                raise
+        self.version += 1
         return task
 
     def task(
@@ -83,8 +113,16 @@ class Workflow:
         retries: int = 0,
         timeout: float | None = None,
         group: str | None = None,
+        cache: bool | None = None,
+        cache_key: Callable[..., Any] | None = None,
+        cache_version: Any = None,
+        cache_expires: float | None = None,
     ) -> Any:
-        """Decorator: ``@wf.task`` or ``@wf.task(requires=["analysis"], after=[load])``."""
+        """Decorator: ``@wf.task`` or ``@wf.task(requires=["analysis"], after=[load])``.
+
+        Decorating again a function whose task id the workflow has (re-running its cell)
+        replaces that task: action, dependencies, needs and options.
+        """
 
         def decorate(func: Callable[..., Any]) -> WorkflowTask:
             if not callable(func):
@@ -108,8 +146,15 @@ class Workflow:
                 retries=retries,
                 timeout=timeout,
                 group=group,
+                cache=cache,
+                cache_key=cache_key,
+                cache_version=cache_version,
+                cache_expires=cache_expires,
             )
-            self.add(task)
+            replacing = tid in self._tasks
+            self.add(task, replace=True)
+            if replacing:
+                log.info("workflow %r: task %r redefined", self.workflow_id, tid)
             self._by_function[func] = tid
             return task
 

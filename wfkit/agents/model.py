@@ -8,7 +8,10 @@ unknown dependencies, cycles) live in :mod:`wfkit.graph`.
 
 from __future__ import annotations
 
+import copy
+import importlib
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum, StrEnum
@@ -181,6 +184,14 @@ class WorkflowTask:
     ``action(ctx)``, when given, does the work instead of the agent's handler. ``retries`` is
     the number of extra attempts after a failure; ``timeout`` (seconds) bounds each attempt.
     ``group`` names the kind of task (views draw large graphs as groups).
+
+    ``cache`` (None: the workflow's default) keeps the result under a key made of what it
+    depends on (:mod:`wfkit.cache`); ``cache_key(ctx)`` replaces that key, ``cache_version``
+    forces a new one, ``cache_expires`` (seconds) bounds how long a result is reused.
+
+    A task is usable as its function: ``task(ctx)`` calls the action (``task.fn``), and a task
+    bound to a module-level name (what ``@wf.task`` at the top level of a module makes) pickles
+    by reference, so worker processes import it instead of receiving a copy.
     """
 
     task_id: str
@@ -195,6 +206,10 @@ class WorkflowTask:
     retries: int = 0
     timeout: float | None = None
     group: str | None = None
+    cache: bool | None = None
+    cache_key: Callable[..., Any] | None = field(default=None, repr=False)
+    cache_version: Any = None
+    cache_expires: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.task_id, str) or not self.task_id:
@@ -220,10 +235,77 @@ class WorkflowTask:
             raise ValidationError(
                 f"{owner}: group must be a non-empty string or None, got {self.group!r}"
             )
+        if self.cache is not None and not isinstance(self.cache, bool):
+            raise ValidationError(f"{owner}: cache must be True, False or None, got {self.cache!r}")
+        if self.cache_key is not None and not callable(self.cache_key):
+            raise ValidationError(
+                f"{owner}: cache_key must be a callable cache_key(ctx) -> str, "
+                f"got {self.cache_key!r}"
+            )
+        if self.cache_expires is not None:
+            _number(self.cache_expires, "cache_expires", owner)
+            if self.cache_expires <= 0:
+                raise ValidationError(f"{owner}: cache_expires must be > 0 seconds or None")
 
     @property
     def capability_set(self) -> frozenset[str]:
         return self._capset
+
+    # -- a task is usable as its function ------------------------------------------------------
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The action: ``task.fn(ctx)`` is what the engine calls."""
+        if self.action is None:
+            raise ValidationError(
+                f"task {self.task_id!r} has no action (its agent's handler does the work)"
+            )
+        return self.action
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the action, so a decorated task can be tried alone: ``load(ctx)``."""
+        return self.fn(*args, **kwargs)
+
+    def _reference(self) -> tuple[str, str] | None:
+        """(module, qualified name) under which this very task is importable, or None."""
+        fn = self.action
+        module = getattr(fn, "__module__", None)
+        qualname = getattr(fn, "__qualname__", None)
+        if not module or not qualname or "<" in qualname:
+            return None
+        obj: Any = sys.modules.get(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+        return (module, qualname) if obj is self else None
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        ref = self._reference()
+        if ref is not None:
+            return _import_task, ref
+        return object.__reduce_ex__(self, protocol)
+
+    def __copy__(self) -> WorkflowTask:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> WorkflowTask:
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            clone.__dict__[key] = value if key in _SHARED_ON_COPY else copy.deepcopy(value, memo)
+        return clone
+
+
+_SHARED_ON_COPY = frozenset({"action", "cache_key"})  # functions: a deep copy shares them
+
+
+def _import_task(module: str, qualname: str) -> WorkflowTask:
+    """Unpickle a task by reference: import its module and look it up (see ``__reduce_ex__``)."""
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -19,6 +20,7 @@ from wfkit.errors import (
     UnknownWorkflowError,
     ValidationError,
     WfkitError,
+    WorkflowChangedError,
 )
 from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
@@ -26,6 +28,8 @@ from wfkit.graph import TaskGraph, capable_agents
 from wfkit.jupyter.interrupt import cancel_on_interrupt
 
 __all__ = ["CollectiveAgentWorkflowOrchestrator"]
+
+log = logging.getLogger("wfkit.orchestrator")
 
 
 class CollectiveAgentWorkflowOrchestrator:
@@ -81,17 +85,24 @@ class CollectiveAgentWorkflowOrchestrator:
     # -- registration ------------------------------------------------------------------------
 
     def register_agent(self, profile: AgentProfile) -> AgentProfile:
-        """Add an agent. Registering another agent under a used id is an error."""
+        """Add an agent. Another agent under a used id replaces it (re-running a notebook
+        cell), unless the old one takes part in a run that is going on: that is an error
+        naming the run."""
         if not isinstance(profile, AgentProfile):
             raise ValidationError(
                 f"register_agent() takes an AgentProfile, got {type(profile).__name__}"
             )
         known = self.agents.get(profile.agent_id)
         if known is not None and known is not profile:
-            raise ValidationError(
-                f"an agent with id {profile.agent_id!r} is already registered; "
-                f"give the new agent another agent_id or unregister_agent() the old one"
-            )
+            busy = [run for run in self._active.values() if known in run.state.agents]
+            if busy or known.current_load:
+                where = ", ".join(f"run {r.run_id} of workflow {r.workflow_id!r}" for r in busy)
+                raise ValidationError(
+                    f"agent {profile.agent_id!r} cannot be replaced while it runs work "
+                    f"({where or f'{known.current_load} task(s) running'}); await that run "
+                    f"(or cancel it), then register the new profile again"
+                )
+            log.info("agent %r replaced by a new profile", profile.agent_id)
         self.agents[profile.agent_id] = profile
         return profile
 
@@ -121,7 +132,9 @@ class CollectiveAgentWorkflowOrchestrator:
         """
         from wfkit.agents.builder import Workflow
 
+        source = None
         if isinstance(workflow_id, Workflow):
+            source = workflow_id if tasks is None else None
             tasks = workflow_id.tasks if tasks is None else tasks
             params = workflow_id.params if params is None else params
             workflow_id = workflow_id.workflow_id
@@ -135,6 +148,7 @@ class CollectiveAgentWorkflowOrchestrator:
             )
         declared = check_declared(params, f"workflow {workflow_id!r}")
         graph = TaskGraph(tasks)  # raises what is wrong with them, CycleError included
+        old = self.workflows.get(workflow_id)
         self.workflows[workflow_id] = {
             "workflow_id": workflow_id,
             "params": declared,
@@ -143,10 +157,56 @@ class CollectiveAgentWorkflowOrchestrator:
             "created_at": time.time(),
             "completed_tasks": [],
             "failed_tasks": [],
-            "runs": [],
+            "runs": old["runs"] if old is not None else [],
             "_graph": graph,
+            # the Workflow it came from and its version then: a later edit is noticed
+            "_source": source,
+            "_version": source.version if source is not None else None,
+            "_cache": source.cache if source is not None else False,
         }
         return workflow_id
+
+    async def _current(self, workflow: Any) -> tuple[dict[str, Any], tuple[list[str], ...]]:
+        """The definition to run for ``workflow`` (a :class:`Workflow` or an id), created or
+        refreshed from the Workflow object when it was edited since ``create_workflow``; and
+        the (added, removed, changed) task ids of that refresh (empty lists if none)."""
+        from wfkit.agents.builder import Workflow
+
+        if isinstance(workflow, Workflow):
+            wf = self.workflows.get(workflow.workflow_id)
+            if wf is None or wf["_source"] is not workflow or wf["_version"] != workflow.version:
+                return await self._refresh(workflow, wf)
+            return wf, ([], [], [])
+        wf = self.workflows.get(workflow)
+        if wf is None:
+            raise UnknownWorkflowError(workflow, self.workflows)
+        source = wf["_source"]
+        if source is not None and source.version != wf["_version"]:
+            return await self._refresh(source, wf)
+        return wf, ([], [], [])
+
+    async def _refresh(
+        self, workflow: Any, old: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], tuple[list[str], ...]]:
+        before = {t.task_id: t for t in old["tasks"]} if old is not None else {}
+        now = {t.task_id: t for t in workflow.tasks}
+        diff = (
+            [t for t in now if t not in before] if old is not None else [],
+            [t for t in before if t not in now],
+            [t for t in now if t in before and now[t] is not before[t]],
+        )
+        try:
+            await self.create_workflow(workflow)
+        except ValidationError as exc:
+            if old is None:
+                raise
+            raise WorkflowChangedError(workflow.workflow_id, *diff, exc) from exc
+        if any(diff):
+            log.info(
+                "workflow %r changed since create_workflow (added %s, removed %s, changed %s): "
+                "running the current definition", workflow.workflow_id, *diff,
+            )
+        return self.workflows[workflow.workflow_id], diff
 
     def _check_runnable(self, by_id: dict[str, WorkflowTask]) -> list[AgentProfile]:
         """Fail before anything starts if a task has no capable agent or nothing to run."""
@@ -170,7 +230,7 @@ class CollectiveAgentWorkflowOrchestrator:
 
     async def execute_workflow(
         self,
-        workflow_id: str,
+        workflow_id: Any,
         *,
         fail_fast: bool = False,
         resume: str | None = None,
@@ -180,15 +240,17 @@ class CollectiveAgentWorkflowOrchestrator:
     ) -> RunResult:
         """Run a workflow to the end and return its :class:`RunResult`.
 
-        Failed tasks do not stop independent branches (their dependents are skipped) unless
-        ``fail_fast``. ``resume`` ("latest" or a run id) reuses the results of tasks that
-        completed in that stored run, with that run's parameters. ``params`` overrides the
-        workflow's declared parameters for this run (an undeclared name is an error).
-        Cancelling the await cancels the run cleanly.
+        ``workflow_id`` is an id or the :class:`Workflow` itself (created or refreshed here).
+        A workflow created from a Workflow object that was edited since runs its current
+        definition; if that no longer validates, :class:`WorkflowChangedError` names the added,
+        removed and changed tasks. Failed tasks do not stop independent branches (their
+        dependents are skipped) unless ``fail_fast``. ``resume`` ("latest" or a run id) reuses
+        the results of tasks that completed in that stored run, with that run's parameters.
+        ``params`` overrides the workflow's declared parameters for this run (an undeclared
+        name is an error). Cancelling the await cancels the run cleanly.
         """
-        wf = self.workflows.get(workflow_id)
-        if wf is None:
-            raise UnknownWorkflowError(workflow_id, self.workflows)
+        wf, diff = await self._current(workflow_id)
+        workflow_id = wf["workflow_id"]
         if workflow_id in self._active:
             raise WfkitError(
                 f"workflow {workflow_id!r} is already running; await that run first"
@@ -197,7 +259,12 @@ class CollectiveAgentWorkflowOrchestrator:
         by_id = graph.tasks
         values = resolve_params(workflow_id, wf.get("params", {}), params)
         pol = resolve_policy(self.policy if policy is None else policy)
-        agents = self._check_runnable(by_id)
+        try:
+            agents = self._check_runnable(by_id)
+        except ValidationError as exc:
+            if not any(diff):
+                raise
+            raise WorkflowChangedError(workflow_id, *diff, exc) from exc
 
         completed: dict[str, Any] = {}
         if resume is not None:

@@ -38,6 +38,7 @@ from wfkit.executors.shipping import (
     light_context,
     main_is_interactive,
     not_sendable,
+    shippable,
     unique_work,
 )
 
@@ -203,7 +204,7 @@ class ProcessExecutor(Executor):
         stale_main = False
         for task, agent, fn in unique_work(work).values():
             try:
-                pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+                pickle.dumps(shippable(fn, task), pickle.HIGHEST_PROTOCOL)
             except Exception as exc:
                 raise not_sendable(
                     task, agent, fn, where=where, executor=self.name, cause=exc, fix=_FIX
@@ -237,7 +238,9 @@ class ProcessExecutor(Executor):
     async def run(self, fn: Callable[[Any], Any], ctx: Any) -> Any:
         tid = ctx.task.task_id
         try:
-            payload = pickle.dumps((fn, light_context(ctx)), pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(
+                (shippable(fn, ctx.task), light_context(ctx)), pickle.HIGHEST_PROTOCOL
+            )
         except Exception as exc:
             raise self._payload_error(fn, ctx, exc) from None
         pool = self._current_pool()
@@ -277,7 +280,7 @@ class ProcessExecutor(Executor):
 
     def _payload_error(self, fn: Any, ctx: Any, exc: Exception) -> TaskNotSendableError:
         try:
-            pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+            pickle.dumps(shippable(fn, ctx.task), pickle.HIGHEST_PROTOCOL)
         except Exception:
             return not_sendable(
                 ctx.task, ctx.agent, fn, where="a worker process", executor=self.name,

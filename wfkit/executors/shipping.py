@@ -28,6 +28,7 @@ __all__ = [
     "describe_callable",
     "defining_module",
     "not_sendable",
+    "shippable",
 ]
 
 
@@ -69,6 +70,16 @@ def light_context(ctx: TaskContext, inputs: Mapping[str, Any] | None = None) -> 
         ctx.workflow_id,
         params,
     )
+
+
+def shippable(fn: Callable[[Any], Any], task: WorkflowTask) -> Callable[[Any], Any]:
+    """What to pickle to send ``fn``: the task itself when ``fn`` is the action of a task
+    importable by reference. ``@wf.task`` at the top level of a module binds the module's name
+    to the task, so the bare function cannot pickle by reference; the task can, and calling
+    it on the other side calls the action."""
+    if task.action is fn and task._reference() is not None:
+        return task
+    return fn
 
 
 def unique_work(
