@@ -40,6 +40,9 @@ def workflow():
     ]
 
 
+ESTIMATES = {t.task_id: t.estimated_duration for t in workflow()}
+
+
 async def sleep_for_matrix(ctx):
     await asyncio.sleep(DURATIONS[ctx.task.task_id][ctx.agent.agent_id])
 
@@ -84,7 +87,9 @@ def test_simulation_predicts_the_engine_to_the_timestamp(name, monkeypatch):
     agents = pool()
     if name == "fastest":  # what the agents learned before: p looks good for g, bad for a
         agents[0].learned_durations.update({"g": 0.1, "a": 99.0})
-    predicted = wfkit.simulate(workflow(), agents, policy=name, durations=DURATIONS)
+    # the live run knows only the tasks' estimates: the simulation believes the same
+    predicted = wfkit.simulate(workflow(), agents, policy=name, durations=DURATIONS,
+                               estimates=ESTIMATES)
     started, completed, result = live_run(POLICIES[name], agents, monkeypatch)
     t0 = result["started_at"]
     assert {t: e.agent_id for t, e in started.items()} == predicted.assignment
@@ -94,6 +99,7 @@ def test_simulation_predicts_the_engine_to_the_timestamp(name, monkeypatch):
 
 
 def test_the_policies_really_differ_here():
-    plans = {name: wfkit.simulate(workflow(), pool(), policy=name, durations=DURATIONS)
+    plans = {name: wfkit.simulate(workflow(), pool(), policy=name, durations=DURATIONS,
+                                  estimates=ESTIMATES)
              for name in POLICIES}
     assert len({tuple(sorted(p.assignment.items())) for p in plans.values()}) >= 3

@@ -120,6 +120,20 @@ class DurationModel:
             f"durations({task.task_id!r}, {agent.agent_id!r}) (the callable's result)",
         )
 
+    def means(self) -> dict[str, float]:
+        """Each task's mean duration over the available agents able to run it (HEFT's w-bar)."""
+        out: dict[str, float] = {}
+        for tid, task in self.tasks.items():
+            if self.table is not None and isinstance(self.table[tid], float):
+                out[tid] = self.table[tid]  # type: ignore[assignment]
+                continue
+            cands = self.capable[task.capability_set]
+            out[tid] = (
+                sum(self(task, a) for a in cands) / len(cands)
+                if cands else float(task.estimated_duration)
+            )
+        return out
+
     def matrix(self) -> dict[str, dict[str, float]]:
         """{task_id: {agent_id: seconds}} over the available agents able to run each task."""
         out: dict[str, dict[str, float]] = {}

@@ -5,10 +5,15 @@ dispatcher offers it one ready task and the free capable agents at a time; it an
 agent or ``None`` (wait). It only observes what a live run can: a clock, the agents' loads, the
 tasks' statuses, and its own dispatches.
 
-- **Follow the plan.** A task goes to its planned agent, in the plan's order on that agent: it
-  waits while tasks planned earlier there are expected to need the slot before it could be
-  done. With exact estimates this reproduces the plan (same agents, same start times).
-- **Adapt.** Expected times come from the clock and the estimates of what is running: a task
+- **Follow the plan exactly while it holds.** As long as every task has taken what it was
+  expected to take (and nothing failed or was dispatched by someone else), a task goes to its
+  planned agent and slot, after the tasks planned before it in that slot, as soon as the slot
+  and its inputs are free. This is the plan with every start moved as early as the plan's own
+  order allows, so any feasible plan followed with exact durations keeps its assignment and
+  finishes no later than planned (a plan that does not wait without need finishes exactly).
+- **Adapt** once reality has drifted from the plan: a task goes to its planned agent, in the
+  plan's order on that agent: it waits while tasks planned earlier there are expected to need
+  the slot before it could be done. Expected times come from the clock and the estimates of what is running: a task
   that overruns its estimate is expected to run as long again as it has overrun so far. When the
   planned agent is busy or taken by its earlier tasks, a task moves to another free agent if
   that finishes it strictly sooner *and* does not delay that agent's own planned work. Durations
@@ -26,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
+from wfkit.graph import topological_order
 from wfkit.optimization.costs import CommModel, DurationModel
 
 __all__ = ["PlanFollower"]
@@ -33,6 +39,7 @@ __all__ = ["PlanFollower"]
 _ENDED = frozenset({"completed", "failed", "skipped", "cancelled", "retrying"})
 _GONE = frozenset({"failed", "skipped", "cancelled"})
 _INF = float("inf")
+_TOL = 1e-9  # relative tolerance of "took what it was expected to take"
 _DEPTH = 6  # how far back expected readiness is chased through undispatched tasks
 REPLAN_DRIFT = 0.2  # re-plan when an agent runs 20% slower or faster than expected ...
 REPLAN_AFTER = 2  # ... over at least this many of its tasks
@@ -86,8 +93,10 @@ class PlanFollower:
         if plan is None:
             plan = heft(Problem(tasks, self.agents, self.estimate, self.comm.cost or None))
         self.plan = plan
-        self.index = {tid: i for i, tid in enumerate(tasks)}
+        # ties in planned start go in topological order (zero-duration tasks)
+        self.index = {tid: i for i, tid in enumerate(topological_order(tasks))}
         self._install(plan.agent, plan.start)
+        self.exact = self._install_slots(plan)
         self.t0 = clock()
         # what we dispatched: task -> (agent id, expected start, expected finish)
         self.dispatched: dict[str, tuple[str, float, float]] = {}
@@ -125,6 +134,78 @@ class PlanFollower:
         self.queue = queues
         self.qpos = {tid: i for q in queues.values() for i, tid in enumerate(q)}
         self.head = dict.fromkeys(queues, 0)
+
+    def _install_slots(self, plan: Any) -> bool:
+        """Each slot's planned tasks in order; False when the plan cannot be followed exactly
+        here (a task it does not place, an agent or slot this pool does not have)."""
+        slot_of = getattr(plan, "slot", None) or {}
+        queues: dict[tuple[str, int], list[str]] = {}
+        for tid in self.tasks:
+            aid = self.plan_agent.get(tid)
+            k = slot_of.get(tid)
+            if aid is None or k is None or not 0 <= k < self.by_id[aid].capacity:
+                return False
+            queues.setdefault((aid, k), []).append(tid)
+        pstart, index = self.pstart, self.index
+        for q in queues.values():
+            q.sort(key=lambda t: (pstart[t], index[t]))
+        self.slot_queue = queues
+        self.slot_of = {tid: (self.plan_agent[tid], slot_of[tid]) for tid in self.tasks}
+        self.slot_head = dict.fromkeys(queues, 0)
+        self.slot_last: dict[tuple[str, int], str] = {}
+        return True
+
+    def _follow_exactly(
+        self, task: WorkflowTask, candidates: Sequence[AgentProfile], now: float
+    ) -> AgentProfile | None:
+        """The planned agent, once the tasks planned before this one in its slot are done."""
+        tid = task.task_id
+        sl = self.slot_of[tid]
+        q = self.slot_queue[sl]
+        i = self.slot_head[sl]
+        tasks = self.tasks
+        while i < len(q) and q[i] != tid and tasks[q[i]].status == "completed":
+            i += 1  # finished before this run (resumed)
+        self.slot_head[sl] = i
+        if i >= len(q) or q[i] != tid:
+            return None  # a task planned earlier in this slot has not been dispatched yet
+        prev = self.slot_last.get(sl)
+        if prev is not None and tasks[prev].status != "completed":
+            return None  # the slot is still busy with it
+        for agent in candidates:
+            if agent.agent_id == sl[0]:
+                self.slot_last[sl] = tid
+                self.slot_head[sl] = i + 1
+                return self._take(task, agent, now)
+        return None  # pragma: no cover - the slot is free, so the agent has room
+
+    def _check_exact(self, now: float) -> None:
+        """Leave exact following at the first sign that the run is not the plan."""
+        tasks = self.tasks
+        for agent in self.agents:
+            running = self.active[agent.agent_id]
+            ours = 0
+            for tid, (fin, _est, expected) in running.items():
+                status = tasks[tid].status
+                if status == "running" or status == "pending":
+                    ours += 1
+                    if fin < now - _TOL * max(1.0, abs(now)):
+                        self.exact = False  # overrunning
+                        return
+                elif status == "completed":
+                    seen = agent.learned_durations.get(tid)
+                    if fin > now + _TOL * max(1.0, abs(now)) or (
+                        seen is not None
+                        and abs(seen - expected) > _TOL * max(1.0, abs(expected))
+                    ):
+                        self.exact = False  # it took another time than expected
+                        return
+                else:
+                    self.exact = False  # failed, retrying, cancelled
+                    return
+            if agent.current_load > ours:
+                self.exact = False  # work we did not dispatch
+                return
 
     def _replan(self, now: float) -> None:
         """HEFT again for what has not started, from the run's state and corrected speeds."""
@@ -360,11 +441,17 @@ class PlanFollower:
         self, task: WorkflowTask, candidates: Sequence[AgentProfile]
     ) -> AgentProfile | None:
         now = self.clock() - self.t0
+        if self.exact and now != self._refreshed:
+            self._check_exact(now)
         if now != self._refreshed:
             self._refresh(now)
             if self.replans < MAX_REPLANS and self._drifted():
                 self._replan(now)
         tid = task.task_id
+        if self.exact:
+            if tid not in self.dispatched:
+                return self._follow_exactly(task, candidates, now)
+            self.exact = False  # a retry: the run is no longer the plan
         planned = self.plan_agent.get(tid)
         if planned is None or tid in self.dispatched:
             # not planned here, or a retry: the free agent that finishes it first

@@ -20,7 +20,7 @@ from typing import Any
 
 from wfkit.agents.dispatch import RunState
 from wfkit.agents.model import WorkflowTask
-from wfkit.agents.policies import Fastest, LeastLoaded, RoundRobin, resolve_policy
+from wfkit.agents.policies import Fastest, Heft, LeastLoaded, RoundRobin, resolve_policy
 from wfkit.errors import ScheduleError, WfkitError
 from wfkit.graph import capable_agents
 from wfkit.graph import lower_bound as graph_lower_bound
@@ -106,6 +106,7 @@ def simulate(
     policy: Any = "least_loaded",
     durations: DurationsArg = None,
     comm_costs: CommArg = None,
+    estimates: DurationsArg = None,
     noise: Noise = None,
     seed: int | None = None,
     failures: float | Mapping[str, float] | None = None,
@@ -114,11 +115,15 @@ def simulate(
 ) -> Schedule:
     """Run the workflow on virtual time with the engine's dispatch logic; return its Schedule.
 
-    ``policy`` is a name, a Policy or a callable, meaning what it means to the orchestrator:
-    ``"heft"`` plans on what the agents expect (``AgentProfile.expected_duration``) and then
-    meets ``durations``; ``Heft(durations=..., comm_costs=...)`` plans on given figures
-    (:func:`plan_schedule`'s HEFT plan, executed). ``durations`` (what tasks take) and
-    ``comm_costs`` are described in :mod:`wfkit.optimization.costs`. ``noise`` makes actual
+    ``policy`` is a name, a Policy or a callable, meaning what it means to the orchestrator.
+    ``durations`` (what tasks take) and ``comm_costs`` are described in
+    :mod:`wfkit.optimization.costs`. Durations given are the best knowledge: the policies plan
+    with them (``"heft"``, or a ``Heft()`` without figures of its own, plans HEFT on them, so
+    ``simulate(..., policy="heft", durations=d)`` runs ``plan_schedule(..., durations=d)``'s
+    plan) and the dispatcher's priorities (remaining critical path) use them. ``estimates``
+    (same forms) are what the policies and priorities believe instead, for what-if studies of
+    wrong estimates; without either, they believe each task's ``estimated_duration`` and each
+    agent's ``expected_duration``. ``noise`` makes actual
     durations differ from ``durations``: a coefficient of variation (log-normal, mean 1) or a
     callable ``(duration, rng) -> duration``; ``seed`` makes it repeatable. ``failures`` (a
     probability, or {task_id: probability}) fails attempts at random; the tasks' ``retries``
@@ -131,6 +136,10 @@ def simulate(
     capable = capable_agents(by_id, copies)
     model = DurationModel(by_id, pool, durations, capable=capable)
     comm = CommModel(by_id, comm_costs)
+    beliefs = estimates if estimates is not None else durations
+    believed = model
+    if estimates is not None:
+        believed = DurationModel(by_id, pool, estimates, capable=capable)
     backoff = check_number(backoff, "backoff")
     max_backoff = check_number(max_backoff, "max_backoff")
     rng = random.Random(seed)
@@ -139,13 +148,28 @@ def simulate(
     pol = resolve_policy(policy)
     track_status = type(pol) not in _STATUS_BLIND
     learn = type(pol) not in _LEARNING_BLIND
-    run_tasks = {tid: _copy_task(t) for tid, t in by_id.items()} if track_status else by_id
+    if believed.kind != "estimate":
+        # priorities and the agents' expectations start from the believed durations
+        run_tasks = {tid: _copy_task(t) for tid, t in by_id.items()}
+        mean = believed.means()
+        for tid, t in run_tasks.items():
+            t.estimated_duration = mean[tid]
+    else:
+        run_tasks = {tid: _copy_task(t) for tid, t in by_id.items()} if track_status else by_id
+    # a Heft policy without figures of its own plans on the believed durations
+    lend = isinstance(pol, Heft) and beliefs is not None and pol.durations is None
+    lent = (pol.durations, pol.comm_costs) if isinstance(pol, Heft) else None
 
     now = 0.0
     has_clock = hasattr(pol, "clock")
     saved_clock = getattr(pol, "clock", None)
     if has_clock:
         setattr(pol, "clock", lambda: now)  # noqa: B010 - policies with a clock see virtual time
+    if lend:
+        assert isinstance(pol, Heft)
+        pol.durations = beliefs
+        if pol.comm_costs is None:
+            pol.comm_costs = comm_costs
     try:
         state = RunState(graph.with_tasks(run_tasks), copies, pol)
         agent_of: dict[str, str] = {}
@@ -259,6 +283,8 @@ def simulate(
     finally:
         if has_clock:
             setattr(pol, "clock", saved_clock)  # noqa: B010
+        if lend and lent is not None:
+            pol.durations, pol.comm_costs = lent
 
     name = getattr(pol, "name", "policy")
     return Schedule(
