@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/executors.py
 	$(PY) benchmarks/coordination.py
 	$(PY) benchmarks/integration.py
+	$(PY) benchmarks/redaction.py
 	$(PY) benchmarks/simulation.py
 	$(PY) benchmarks/stg.py
 	$(PY) benchmarks/dashboard.py

@@ -7,6 +7,12 @@ response body that echoes a header, a log line). Secrets are: values of sensitiv
 (``Authorization``, cookies, anything named like a key or token, and every header listed in
 ``secret_headers``), passwords in URLs, and config or query parameters named like a password,
 token, secret or key.
+
+Every scan here is linear in the length of the text, because redaction runs on the event loop
+over whatever a server answers (a megabyte error body included): the patterns have no nested
+or backtracking quantifiers (unbounded repeats are possessive), the URL-credential pattern
+starts with the literal ``://`` so the engine only tries where that occurs, and known secrets
+are first looked for with ``str`` searches so that a body with none of them is not rescanned.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import threading
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,10 +41,23 @@ _MIN_SECRET = 3  # shorter values would mask ordinary words; structural masking 
 
 _SENSITIVE = re.compile(
     r"auth|token|secret|passw|pwd|api[-_]?key|apikey|access[-_]?key|private[-_]?key|cookie|"
-    r"session|signature|credential|^key$",
+    r"session|signature|credential|^key\Z",
     re.IGNORECASE,
 )
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<pw>[^@\s/]+)@")
+# "user:password@" after "scheme://". Linear: the engine looks only where the literal "://"
+# occurs, a fixed-width look-behind checks that a scheme character precedes it, and the
+# repeats are possessive (they never give back what they took, so nothing backtracks).
+_URL_USERINFO = re.compile(r"://(?<=[A-Za-z0-9+.\-]://)(?P<user>[^/\s:@]*+):[^@\s/]++@")
+
+
+def _redact_userinfo(text: str) -> str:
+    if "://" not in text:
+        return text
+    parts = _URL_USERINFO.split(text)  # [text, user, text, user, ..., text]: no per-match call
+    if len(parts) > 1:
+        parts[1::2] = [f"://{user}:{MASK}@" for user in parts[1::2]]
+        text = "".join(parts)
+    return text
 
 
 def is_sensitive_name(name: str) -> bool:
@@ -47,7 +67,7 @@ def is_sensitive_name(name: str) -> bool:
 
 def redact_url(url: str) -> str:
     """Mask the password of ``scheme://user:password@host`` and secret query parameters."""
-    text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", str(url))
+    text = _redact_userinfo(str(url))
     if "?" in text:
         head, _, query = text.partition("?")
         query, hash_, fragment = query.partition("#")
@@ -137,13 +157,20 @@ def secrets_of(config: Any) -> set[str]:
     return {s for s in found if len(s) >= _MIN_SECRET}
 
 
-class Redactor:
-    """Replaces known secret values (and URL passwords) in text."""
+def _alternation(secrets: Iterable[str]) -> re.Pattern[str]:
+    """Literal alternatives, longest first (so a secret that contains another is masked
+    whole); literals only, so matching is linear in the text."""
+    return re.compile("|".join(map(re.escape, secrets)))
 
-    __slots__ = ("_secrets", "_pattern", "__weakref__")
+
+class Redactor:
+    """Replaces known secret values (and URL passwords) in text, in time linear in its length."""
+
+    __slots__ = ("_secrets", "_ordered", "_pattern", "__weakref__")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._ordered: tuple[str, ...] = ()
         self._pattern: re.Pattern[str] | None = None
         self.add(secrets)
 
@@ -152,17 +179,22 @@ class Redactor:
         if not new:
             return
         self._secrets |= new
-        ordered = sorted(self._secrets, key=len, reverse=True)  # longest first: no partial leaks
-        self._pattern = re.compile("|".join(map(re.escape, ordered)))
+        self._ordered = tuple(sorted(self._secrets, key=lambda s: (-len(s), s)))
+        self._pattern = _alternation(self._ordered)
 
     def add_config(self, config: Any) -> None:
         self.add(secrets_of(config))
 
     def __call__(self, text: Any) -> str:
-        text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", str(text))
-        if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
-        return text
+        text = _redact_userinfo(str(text))
+        if self._pattern is None:
+            return text
+        # One C-speed search per secret first: most texts hold none, and then need no regex.
+        present = [s for s in self._ordered if s in text]
+        if not present:
+            return text
+        pattern = self._pattern if len(present) == len(self._ordered) else _alternation(present)
+        return pattern.sub(MASK, text)
 
     def __repr__(self) -> str:
         return f"Redactor({len(self._secrets)} secrets)"
@@ -170,28 +202,83 @@ class Redactor:
 
 _live: weakref.WeakSet[Redactor] = weakref.WeakSet()
 _LIBRARY_LOGGERS = ("httpx", "httpcore")
+_MASKED = "_wfkit_masked"
+
+
+def _mask_record(record: logging.LogRecord) -> None:
+    """Mask a record's message (and its formatted exception) in place, once."""
+    if getattr(record, _MASKED, False):
+        return
+    setattr(record, _MASKED, True)
+    redactors = list(_live)
+    if not redactors:
+        return
+    text = record.getMessage()
+    for redactor in redactors:
+        text = redactor(text)
+    record.msg, record.args = text, None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        for redactor in redactors:
+            record.exc_text = redactor(record.exc_text)
 
 
 class _LibraryLogFilter(logging.Filter):
-    """Masks secrets in the HTTP libraries' own log records (httpx logs every request URL)."""
+    """Masks the records logged on the httpx and httpcore loggers themselves."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        redactors = list(_live)
-        if redactors:
-            text = record.getMessage()
-            for redactor in redactors:
-                text = redactor(text)
-            record.msg, record.args = text, None
+        _mask_record(record)
         return True
 
 
+class _LibraryLogMask(logging.Handler):
+    """The first handler of the httpx and httpcore loggers: masks each record in place.
+
+    A logger's filters see only the records logged on that very logger, not those its child
+    loggers (``httpcore.http11``, ``httpcore.connection``, ... made as the library needs them)
+    pass up to their parents' handlers. Handlers see both, and those of a record's logger run
+    before its ancestors' (the root's included), so masking here reaches every handler above.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+
+    def handle(self, record: logging.LogRecord) -> bool:  # no lock: masking is idempotent
+        _mask_record(record)
+        if record.levelno >= logging.WARNING and not _other_handlers(record.name):
+            last = logging.lastResort  # what logging does when nobody handles a record
+            if last is not None and record.levelno >= last.level:
+                last.handle(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _mask_record(record)
+
+
+def _other_handlers(name: str) -> bool:
+    """Whether a record of logger ``name`` reaches a handler besides this module's."""
+    logger: logging.Logger | None = logging.getLogger(name)
+    while logger is not None:
+        if any(h is not _handler for h in logger.handlers):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False
+
+
 _filter = _LibraryLogFilter()
+_handler = _LibraryLogMask()
+_guard_lock = threading.Lock()
 
 
 def guard_library_logs(redactor: Redactor) -> None:
-    """Have ``redactor`` mask what httpx and httpcore log (records at enabled levels only)."""
+    """Have ``redactor`` mask what httpx and httpcore, and their child loggers, log (records
+    at enabled levels only; a child logger with ``propagate = False`` is the caller's own)."""
     _live.add(redactor)
-    for name in _LIBRARY_LOGGERS:
-        logger = logging.getLogger(name)
-        if _filter not in logger.filters:
-            logger.addFilter(_filter)
+    with _guard_lock:
+        for name in _LIBRARY_LOGGERS:
+            logger = logging.getLogger(name)
+            if _filter not in logger.filters:
+                logger.addFilter(_filter)
+            if _handler not in logger.handlers:
+                logger.handlers.insert(0, _handler)
