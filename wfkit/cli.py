@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import reprlib
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_ID", nargs="?", const="latest",
                      help="resume a stored run (default: the latest), skipping tasks that "
                      "completed in it; needs --store or the spec's store")
+    run.add_argument("--json-only-results", action="store_true",
+                     help="with --resume: refuse results the store holds as pickles (loading "
+                     "them runs code chosen by whoever wrote the store) instead of loading them")
     run.add_argument("--fail-fast", action="store_true",
                      help="stop at the first failed task")
     run.add_argument("--check", action="store_true",
@@ -143,13 +148,24 @@ def _plain(value: Any) -> Any:
 
 
 def to_json(result: Any) -> dict[str, Any]:
-    """A run result as plain JSON data (task results without the exception objects)."""
+    """A run result as plain JSON data (task results without the exception objects; a result
+    too deep or too large for JSON is replaced by a note saying so)."""
+    from wfkit.metrics.decode import Damaged, measure
+
     out = {k: v for k, v in dict(result).items() if k != "task_results"}
-    out["task_results"] = {
-        tid: {k: v for k, v in r.items() if k != "exception"}
-        for tid, r in result["task_results"].items()
-    }
-    return _plain(out)
+    tasks = {}
+    for tid, r in result["task_results"].items():
+        entry = _plain({k: v for k, v in r.items() if k not in ("exception", "result")})
+        try:
+            measure(r.get("result"), "the result", strict=False)  # bounded before walking it
+            entry["result"] = _plain(r.get("result"))
+            json.dumps(entry["result"], allow_nan=False)
+        except (Damaged, RecursionError, ValueError) as exc:
+            entry["result"] = f"<not shown: {exc}>"
+        tasks[tid] = entry
+    out = _plain(out)
+    out["task_results"] = tasks
+    return out
 
 
 def _print_json(data: Any) -> None:
@@ -162,6 +178,22 @@ def _err(message: str) -> None:
 
 
 # -- commands --------------------------------------------------------------------------------
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 80, 80, 80
+
+
+def _short(value: Any) -> str:
+    """A bounded one-line view of a result: never walks a deep or huge value whole."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value[:200]
+    try:
+        return _REPR.repr(value)
+    except Exception as exc:  # noqa: BLE001 - a user's __repr__ may raise anything
+        return f"<{type(value).__name__}: repr failed: {type(exc).__name__}>"
 
 
 def _summary(result: Any) -> str:
@@ -177,7 +209,7 @@ def _summary(result: Any) -> str:
     rows = [("task", "status", "agent", "tries", "time", "result / error")]
     for tid, r in result["task_results"].items():
         shown = r["error"] if r["status"] != "completed" else r["result"]
-        text = " ".join(str(shown if shown is not None else "").split())
+        text = " ".join(_short(shown).split())
         rows.append((tid, r["status"], r["agent_id"] or "-", str(r["attempts"]),
                      f"{r['execution_time']:.2f}s", text[:60] + ("…" if len(text) > 60 else "")))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
@@ -225,7 +257,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None and store is None:
         raise WfkitError("--resume needs a run store: pass --store FILE (the one the run was "
                          "recorded in)")
-    result = run_sync(spec.run(store=store, resume=args.resume, progress=args.progress))
+    if args.json_only_results:
+        if store is None:
+            raise WfkitError("--json-only-results applies to a run store: pass --store FILE")
+        from wfkit.metrics.store import RunStore
+
+        store = RunStore(store, json_only_results=True)
+    try:
+        result = run_sync(spec.run(store=store, resume=args.resume, progress=args.progress))
+    finally:
+        if args.json_only_results:
+            store.close()
+            store = store.path
     if args.json:
         _print_json(to_json(result))
     else:
@@ -259,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     commands = {"run": _cmd_run, "report": _cmd_report, "demo": _cmd_demo}
+    shown_as = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
         return commands[args.command](args)
     except WfkitError as exc:
@@ -270,6 +315,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `wfkit run ... --json | head`
         return EXIT_OK
+    finally:
+        warnings.formatwarning = shown_as
+
+
+def _one_line_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> str:
+    """Warnings on the command line read like its errors: one line, no source excerpt."""
+    return f"wfkit: warning: {message}\n"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,11 +4,12 @@ the line and the fix), change no file, and print no traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
-from store_faults_support import digest, spec_folder, wfkit
+from store_faults_support import digest, spec_folder, wfkit, write
 
 from wfkit.cli import main
 
@@ -90,3 +91,32 @@ def test_report_to_a_folder_or_an_unwritable_path_exits_2_with_the_path_and_reas
         assert "Traceback" not in res.stderr
     assert sorted(p.name for p in folder.iterdir()) == []
     assert afile.read_text() == "x"
+
+
+def test_results_too_deep_or_large_for_json_are_noted_not_a_traceback_or_a_hang(tmp_path):
+    (tmp_path / "odd_results.py").write_text(
+        "def deep(ctx):\n"
+        "    v = []\n"
+        "    for _ in range(5000):\n"
+        "        v = [v]\n"
+        "    return v\n\n"
+        "def shared(ctx):\n"
+        "    v = [1]\n"
+        "    for _ in range(40):\n"
+        "        v = [v, v]\n"
+        "    return v\n")
+    spec = write(tmp_path, """\
+        workflow: odd
+        agents: {a: {capabilities: [x], capacity: 2}}
+        tasks:
+          deep: {requires: [x], action: "odd_results:deep"}
+          shared: {requires: [x], action: "odd_results:shared"}
+        """)
+    res = wfkit("run", str(spec), "--json", "--no-progress")
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    results = {tid: r["result"] for tid, r in json.loads(res.stdout)["task_results"].items()}
+    assert results["deep"].startswith("<not shown: the result is nested more than")
+    assert results["shared"].startswith("<not shown: the result would expand to more than")
+    res = wfkit("run", str(spec), "--no-progress")
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "deep    completed" in res.stdout and "[[[...]]]" in res.stdout

@@ -19,11 +19,15 @@ many tasks finished (a row per attempt, or JSON with its slow float formatting, 
 more than the engine's own work on small tasks); the last state written for a (run,
 execution, task, attempt) is current. The list holds only plain values (str, int, float,
 None, and JSON-exact results) and is pickled; it is read back with an unpickler that refuses
-every class, so reading history is safe whoever wrote the file.
+every class, and every value read from the file is checked for type and bounded in depth and
+size (:mod:`wfkit.metrics.decode`), so reading history is safe whoever wrote the file: a
+damaged or crafted file gives a StoreError, never a traceback or a hang.
 
 Results are stored inline as JSON when the value survives it exactly, otherwise pickled into
 ``pickles`` (:mod:`wfkit.metrics.codec`). Unpickling runs code chosen by whoever wrote the
-file: resume only from stores you trust. A result neither can store does not fail its task;
+file: resume only from stores you trust. The first time a process loads a store's pickled
+results it says so (:class:`PickledResultsWarning`); ``RunStore(path,
+json_only_results=True)`` (``wfkit run --resume --json-only-results``) refuses them instead. A result neither can store does not fail its task;
 the task is marked not resumable (it runs again on resume) and a
 :class:`ResultNotStoredWarning` names it.
 
@@ -35,7 +39,6 @@ newer schema gives a :class:`~wfkit.StoreError` naming the path, and is never wr
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import os
@@ -61,10 +64,11 @@ from wfkit.events import (
     TaskSkipped,
     TaskStarted,
 )
-from wfkit.metrics import frames
+from wfkit.metrics import decode, frames
 from wfkit.metrics.codec import NotStorable, from_pickle, json_exact, to_pickle
 
-__all__ = ["RunStore", "ResultNotStoredWarning", "APPLICATION_ID", "SCHEMA_VERSION"]
+__all__ = ["RunStore", "ResultNotStoredWarning", "PickledResultsWarning", "APPLICATION_ID",
+           "SCHEMA_VERSION"]
 
 log = logging.getLogger("wfkit.metrics.store")
 
@@ -132,25 +136,34 @@ _RUN, _TID, _ATTEMPT, _AGENT, _STATUS, _STARTED, _FINISHED, _ERROR, _FINAL, _ENC
 _dumps = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
+# What each field of an attempt state may hold, checked as it is read (metrics.decode).
+_ROW_FIELDS = tuple(zip(_ROW, (
+    decode.text, decode.text, decode.count, decode.optional_text, decode.text,
+    decode.timestamp, decode.timestamp, decode.optional_text, decode.flag,
+    decode.optional_text, decode.check_json_value,
+), strict=True))
+
+
 def _pack(rows: list[tuple[Any, ...]]) -> bytes:
     return pickle.dumps(rows, protocol=5)
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    """Loads lists of plain values; refuses any class, so a crafted file cannot run code."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(
-            f"a run store's transitions hold only plain values, not {module}.{name}"
-        )
-
-
-def _unpack(data: bytes) -> list[tuple[Any, ...]]:
-    return _PlainUnpickler(io.BytesIO(data)).load()
-
-
 class ResultNotStoredWarning(UserWarning):
     """A task's result could not be stored; that task will run again on resume."""
+
+
+class PickledResultsWarning(UserWarning):
+    """Results are being unpickled from a store: that runs code chosen by its writer."""
+
+
+_WARNED_PICKLES: set[str] = set()  # stores whose pickled results this process has loaded
+_CHECKED: set[tuple[int, int]] = set()  # files this process created or integrity-checked
+QUICK_CHECK_SECONDS = 30.0  # longest integrity check before a store is first written
+
+
+def _file_key(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -178,12 +191,18 @@ class RunStore:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, timeout: float = 60.0, fsync: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 60.0,
+        fsync: bool = False,
+        json_only_results: bool = False,
     ) -> None:
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise StoreError(f"RunStore needs a file path, got {path!r}", path=path)
         self.path = Path(path).expanduser()
         self.timeout = float(timeout)
+        self.json_only_results = bool(json_only_results)
         # Handlers only append to these lists (atomic under the GIL); a flush writes and then
         # deletes the prefix it wrote, so rows appended meanwhile from another thread stay.
         self._log: list[tuple[Any, ...]] = []
@@ -213,19 +232,23 @@ class RunStore:
         path = self.path
         if path.is_dir():
             raise self._fail("is a directory; give RunStore a file path such as runs.db")
-        if path.exists():
-            try:
-                with open(path, "rb") as f:
-                    header = f.read(len(_SQLITE_HEADER))
-            except OSError as exc:
-                raise self._fail("cannot be read", exc) from exc
-            if header and header != _SQLITE_HEADER:
-                raise self._fail(
-                    "is not a wfkit run store (not an SQLite database); it was left "
-                    "unchanged. Give RunStore a new file or an existing wfkit store"
-                )
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            self._create(fsync)
+        try:
+            with open(path, "rb") as f:
+                header = f.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise self._fail("cannot be read", exc) from exc
+        if not header:
+            raise self._fail(
+                "is an empty file (0 bytes), not a wfkit run store; it was left unchanged. "
+                "Delete it, or give RunStore a path that does not exist yet"
+            )
+        if header != _SQLITE_HEADER:
+            raise self._fail(
+                "is not a wfkit run store (not an SQLite database); it was left "
+                "unchanged. Give RunStore a new file or an existing wfkit store"
+            )
         try:
             conn = sqlite3.connect(
                 path, timeout=self.timeout, isolation_level=None, check_same_thread=False
@@ -234,12 +257,13 @@ class RunStore:
             raise self._fail("cannot be opened", exc) from exc
         try:
             state = self._retry(lambda: self._inspect(conn))
-            if state == "fresh":  # an empty file: nothing to lose, so no fsync while creating
+            if state == "fresh":  # an empty database: nothing to lose, no fsync while creating
                 conn.execute("PRAGMA synchronous=OFF")
             self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             if state == "fresh":
                 self._write(conn, self._initialise)
             elif self._missing_columns(conn):
+                self._check_before_writing(conn)
                 self._write(conn, self._add_columns)
             conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         except StoreError:
@@ -252,6 +276,81 @@ class RunStore:
                 "it was left unchanged", exc
             ) from exc
         return conn
+
+    def _create(self, fsync: bool) -> None:
+        """Make a new store at ``self.path`` all at once: it is built under a temporary name
+        beside it and hard-linked into place, so no process ever sees a half-made (0-byte)
+        file. If another process makes it first, theirs is used."""
+        path = self.path
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA synchronous=OFF")
+                conn.execute("PRAGMA journal_mode=WAL")
+                self._write(conn, self._initialise)
+            finally:
+                conn.close()  # checkpoints: the file holds everything, in WAL mode
+            if fsync:
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return
+            except OSError:  # no hard links here: claim the name, then fill it in
+                data = tmp.read_bytes()
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    return
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            _CHECKED.add(_file_key(path))
+        except (sqlite3.Error, OSError) as exc:
+            raise self._fail("cannot be created", exc) from exc
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+
+    def _check_before_writing(self, conn: sqlite3.Connection | None = None) -> None:
+        """``PRAGMA quick_check`` before the first write to a file this process neither created
+        nor checked: corruption on a page that opening did not read is refused before anything
+        is written. Bounded: a check that runs past QUICK_CHECK_SECONDS is cut short (logged)."""
+        try:
+            key = _file_key(self.path)
+        except OSError as exc:
+            raise self._fail("cannot be read", exc) from exc
+        if key in _CHECKED:
+            return
+        deadline = time.monotonic() + QUICK_CHECK_SECONDS
+        with self._lock:
+            if conn is None:
+                self._check_open()
+                conn = self._conn
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            try:
+                found = self._retry(
+                    lambda: [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+                )
+            except sqlite3.OperationalError as exc:
+                if "interrupt" not in str(exc).lower():
+                    raise self._fail("is corrupt; it was left unchanged", exc) from exc
+                log.warning("%s: the integrity check took more than %g s and was cut short; "
+                            "writing without it", self.path, QUICK_CHECK_SECONDS)
+                found = ["ok"]
+            except sqlite3.DatabaseError as exc:
+                raise self._fail("is corrupt; it was left unchanged", exc) from exc
+            finally:
+                conn.set_progress_handler(None, 0)
+        if found != ["ok"]:
+            detail = " ".join(" ".join(str(f).split()) for f in found)
+            raise self._fail(
+                f"is corrupt (PRAGMA quick_check: {detail[:300]}); nothing was written to it. "
+                f"Restore it from a copy, or record runs in a new file"
+            )
+        _CHECKED.add(key)
 
     def _inspect(self, conn: sqlite3.Connection) -> str:
         """'ours' or 'fresh'; raises StoreError for anything else. Reads only, from one
@@ -365,6 +464,24 @@ class RunStore:
             except sqlite3.DatabaseError as exc:
                 raise self._fail("cannot be read: the store is corrupt", exc) from exc
 
+    def _runs(
+        self, columns: str, where: str = "", params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Rows of the runs table with each column checked (JSON columns parsed): a damaged or
+        crafted row is a StoreError, never a wrong type further on."""
+        names = tuple(c.strip() for c in columns.split(","))
+        rows = self._read(f"SELECT {columns} FROM runs{where}", params)
+        try:
+            return [decode.check_run_row(names, row) for row in rows]
+        except decode.Damaged as exc:
+            raise self._damaged(exc, "its table of runs") from None
+
+    def _damaged(self, exc: Exception, part: str = "its task history") -> StoreError:
+        return self._fail(
+            f"cannot be read: {part} is damaged or was not written by wfkit ({exc}); it was "
+            f"left unchanged"
+        )
+
     # -- subscribing -------------------------------------------------------------------------
 
     def attach(self, source: Any) -> RunStore:
@@ -377,6 +494,7 @@ class RunStore:
                 f"RunStore.attach() needs a CollectiveAgentWorkflowOrchestrator, got "
                 f"{type(source).__name__}", path=self.path,
             )
+        self._check_before_writing()
         self._sources.add(source, self._on_event)
         return self
 
@@ -450,7 +568,10 @@ class RunStore:
                 conn.executemany("INSERT INTO pickles VALUES (?, ?, ?, ?, ?)", pickles)
             return work(conn) if work is not None else None
 
-        out = self._write(self._conn, transaction)
+        try:
+            out = self._write(self._conn, transaction)
+        except decode.Damaged as exc:
+            raise self._damaged(exc) from None
         del self._log[:n_rows]
         del self._pickles[:n_pickles]
         return out
@@ -526,7 +647,11 @@ class RunStore:
             ).fetchone()
             if row is None:
                 return
-            participants = sorted(set(json.loads(row[0])) | set(e.participants))
+            try:
+                stored = decode.json_column(row[0], "participants", decode.names)
+            except decode.Damaged:  # rewritten from the run's own record below
+                stored = []
+            participants = sorted(set(stored) | set(e.participants))
             conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, total_tasks = ?, "
                 "successful_tasks = ?, failed_tasks = ?, skipped_tasks = ?, cancelled_tasks = ?,"
@@ -586,18 +711,22 @@ class RunStore:
         ``run_id`` or of every run, in the order attempts first appeared, runs oldest first."""
         if run_id is None:
             cursor = conn.execute(
-                "SELECT t.execution, t.rows FROM transitions t JOIN runs r "
+                "SELECT t.run_id, t.execution, t.rows FROM transitions t JOIN runs r "
                 "ON r.run_id = t.run_id ORDER BY r.started_at, r.rowid, t.rowid"
             )
         else:
             cursor = conn.execute(
-                "SELECT execution, rows FROM transitions WHERE run_id = ? "
+                "SELECT run_id, execution, rows FROM transitions WHERE run_id = ? "
                 "ORDER BY rowid", (run_id,),
             )
         states: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        for ex, data in cursor:
-            for row in _unpack(data):
-                states[(row[_RUN], ex, row[_TID], row[_ATTEMPT])] = row
+        for rid, ex, data in cursor:
+            what = f"run {rid!r}"
+            decode.count(ex, f"{what}: its execution number")
+            for row in decode.unpack_rows(data, what, _ROW_FIELDS):
+                if row[_RUN] != rid:
+                    raise decode.Damaged(f"{what} holds an attempt of run {row[_RUN]!r}")
+                states[(rid, ex, row[_TID], row[_ATTEMPT])] = row
         return states
 
     def _read_states(self, run_id: str | None = None) -> dict[tuple[Any, ...], tuple[Any, ...]]:
@@ -608,11 +737,8 @@ class RunStore:
                 return self._retry(lambda: self._states(self._conn, run_id))
             except sqlite3.DatabaseError as exc:
                 raise self._fail("cannot be read: the store is corrupt", exc) from exc
-            except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as exc:
-                raise self._fail(
-                    "cannot be read: its task history is damaged or was not written by wfkit",
-                    exc,
-                ) from exc
+            except decode.Damaged as exc:
+                raise self._damaged(exc) from None
 
     # -- resume ------------------------------------------------------------------------------
 
@@ -628,11 +754,10 @@ class RunStore:
             raise ResumeError(
                 f"resume= takes 'latest' or a run id (a string), got {resume!r}"
             )
-        columns = "run_id, workflow_id, status, graph, host, pid"
+        columns = ", ".join(decode.RUN_COLUMNS)  # all of them: resume writes to this row
         if resume == "latest":
-            rows = self._read(
-                f"SELECT {columns} FROM runs WHERE workflow_id = ? "
-                f"ORDER BY started_at DESC, rowid DESC LIMIT 1",
+            rows = self._runs(
+                columns, " WHERE workflow_id = ? ORDER BY started_at DESC, rowid DESC LIMIT 1",
                 (workflow_id,),
             )
             if not rows:
@@ -641,13 +766,16 @@ class RunStore:
                     f"{workflow_id!r}; run it once without resume="
                 )
         else:
-            rows = self._read(f"SELECT {columns} FROM runs WHERE run_id = ?", (resume,))
+            rows = self._runs(columns, " WHERE run_id = ?", (resume,))
             if not rows:
                 raise ResumeError(
                     f"no run {resume!r} in the store {self.path}; pass resume='latest' or a "
                     f"run_id from store.workflow_frame()"
                 )
-        run_id, stored_workflow, status, graph_json, host, pid = rows[0]
+        run = dict(zip(decode.RUN_COLUMNS, rows[0], strict=True))
+        run_id, stored_workflow, status, graph, host, pid = (
+            run[c] for c in ("run_id", "workflow_id", "status", "graph", "host", "pid")
+        )
         if stored_workflow != workflow_id:
             raise ResumeError(
                 f"run {run_id!r} is a run of workflow {stored_workflow!r}, not "
@@ -663,7 +791,7 @@ class RunStore:
                 f"run {run_id!r} of workflow {workflow_id!r} is still running in process "
                 f"{pid} on this machine; wait for it to finish (or stop it) before resuming"
             )
-        self._check_tasks(run_id, workflow_id, json.loads(graph_json), task_ids)
+        self._check_tasks(run_id, workflow_id, graph, task_ids)
         completed = self._completed_results(run_id)
         return run_id, completed
 
@@ -708,19 +836,16 @@ class RunStore:
 
     def latest_run(self, workflow_id: str) -> str | None:
         """The id of ``workflow_id``'s most recently started run, or None."""
-        rows = self._read(
-            "SELECT run_id FROM runs WHERE workflow_id = ? ORDER BY started_at DESC, rowid DESC "
-            "LIMIT 1",
+        rows = self._runs(
+            "run_id", " WHERE workflow_id = ? ORDER BY started_at DESC, rowid DESC LIMIT 1",
             (workflow_id,),
         )
         return rows[0][0] if rows else None
 
     def run_params(self, run_id: str) -> dict[str, Any] | None:
         """The parameters ``run_id`` ran with (None for a run stored before parameters)."""
-        rows = self._read("SELECT params FROM runs WHERE run_id = ?", (run_id,))
-        if not rows or rows[0][0] is None:
-            return None
-        return json.loads(rows[0][0])
+        rows = self._runs("run_id, params", " WHERE run_id = ?", (run_id,))
+        return rows[0][1] if rows else None
 
     def results(self, run_id: str) -> dict[str, Any]:
         """The stored results of ``run_id``'s completed tasks (those that could be stored)."""
@@ -736,7 +861,9 @@ class RunStore:
             if row[_STATUS] == "completed":
                 chosen[tid] = (ex, attempt, row)  # a later execution's completion wins
         blobs: dict[tuple[int, str, int], bytes] = {}
-        if any(row[_ENC] == "pickle" for _, _, row in chosen.values()):
+        pickled = sorted(tid for tid, (_, _, row) in chosen.items() if row[_ENC] == "pickle")
+        if pickled:
+            self._before_unpickling(run_id, pickled)
             blobs = {
                 (ex, tid, attempt): data
                 for tid, ex, attempt, data in self._read(
@@ -750,7 +877,9 @@ class RunStore:
                 out[tid] = row[_RESULT]
             elif row[_ENC] == "pickle":
                 try:
-                    out[tid] = from_pickle(blobs[(ex, tid, attempt)])
+                    value = from_pickle(blobs[(ex, tid, attempt)])
+                    decode.measure(value, "the result", strict=False)
+                    out[tid] = value
                 except Exception as exc:  # e.g. a pickled class that no longer imports
                     warnings.warn(
                         f"the stored result of task {tid!r} (run {run_id}) cannot be loaded "
@@ -759,6 +888,29 @@ class RunStore:
                         stacklevel=3,
                     )
         return out
+
+    def _before_unpickling(self, run_id: str, tasks: list[str]) -> None:
+        """Refuse pickled results (``json_only_results``), or say once per store and process
+        that loading them runs code chosen by whoever wrote the file."""
+        if self.json_only_results:
+            more = f" and {len(tasks) - 5} more" if len(tasks) > 5 else ""
+            raise StoreError(
+                f"{self.path}: run {run_id} has results stored with pickle (tasks "
+                f"{', '.join(map(repr, tasks[:5]))}{more}), and this store was opened with "
+                f"json_only_results=True (--json-only-results), which refuses them. Resume "
+                f"without it only if you trust whoever wrote this file, or run without resume",
+                path=self.path,
+            )
+        key = os.path.realpath(self.path)
+        if key not in _WARNED_PICKLES:
+            _WARNED_PICKLES.add(key)
+            warnings.warn(
+                f"{self.path}: loading pickled task results, which runs code chosen by whoever "
+                f"wrote this store; refuse them with --json-only-results "
+                f"(RunStore(..., json_only_results=True))",
+                PickledResultsWarning,
+                stacklevel=4,
+            )
 
     def _where(self, **filters: str | None) -> tuple[str, list[str]]:
         clauses, params = [], []
@@ -772,17 +924,19 @@ class RunStore:
         """One row per stored run (oldest first). Until a run finishes, its counts come from
         its tasks; a run whose process died on this machine shows status ``interrupted``."""
         where, params = self._where(workflow_id=workflow_id)
-        rows = self._read(
-            "SELECT run_id, workflow_id, status, started_at, finished_at, "
-            "finished_at - started_at, total_tasks, successful_tasks, failed_tasks, "
-            "skipped_tasks, cancelled_tasks, resumed_tasks, participants, policy, host, pid, "
-            f"params, parent_run_id, parent_task_id FROM runs{where} ORDER BY started_at, rowid",
+        rows = self._runs(
+            "run_id, workflow_id, status, started_at, finished_at, total_tasks, "
+            "successful_tasks, failed_tasks, skipped_tasks, cancelled_tasks, resumed_tasks, "
+            "participants, policy, host, pid, params, parent_run_id, parent_task_id",
+            f"{where} ORDER BY started_at, rowid",
             params,
         )
         out = []
         for row in rows:
             *head, participants, policy, host, pid, run_params, parent_run, parent_task = row
-            ids = set(json.loads(participants))
+            started, finished = head[3], head[4]
+            head.insert(5, None if finished is None else finished - started)
+            ids = set(participants)
             if head[2] == "running":
                 if host == self._host and pid != os.getpid() and not _pid_alive(pid):
                     head[2] = "interrupted"
@@ -798,14 +952,14 @@ class RunStore:
                         if st[_STATUS] == status and (status != "failed" or st[_FINAL])
                     )
             out.append((*head, len(ids), tuple(sorted(ids)), policy,
-                        json.loads(run_params) if run_params else {}, parent_run, parent_task))
+                        run_params or {}, parent_run, parent_task))
         return frames.build_frame(out, frames.WORKFLOW_COLUMNS)
 
     def task_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> Any:
         """One row per task attempt of every stored run (see AdvancedWorkflowMetrics), runs
         oldest first."""
         where, params = self._where(run_id=run_id, workflow_id=workflow_id)
-        workflow_of = dict(self._read(f"SELECT run_id, workflow_id FROM runs{where}", params))
+        workflow_of = dict(self._runs("run_id, workflow_id", where, params))
         if run_id is not None:
             states = self._read_states(run_id) if workflow_of else {}
         else:
@@ -826,8 +980,8 @@ class RunStore:
     def agent_load_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> Any:
         """Each agent's load and capacity over time, from the stored attempts."""
         capacities: dict[str, int] = {}
-        for (agents,) in self._read("SELECT agents FROM runs ORDER BY started_at, rowid"):
-            capacities.update({a: c for a, c in json.loads(agents)})
+        for _, agents in self._runs("run_id, agents", " ORDER BY started_at, rowid"):
+            capacities.update({a: c for a, c in agents})
         return frames.agent_load(self.task_frame(run_id, workflow_id), capacities)
 
     # -- lifetime ----------------------------------------------------------------------------
