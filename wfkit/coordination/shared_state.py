@@ -5,7 +5,14 @@ and its version); a write names the version it was based on. Granularity is the 
 
 - a write based on the current version is applied as is;
 - :meth:`SharedState.update` is a read-modify-write that re-reads and re-runs ``fn`` when
-  someone committed in between (compare-and-set), so concurrent updates are never lost;
+  someone committed in between (compare-and-set), so concurrent updates are never lost. An
+  update that lost such a race waits for its *turn* (one FIFO turn per event loop, one for
+  threads) and runs again there; newcomers queue behind it while the turn is taken. So
+  contended updates run one after another instead of all re-running after every commit:
+  every update runs ``fn`` at most twice plus once per commit made in its turn by others
+  (another loop, a thread, a direct write), not once per competitor;
+- ``state[key] = value`` and ``del state[key]`` write at the current version, taken under
+  the lock: they never conflict;
 - a :meth:`SharedState.write` based on an old version is a *stale write*. Its keys that nobody
   changed since its base version (or changed to the very same value) merge. Keys changed by
   both sides to different values are a :class:`Conflict`, handled by the strategy:
@@ -23,7 +30,9 @@ Invariants: ``_key_version[k]`` is the version of the last commit that set or de
 values inside the state are never mutated in place (writes store deep copies and snapshots
 hand out deep copies), so a shallow copy of ``_data`` is an exact picture of a version. All
 transitions happen under ``_lock`` (re-entrant: sync handlers run in worker threads, and a
-strategy callable may read the state); events are emitted after it is released.
+strategy callable may read the state); events are emitted after it is released. ``_lock`` is
+never held while user code runs (``fn``, ``strategy`` callables aside, which decide within the
+commit); the turns are held across ``fn`` and only ever by updates.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import inspect
 import itertools
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -285,6 +295,13 @@ class SharedState(Mapping[str, Any]):
             maxlen=history_limit
         )
         self.retries = 0  # compare-and-set failures of update(), re-run with fresh data
+        # Turns of contended updates: an asyncio.Lock per event loop, one lock for threads;
+        # _turn_holders has the task (or thread id) in a turn, to refuse a nested update.
+        self._loop_turns: weakref.WeakKeyDictionary[Any, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._thread_turn = threading.Lock()
+        self._turn_holders: set[Any] = set()
         if initial:
             if not isinstance(initial, Mapping):
                 raise ValidationError(
@@ -337,6 +354,18 @@ class SharedState(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._data)
 
+    def items(self) -> Any:
+        """Keys and values of one version (a dict's items view of a snapshot)."""
+        return self.read().data.items()
+
+    def values(self) -> Any:
+        """Values of one version (copies)."""
+        return self.read().data.values()
+
+    def keys(self) -> Any:
+        with self._lock:
+            return dict.fromkeys(self._data).keys()
+
     def __repr__(self) -> str:
         return f"<SharedState {self.session_id!r} v{self._version}: {sorted(self._data)}>"
 
@@ -360,13 +389,23 @@ class SharedState(Mapping[str, Any]):
     # -- writing -----------------------------------------------------------------------------
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.write("user", {key: value}, base_version=self._version)
+        self._write_current("user", {key: value})
 
     def __delitem__(self, key: str) -> None:
+        self._write_current("user", {key: DELETE}, must_exist=key)
+
+    def _write_current(
+        self, participant: str, changes: Mapping[str, Any], *, must_exist: str | None = None
+    ) -> WriteOutcome:
+        """Write at whatever version is current when the lock is taken: never stale."""
+        changes = self._normalise(changes, ())
+        events: list[Any] = []
         with self._lock:
-            if key not in self._data:
-                raise KeyError(key)
-            self.write("user", {key: DELETE}, base_version=self._version)
+            if must_exist is not None and must_exist not in self._data:
+                raise KeyError(must_exist)
+            version = self._commit(participant, changes, None, events)
+        self._emit(events)
+        return WriteOutcome("applied", version, tuple(changes))
 
     def write(
         self,
@@ -410,22 +449,40 @@ class SharedState(Mapping[str, Any]):
     ) -> WriteOutcome:
         """Read-modify-write: ``fn(data)`` (sync or async) gets a copy of the state and returns
         the new state (or mutates the copy and returns ``None``). If someone committed in
-        between, ``fn`` runs again on the fresh state, so no update is ever lost."""
+        between, ``fn`` runs again on the fresh state, so no update is ever lost; contended
+        updates take turns (see the module docstring). ``fn`` must not update this state."""
         _check_participant(participant)
         if not callable(fn):
             raise ValidationError(f"update() needs a callable fn(data), got {fn!r}")
+        me = asyncio.current_task()
+        self._refuse_nested(me, "update")
+        turn = self._loop_turn()
         attempts = 0
-        while True:
+        if not turn.locked():  # nobody queued: try at once, as an uncontended update would
             attempts += 1
-            version, base, data = self._read_for_update()
-            new = fn(data)
-            if inspect.isawaitable(new):
-                new = await new
-            outcome = self._compare_and_set(participant, version, base, data, new, attempts)
+            outcome = await self._attempt(participant, fn, attempts)
             if outcome is not None:
                 return outcome
             _check_retries(attempts, max_retries, self.session_id)
-            await asyncio.sleep(0)  # let the writer that beat us finish its turn
+        async with turn:
+            self._turn_holders.add(me)
+            try:
+                while True:
+                    attempts += 1
+                    outcome = await self._attempt(participant, fn, attempts)
+                    if outcome is not None:
+                        return outcome
+                    _check_retries(attempts, max_retries, self.session_id)
+                    await asyncio.sleep(0)  # a thread or another loop beat us: let it finish
+            finally:
+                self._turn_holders.discard(me)
+
+    async def _attempt(self, participant: str, fn: Any, attempts: int) -> WriteOutcome | None:
+        version, base, data = self._read_for_update()
+        new = fn(data)
+        if inspect.isawaitable(new):
+            new = await new
+        return self._compare_and_set(participant, version, base, data, new, attempts)
 
     def update_sync(
         self, participant: str, fn: Any, *, max_retries: int | None = None
@@ -434,19 +491,53 @@ class SharedState(Mapping[str, Any]):
         _check_participant(participant)
         if not callable(fn):
             raise ValidationError(f"update_sync() needs a callable fn(data), got {fn!r}")
+        me = threading.get_ident()
+        self._refuse_nested(me, "update_sync")
+        self._refuse_nested(_current_task(), "update_sync")
+        turn = self._thread_turn
         attempts = 0
-        while True:
+        if not turn.locked():
             attempts += 1
-            version, base, data = self._read_for_update()
-            new = fn(data)
-            if _discard_awaitable(new):
-                raise ValidationError(
-                    "update_sync() got an async fn; use `await shared.update(participant, fn)`"
-                )
-            outcome = self._compare_and_set(participant, version, base, data, new, attempts)
+            outcome = self._attempt_sync(participant, fn, attempts)
             if outcome is not None:
                 return outcome
             _check_retries(attempts, max_retries, self.session_id)
+        with turn:
+            self._turn_holders.add(me)
+            try:
+                while True:
+                    attempts += 1
+                    outcome = self._attempt_sync(participant, fn, attempts)
+                    if outcome is not None:
+                        return outcome
+                    _check_retries(attempts, max_retries, self.session_id)
+            finally:
+                self._turn_holders.discard(me)
+
+    def _attempt_sync(self, participant: str, fn: Any, attempts: int) -> WriteOutcome | None:
+        version, base, data = self._read_for_update()
+        new = fn(data)
+        if _discard_awaitable(new):
+            raise ValidationError(
+                "update_sync() got an async fn; use `await shared.update(participant, fn)`"
+            )
+        return self._compare_and_set(participant, version, base, data, new, attempts)
+
+    def _loop_turn(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            turn = self._loop_turns.get(loop)
+            if turn is None:
+                turn = self._loop_turns[loop] = asyncio.Lock()
+        return turn
+
+    def _refuse_nested(self, me: Any, what: str) -> None:
+        if me is not None and me in self._turn_holders:
+            raise ValidationError(
+                f"{what}() was called from inside an update fn of the same shared state "
+                f"(session {self.session_id!r}); it would wait for its own turn. Make the "
+                f"change in the outer fn's returned dict instead"
+            )
 
     def _read_for_update(self) -> tuple[int, dict[str, Any], dict[str, Any]]:
         with self._lock:
@@ -699,6 +790,13 @@ class SharedState(Mapping[str, Any]):
         for key in values:
             if not isinstance(key, str):
                 raise ValidationError(f"shared state keys must be strings, got {key!r}")
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop runs in this thread
+        return None
 
 
 def _check_participant(participant: object) -> None:
