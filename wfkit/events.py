@@ -77,6 +77,7 @@ class TaskCompleted(Event):
     attempt: int
     started_at: float
     result: Any = field(repr=False, default=None)
+    cached: bool = False  # served from the result cache: the action did not run
 
 
 @dataclass(frozen=True, slots=True)

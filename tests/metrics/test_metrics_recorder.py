@@ -158,7 +158,7 @@ def test_frames_are_typed_even_when_empty():
     tasks = m.task_frame()
     assert list(tasks.columns) == ["run_id", "workflow_id", "task_id", "agent_id", "status",
                                    "attempt", "started_at", "finished_at", "duration", "error",
-                                   "final"]
+                                   "final", "cached"]
     assert is_utc_time(tasks["started_at"]) and tasks["attempt"].dtype == "Int64"
     assert pd.api.types.is_string_dtype(tasks["task_id"])
 

@@ -21,6 +21,15 @@ from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
 from wfkit.agents.params import NO_PARAMS, RunParams
 from wfkit.agents.policies import Policy
 from wfkit.agents.results import RunResult
+from wfkit.cache import (
+    CacheEntry,
+    KeyMaker,
+    ResultCache,
+    Unhashable,
+    digest_key,
+    full_key,
+    warn_uncacheable,
+)
 from wfkit.callables import describe_error, is_async_callable
 from wfkit.errors import TaskTimeoutError, WorkerLostError
 from wfkit.events import (
@@ -93,6 +102,9 @@ class WorkflowRun:
         max_backoff: float = 30.0,
         on_transition: Callable[[], None] | None = None,
         params: Mapping[str, Any] = NO_PARAMS,
+        cache: ResultCache | None = None,
+        cache_mode: str = "use",
+        cache_default: bool = False,
     ) -> None:
         self.workflow_id = workflow_id
         self.run_id = run_id
@@ -124,6 +136,15 @@ class WorkflowRun:
         self.started_at = 0.0
         self.finished_at = 0.0
         self.status = "running"
+        # The result cache (None when off): tasks served from it, the keys of this run's
+        # results that have one, and the base keys of cacheable tasks that are running.
+        self.cache = cache if cache_mode != "off" else None
+        self.cache_mode = cache_mode
+        self.cache_default = cache_default
+        self.cached: set[str] = set()
+        self.keys: dict[str, str] = {}
+        self._bases: dict[str, str] = {}
+        self._keymaker = KeyMaker(params) if self.cache is not None else None
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -165,16 +186,98 @@ class WorkflowRun:
         return self.result()
 
     def dispatch(self) -> None:
-        """Start every assignment the run state allows now."""
+        """Start every assignment the run state allows now; a task whose result is cached
+        completes at once (and may make more tasks ready: hence the loop)."""
         create = self._loop.create_task
         live = self._live
-        for task, agent in self.state.assign():
-            record = live.get(task.task_id)
-            if record is None:
-                record = live[task.task_id] = _Record()
-            record.attempts += 1
-            task.status = "running"
-            self._running[task.task_id] = create(self._attempt(task, agent, record))
+        cache, default = self.cache, self.cache_default
+        while True:
+            served = False
+            for task, agent in self.state.assign():
+                if cache is not None and (default if task.cache is None else task.cache):
+                    if self._from_cache(task, agent):
+                        served = True
+                        continue
+                record = live.get(task.task_id)
+                if record is None:
+                    record = live[task.task_id] = _Record()
+                record.attempts += 1
+                task.status = "running"
+                self._running[task.task_id] = create(self._attempt(task, agent, record))
+            if not served:
+                return
+
+    # -- the result cache --------------------------------------------------------------------
+
+    def _base_key(self, task: WorkflowTask, agent: AgentProfile) -> str | None:
+        """The task's key but for the run parameters it reads; None (with a warning) when
+        something it depends on cannot be hashed."""
+        tid = task.task_id
+        keymaker = self._keymaker
+        deps = task.dependencies
+        try:
+            if task.cache_key is not None:
+                ctx = TaskContext(
+                    task, agent, {d: self.results[d] for d in deps}, 0, self.run_id,
+                    self.workflow_id, RunParams(self.params),
+                )
+                custom = task.cache_key(ctx)
+                return digest_key(["custom", tid, repr(custom), repr(task.cache_version)])
+            static = keymaker.static(task, task.action or agent.handler)
+            if not deps:
+                return static
+            keys, results = self.keys, self.results
+            return digest_key([static, *(keymaker.input_key(d, keys, results) for d in deps)])
+        except Unhashable as exc:
+            warn_uncacheable(tid, f"{exc}, which cannot be hashed")
+        except Exception as exc:  # a cache_key callable that failed
+            warn_uncacheable(tid, f"its cache_key raised {type(exc).__name__}: {exc}")
+        return None
+
+    def _from_cache(self, task: WorkflowTask, agent: AgentProfile) -> bool:
+        """Complete ``task`` from the cache if it holds its result; else remember its base
+        key, to keep the result it is about to compute."""
+        base = self._base_key(task, agent)
+        if base is None:
+            return False
+        if self.cache_mode == "use":
+            assert self._keymaker is not None and self.cache is not None
+            entry = self.cache.lookup(base, self._keymaker.param_digests)
+            if entry is not None:
+                self._completed_cached(task, entry)
+                return True
+        self._bases[task.task_id] = base
+        return False
+
+    def _keep(self, task: WorkflowTask, base: str, result: Any, read: Any) -> None:
+        assert self._keymaker is not None and self.cache is not None
+        params = self._keymaker.param_digests(read) if read else {}
+        now = _now()
+        expires = task.cache_expires
+        entry = CacheEntry(
+            full_key(base, params), base, task.task_id, self.workflow_id, params, result, now,
+            None if expires is None else now + expires,
+        )
+        if self.cache.put(entry):
+            self.keys[task.task_id] = entry.key
+
+    def _completed_cached(self, task: WorkflowTask, entry: CacheEntry) -> None:
+        """ready -> completed without running: the result comes from the cache."""
+        tid = task.task_id
+        now = _now()
+        self.results[tid] = entry.value
+        self.keys[tid] = entry.key
+        self.cached.add(tid)
+        if entry.params:
+            self.params_read[tid] = frozenset(entry.params)
+        self.records[tid] = (None, 0, now, now, None, None, None)
+        task.status = "completed"
+        self.state.complete(tid)  # frees the slot it was given for a moment
+        if self._listening:
+            self.bus.emit(
+                TaskCompleted(self.run_id, now, self.workflow_id, tid, None, 0, now,
+                              entry.value, True)
+            )
 
     async def _attempt(self, task: WorkflowTask, agent: AgentProfile, record: _Record) -> None:
         tid = task.task_id
@@ -213,8 +316,13 @@ class WorkflowRun:
             self._failed(task, agent, record, started, exc)
         else:
             del self._running[tid]
-            if ctx.params.read:
-                self.params_read[tid] = frozenset(ctx.params.read)
+            read = ctx.params.read
+            if read:
+                self.params_read[tid] = frozenset(read)
+            if self._bases:
+                base = self._bases.pop(tid, None)
+                if base is not None:
+                    self._keep(task, base, result, read)
             self._completed(task, agent, record, started, result)
 
     async def _call(
@@ -413,6 +521,7 @@ class WorkflowRun:
         records = self.records
         skip_reason = self.state.skip_reason
         resumed = set(self.resumed)
+        cached = self.cached
         task_results: dict[str, dict[str, Any]] = {}
         for tid in self.tasks:
             agent_id, attempts, started, ended, error, exception, tb = records.get(tid, _NEVER)
@@ -429,6 +538,7 @@ class WorkflowRun:
                 "started_at": started,
                 "finished_at": ended,
                 "resumed": tid in resumed,
+                "cached": tid in cached,
                 "exception": exception if failed else None,
                 "traceback": tb if failed else None,
             }

@@ -15,6 +15,7 @@ from wfkit.agents.params import check_declared, resolve_params
 from wfkit.agents.policies import Policy, resolve_policy
 from wfkit.agents.registry import AgentRegistry
 from wfkit.agents.results import RunResult
+from wfkit.cache import CACHE_MODES, ResultCache
 from wfkit.errors import (
     ResumeError,
     UnknownWorkflowError,
@@ -72,6 +73,8 @@ class CollectiveAgentWorkflowOrchestrator:
         self.store = None
         if store is not None:
             self._attach_store(store)
+        # Results of cacheable tasks: in the store's file when there is one, else in memory.
+        self.cache = ResultCache(self.store.path if self.store is not None else None)
 
     def _attach_store(self, store: Any) -> None:
         self._owns_store = isinstance(store, str | os.PathLike)
@@ -132,9 +135,10 @@ class CollectiveAgentWorkflowOrchestrator:
         """
         from wfkit.agents.builder import Workflow
 
-        source = None
+        source, cache_default = None, False
         if isinstance(workflow_id, Workflow):
             source = workflow_id if tasks is None else None
+            cache_default = workflow_id.cache
             tasks = workflow_id.tasks if tasks is None else tasks
             params = workflow_id.params if params is None else params
             workflow_id = workflow_id.workflow_id
@@ -162,7 +166,7 @@ class CollectiveAgentWorkflowOrchestrator:
             # the Workflow it came from and its version then: a later edit is noticed
             "_source": source,
             "_version": source.version if source is not None else None,
-            "_cache": source.cache if source is not None else False,
+            "_cache": cache_default,
         }
         return workflow_id
 
@@ -237,6 +241,7 @@ class CollectiveAgentWorkflowOrchestrator:
         policy: str | Policy | Callable[..., Any] | None = None,
         progress: bool | None = None,
         params: dict[str, Any] | None = None,
+        cache: str = "use",
     ) -> RunResult:
         """Run a workflow to the end and return its :class:`RunResult`.
 
@@ -248,7 +253,17 @@ class CollectiveAgentWorkflowOrchestrator:
         the results of tasks that completed in that stored run, with that run's parameters.
         ``params`` overrides the workflow's declared parameters for this run (an undeclared
         name is an error). Cancelling the await cancels the run cleanly.
+
+        ``cache`` decides how cacheable tasks (``@wf.task(cache=True)``, ``Workflow(...,
+        cache=True)``) use :attr:`cache`: ``"use"`` reuses a result whose key is unchanged and
+        keeps new ones, ``"refresh"`` runs them all again and keeps the new results, ``"off"``
+        neither reads nor writes it.
         """
+        if cache not in CACHE_MODES:
+            raise ValidationError(
+                f"execute_workflow(cache={cache!r}): use one of "
+                f"{', '.join(map(repr, CACHE_MODES))}"
+            )
         wf, diff = await self._current(workflow_id)
         workflow_id = wf["workflow_id"]
         if workflow_id in self._active:
@@ -294,6 +309,9 @@ class CollectiveAgentWorkflowOrchestrator:
             backoff=self.backoff,
             max_backoff=self.max_backoff,
             params=values,
+            cache=self.cache,
+            cache_mode=cache,
+            cache_default=wf.get("_cache", False),
         )
         wf["status"] = "running"
         wf["runs"].append(run_id)
@@ -315,6 +333,8 @@ class CollectiveAgentWorkflowOrchestrator:
                 executor.release(run_id)
             if bar is not None:
                 bar()
+            if run.cached or run.keys:
+                self.cache.flush()
             wf["status"] = run.status
             wf["completed_tasks"] = [t for t, s in run.state.finished.items() if s == "completed"]
             wf["failed_tasks"] = [t for t, s in run.state.finished.items() if s == "failed"]
@@ -394,6 +414,7 @@ class CollectiveAgentWorkflowOrchestrator:
         path (an executor or store passed in is left to its owner)."""
         if self._owns_executor:
             self.executor.close()
+        self.cache.close()
         if self.store is not None and getattr(self, "_owns_store", False):
             self.store.close()
 

@@ -81,7 +81,7 @@ class RunResult(ResultDict):
             {k: v for k, v in r.items() if k != "exception"} for r in self["task_results"].values()
         ]
         columns = [
-            "task_id", "agent_id", "status", "attempts", "execution_time",
+            "task_id", "agent_id", "status", "cached", "attempts", "execution_time",
             "started_at", "finished_at", "error", "result",
         ]
         df = pd.DataFrame(rows, columns=columns)

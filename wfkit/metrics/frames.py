@@ -59,6 +59,7 @@ TASK_COLUMNS: Schema = (
     ("duration", "float64"),
     ("error", "string"),
     ("final", "boolean"),
+    ("cached", "boolean"),  # completed from the result cache, without running
 )
 
 INTEGRATION_COLUMNS: Schema = (

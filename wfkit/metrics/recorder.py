@@ -131,12 +131,12 @@ class AdvancedWorkflowMetrics:
         if kind is TaskStarted:  # the hot path, inlined: one per attempt
             self._open[(e.run_id, e.task_id)] = (
                 e.run_id, e.workflow_id, e.task_id, e.agent_id, "running", e.attempt,
-                e.timestamp, None, None, None, None)
+                e.timestamp, None, None, None, None, False)
         elif kind is TaskCompleted:  # carries the whole attempt; rows are atomic tuples, which
             self._open.pop((e.run_id, e.task_id), None)  # the garbage collector then skips
             self._tasks.append((e.run_id, e.workflow_id, e.task_id, e.agent_id, "completed",
                                 e.attempt, e.started_at, e.timestamp, e.timestamp - e.started_at,
-                                None, True))
+                                None, True, e.cached))
         else:
             handler = self._handlers.get(kind)
             if handler is not None:
@@ -186,19 +186,20 @@ class AdvancedWorkflowMetrics:
         self._open.pop((e.run_id, e.task_id), None)
         self._tasks.append((e.run_id, e.workflow_id, e.task_id, e.agent_id, status, e.attempt,
                             started, e.timestamp,
-                            None if started is None else e.timestamp - started, error, final))
+                            None if started is None else e.timestamp - started, error, final,
+                            False))
 
     def _task_failed(self, e: TaskFailed) -> None:
         self._end_attempt(e, "failed", e.started_at, e.error, e.final)
 
     def _task_skipped(self, e: TaskSkipped) -> None:
         self._tasks.append((e.run_id, e.workflow_id, e.task_id, None, "skipped", 0, None,
-                            e.timestamp, None, e.reason, True))
+                            e.timestamp, None, e.reason, True, False))
 
     def _task_cancelled(self, e: TaskCancelled) -> None:
         if e.agent_id is None:  # waiting or backing off: no attempt was running
             self._tasks.append((e.run_id, e.workflow_id, e.task_id, None, "cancelled", 0, None,
-                                e.timestamp, None, None, True))
+                                e.timestamp, None, None, True, False))
         else:
             self._end_attempt(e, "cancelled", e.started_at, None, True)
 
@@ -386,9 +387,9 @@ class AdvancedWorkflowMetrics:
         return frames.build_frame(list(self._runs), frames.WORKFLOW_COLUMNS)
 
     def task_frame(self) -> Any:
-        """One row per task attempt; skipped tasks, and tasks cancelled while not running,
-        have a row with ``attempt`` 0. ``final`` is False for a failed attempt that was
-        retried."""
+        """One row per task attempt; skipped tasks, tasks cancelled while not running and
+        tasks served from the result cache (``cached``) have a row with ``attempt`` 0.
+        ``final`` is False for a failed attempt that was retried."""
         rows = [*self._tasks, *self._open.values()]
         rows.sort(key=_start_or_end)  # stable: in the order things happened
         return frames.build_frame(rows, frames.TASK_COLUMNS)

@@ -123,10 +123,12 @@ _TABLES = {"meta", "runs", "transitions", "pickles"}
 _ADDED_RUN_COLUMNS = {"params": "TEXT", "parent_run_id": "TEXT", "parent_task_id": "TEXT"}
 
 # One attempt state in transitions.rows: a tuple in this order (the execution is the row's
-# column). attempt 0: the task ended without an attempt (skipped, or cancelled while
-# waiting). status: running, completed, failed, cancelled, skipped, interrupted (running when
+# column). attempt 0: the task ended without an attempt (skipped, cancelled while
+# waiting, or completed from the result cache). status: running, completed, failed,
+# cancelled, skipped, interrupted (running when
 # its process died). final: 0 for a failed attempt that was retried. encoding: "json" (the
-# result is inline), "pickle" (it is in the pickles table), "unstorable", or None.
+# result is inline), "pickle" (it is in the pickles table), "unstorable", "traceback" (a failed
+# attempt: the result slot holds its traceback), or None.
 _ROW = ("run_id", "task_id", "attempt", "agent_id", "status", "started_at", "finished_at",
         "error", "final", "encoding", "result")
 _RUN, _TID, _ATTEMPT, _AGENT, _STATUS, _STARTED, _FINISHED, _ERROR, _FINAL, _ENC, _RESULT = (
@@ -685,8 +687,12 @@ class RunStore:
                           e.started_at, e.timestamp, None, 1, encoding, None))
 
     def _task_failed(self, e: TaskFailed) -> None:
-        self._put(e.run_id, e.task_id, e.attempt, e.agent_id, "failed", e.started_at,
-                  e.timestamp, e.error, int(e.final))
+        # a failed attempt has no result: its slot holds the traceback (encoding "traceback")
+        tb = e.traceback
+        self._log.append((e.run_id, e.task_id, e.attempt, e.agent_id, "failed", e.started_at,
+                          e.timestamp, e.error, int(e.final), tb and "traceback", tb))
+        if not self._flush_pending:
+            self._soon()
 
     def _task_skipped(self, e: TaskSkipped) -> None:
         self._put(e.run_id, e.task_id, 0, None, "skipped", None, e.timestamp, e.reason, 1)
@@ -974,8 +980,18 @@ class RunStore:
                 rid, wf, tid, st[_AGENT], st[_STATUS], attempt, started, finished,
                 finished - started if started is not None and finished is not None else None,
                 st[_ERROR], None if final is None else bool(final),
+                st[_STATUS] == "completed" and attempt == 0,  # from the result cache
             ))
         return frames.build_frame(rows, frames.TASK_COLUMNS)
+
+    def tracebacks(self, run_id: str) -> dict[str, str]:
+        """The full traceback of each task that failed for good in ``run_id`` (the last one
+        when a resume failed it again), by task id."""
+        out: dict[str, str] = {}
+        for (_, _, tid, _), st in self._read_states(run_id).items():
+            if st[_STATUS] == "failed" and st[_FINAL] and st[_ENC] == "traceback":
+                out[tid] = st[_RESULT]
+        return out
 
     def agent_load_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> Any:
         """Each agent's load and capacity over time, from the stored attempts."""

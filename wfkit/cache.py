@@ -1,0 +1,470 @@
+"""The result cache: a task whose inputs and code have not changed is not run again.
+
+A task's key is a digest of what its result depends on:
+
+- its code: the action's (or the agent handler's) code object with its constants, nested code
+  and names, recursively the functions of the same module it refers to, its default
+  arguments, the values it closes over and the plain values (numbers, strings) of module
+  globals it reads. File names and line numbers are left out, so moving a function, or a
+  notebook that is restarted (whose cells get new file names), keeps the key;
+- the task's id and ``cache_version``; for a task run by its agent's handler, the task fields
+  a handler reads (description, capabilities, estimate);
+- each input's key: the key of a cached upstream result, else a digest of the value itself
+  (pandas through ``pandas.util.hash_pandas_object``, numpy arrays by their buffer, anything
+  else pickled). So a change upstream changes every key downstream;
+- the run parameters the task read (``ctx.params``). Which ones it reads is only known once it
+  has run, so an entry records them with their values' digests under the key made of the rest
+  (the *base* key): a later run reuses the entry only when those parameters still have the
+  same values.
+
+``cache_key=callable(ctx)`` replaces the computed part with what the callable returns.
+An input that cannot be hashed makes the task uncacheable for that run (one warning line).
+
+Entries live in memory per orchestrator, or in the run store's file when the orchestrator has
+a store (:mod:`wfkit.metrics.cache_table`): they survive a kernel restart and are shared by
+every process using that file. ``orchestrator.cache`` is a :class:`ResultCache`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import pickle
+import sys
+import threading
+import time
+import types
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "ResultCache",
+    "CacheEntry",
+    "KeyMaker",
+    "UncacheableWarning",
+    "Unhashable",
+    "value_digest",
+    "function_digest",
+    "full_key",
+    "digest_key",
+    "warn_uncacheable",
+    "CACHE_MODES",
+]
+
+CACHE_MODES = ("use", "refresh", "off")
+_SCALARS = (int, float, str, bytes, bool, complex, type(None))
+
+
+class UncacheableWarning(UserWarning):
+    """A task could not be cached in this run (an input or its key could not be hashed)."""
+
+
+class Unhashable(Exception):
+    """A value the cache cannot digest (the message says why)."""
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(len(p).to_bytes(4, "little"))
+        h.update(p)
+    return h.hexdigest()
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+def value_digest(value: Any) -> str:
+    """A digest of ``value``'s content; raises :class:`Unhashable` when there is none."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return _digest(b"s", kind.__name__.encode(), repr(value).encode())
+    module = kind.__module__ or ""
+    try:
+        if module.startswith("pandas"):
+            return _pandas_digest(value)
+        if module == "numpy" and kind.__name__ == "ndarray":
+            return _numpy_digest(value)
+        return _digest(b"p", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Unhashable:
+        raise
+    except Exception as exc:  # PicklingError, TypeError, RecursionError...
+        raise Unhashable(f"{type(value).__name__} ({type(exc).__name__}: {exc})") from None
+
+
+def _numpy_digest(arr: Any) -> str:
+    import numpy as np
+
+    if arr.dtype.hasobject:  # pointers, not content: pickle the objects
+        return _digest(b"np-o", pickle.dumps(arr, protocol=pickle.HIGHEST_PROTOCOL))
+    data = np.ascontiguousarray(arr)
+    return _digest(b"np", str(arr.dtype).encode(), repr(arr.shape).encode(), data.tobytes())
+
+
+def _pandas_digest(obj: Any) -> str:
+    import pandas as pd
+
+    if isinstance(obj, pd.DataFrame | pd.Series | pd.Index):
+        try:
+            rows = pd.util.hash_pandas_object(obj, index=not isinstance(obj, pd.Index)).to_numpy()
+        except TypeError:  # unhashable cells (lists, dicts): their pickle is the content
+            return _digest(b"pd-p", pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        meta = (
+            repr(list(obj.columns)) + repr([str(d) for d in obj.dtypes])
+            if isinstance(obj, pd.DataFrame)
+            else repr(getattr(obj, "name", None)) + str(obj.dtype)
+        )
+        return _digest(b"pd", type(obj).__name__.encode(), meta.encode(), rows.tobytes())
+    return _digest(b"p", pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+# -- code --------------------------------------------------------------------------------------
+
+
+def _const_bytes(c: Any, out: list[bytes]) -> None:
+    if isinstance(c, types.CodeType):
+        _code_bytes(c, out)
+    elif isinstance(c, tuple):
+        out.append(b"(")
+        for x in c:
+            _const_bytes(x, out)
+        out.append(b")")
+    elif isinstance(c, frozenset):  # iteration order depends on the hash seed: sort
+        parts = []
+        for x in c:
+            sub: list[bytes] = []
+            _const_bytes(x, sub)
+            parts.append(b"".join(sub))
+        out.append(b"{" + b",".join(sorted(parts)) + b"}")
+    else:
+        out.append(type(c).__name__.encode() + b":" + repr(c).encode())
+
+
+_code_memo: dict[types.CodeType, bytes] = {}
+_CODE_MEMO_LIMIT = 8192
+
+
+def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
+    """The parts of ``code`` that decide what it does: not its file name or line numbers."""
+    memo = _code_memo.get(code)
+    if memo is None:
+        parts: list[bytes] = [
+            code.co_code,
+            marshal.dumps((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
+                           code.co_argcount, code.co_kwonlyargcount, code.co_flags)),
+        ]
+        for c in code.co_consts:
+            _const_bytes(c, parts)
+        memo = hashlib.blake2b(b"\0".join(parts), digest_size=16).digest()
+        if len(_code_memo) >= _CODE_MEMO_LIMIT:
+            _code_memo.clear()
+        _code_memo[code] = memo
+    out.append(memo)
+
+
+def _names(code: types.CodeType) -> Iterable[str]:
+    yield from code.co_names
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            yield from _names(c)
+
+
+def function_digest(fn: Any, memo: dict[int, str] | None = None) -> str:
+    """A digest of what ``fn`` does (see the module docstring); ``memo`` (id -> digest) is
+    shared by the tasks of one run. Raises :class:`Unhashable` for what cannot be digested."""
+    if memo is None:
+        memo = {}
+    return _function_digest(fn, memo, set())
+
+
+def _function_digest(fn: Any, memo: dict[int, str], visiting: set[int]) -> str:
+    key = id(fn)
+    known = memo.get(key)
+    if known is not None:
+        return known
+    if key in visiting:  # recursion (a function that calls itself): its name is enough
+        return _digest(b"rec", getattr(fn, "__qualname__", "?").encode())
+    visiting.add(key)
+    try:
+        out = _describe(fn, memo, visiting)
+    finally:
+        visiting.discard(key)
+    memo[key] = out
+    return out
+
+
+def _describe(fn: Any, memo: dict[int, str], visiting: set[int]) -> str:
+    from wfkit.agents.model import WorkflowTask
+
+    if isinstance(fn, WorkflowTask):
+        return _function_digest(fn.fn, memo, visiting)
+    if isinstance(fn, types.MethodType):
+        return _digest(b"m", _function_digest(fn.__func__, memo, visiting).encode(),
+                       value_digest(fn.__self__).encode())
+    import functools
+
+    if isinstance(fn, functools.partial):
+        return _digest(b"partial", _function_digest(fn.func, memo, visiting).encode(),
+                       value_digest((fn.args, fn.keywords)).encode())
+    if not isinstance(fn, types.FunctionType):
+        call = getattr(type(fn), "__call__", None)  # noqa: B004 - a callable object
+        if isinstance(call, types.FunctionType):  # its class's code and its state
+            return _digest(b"obj", _function_digest(call, memo, visiting).encode(),
+                           value_digest(fn).encode())
+        name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        return _digest(b"builtin", f"{getattr(fn, '__module__', None)}.{name}".encode())
+    code = fn.__code__
+    parts: list[bytes] = []
+    _code_bytes(code, parts)
+    if fn.__defaults__:
+        parts.append(value_digest(fn.__defaults__).encode())
+    if fn.__kwdefaults__:
+        parts.append(value_digest(sorted(fn.__kwdefaults__.items())).encode())
+    if fn.__closure__:
+        for name, cell in zip(code.co_freevars, fn.__closure__, strict=False):
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            parts.append(name.encode() + b"=" + _reference_digest(content, fn, memo, visiting))
+    module = fn.__module__
+    g = fn.__globals__
+    builtins = g.get("__builtins__")
+    for name in sorted(set(_names(code))):
+        if name not in g:
+            continue  # a builtin, an attribute name, or not defined yet
+        ref = g[name]
+        if ref is builtins:
+            continue
+        digest = _global_digest(ref, module, memo, visiting)
+        if digest is not None:
+            parts.append(name.encode() + b"=" + digest)
+    return hashlib.blake2b(b"\0".join(parts), digest_size=16).hexdigest()
+
+
+def _reference_digest(value: Any, owner: Any, memo: dict[int, str], visiting: set[int]) -> bytes:
+    if callable(value) and not isinstance(value, type):
+        return _function_digest(value, memo, visiting).encode()
+    return value_digest(value).encode()
+
+
+def _global_digest(ref: Any, module: str, memo: dict[int, str], visiting: set[int]) -> bytes | None:
+    """What a global name a function reads adds to its digest: same-module functions
+    recursively, plain values by value; modules, classes and other libraries' functions by
+    nothing (their version is the environment's business)."""
+    from wfkit.agents.model import WorkflowTask
+
+    if type(ref) in _SCALARS:
+        return value_digest(ref).encode()
+    if isinstance(ref, tuple | frozenset) and all(type(x) in _SCALARS for x in ref):
+        return value_digest(ref).encode()
+    if isinstance(ref, WorkflowTask):
+        ref = ref.action
+    if isinstance(ref, types.FunctionType) and ref.__module__ == module:
+        return _function_digest(ref, memo, visiting).encode()
+    return None
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def digest_key(parts: list[str]) -> str:
+    """The key of fixed-length hex parts (the base key of a task with inputs)."""
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def full_key(base: str, params: Mapping[str, str]) -> str:
+    """The key of an entry: its base key and the digests of the parameters it read."""
+    if not params:
+        return base
+    return _digest(base.encode(), *(f"{k}={v}".encode() for k, v in sorted(params.items())))
+
+
+class KeyMaker:
+    """Makes the base keys of one run's tasks; digests of functions and of uncached inputs
+    are computed once per run."""
+
+    def __init__(self, run_params: Mapping[str, Any]) -> None:
+        self._functions: dict[int, str] = {}
+        self._statics: dict[tuple[str, int], str] = {}
+        self._values: dict[str, str] = {}
+        self._param_digests: dict[str, str] = {}
+        self.run_params = run_params
+
+    def static(self, task: Any, fn: Any) -> str:
+        """The part of a task's key that does not depend on its inputs."""
+        k = (task.task_id, id(fn))
+        s = self._statics.get(k)
+        if s is None:
+            code = function_digest(fn, self._functions)
+            fields = [task.task_id, code, repr(task.cache_version)]
+            if task.action is None:  # a handler reads the task
+                fields += [task.description, repr(sorted(task.capability_set)),
+                           repr(task.estimated_duration)]
+            s = self._statics[k] = _digest(*(f.encode() for f in fields))
+        return s
+
+    def input_key(self, dep: str, keys: Mapping[str, str], results: Mapping[str, Any]) -> str:
+        key = keys.get(dep)
+        if key is not None:
+            return key
+        key = self._values.get(dep)
+        if key is None:
+            try:
+                key = self._values[dep] = value_digest(results[dep])
+            except Unhashable as exc:
+                raise Unhashable(f"its input {dep!r} is a {exc}") from None
+        return key
+
+    def param_digests(self, names: Iterable[str]) -> dict[str, str]:
+        out = {}
+        for name in names:
+            d = self._param_digests.get(name)
+            if d is None:
+                d = self._param_digests[name] = value_digest(self.run_params.get(name))
+            out[name] = d
+        return out
+
+
+# -- where entries live ------------------------------------------------------------------------
+
+
+class CacheEntry:
+    """One cached result: its key, base key, task, parameters read, value and bookkeeping."""
+
+    __slots__ = ("key", "base", "task_id", "workflow_id", "params", "value", "created",
+                 "expires", "hits", "size")
+
+    def __init__(self, key: str, base: str, task_id: str, workflow_id: str,
+                 params: Mapping[str, str], value: Any, created: float,
+                 expires: float | None, hits: int = 0, size: int | None = None) -> None:
+        self.key, self.base, self.task_id, self.workflow_id = key, base, task_id, workflow_id
+        self.params, self.value, self.created, self.expires = params, value, created, expires
+        self.hits, self.size = hits, size
+
+    def matches(self, current: Callable[[Iterable[str]], dict[str, str]], now: float) -> bool:
+        if self.expires is not None and now >= self.expires:
+            return False
+        return not self.params or current(self.params) == self.params
+
+
+class _Memory:
+    """Entries in this process only (an orchestrator without a store)."""
+
+    def __init__(self) -> None:
+        self.by_base: dict[str, list[CacheEntry]] = {}
+
+    def candidates(self, base: str) -> list[CacheEntry]:
+        return self.by_base.get(base, ())  # type: ignore[return-value]
+
+    def put(self, entry: CacheEntry) -> None:
+        entries = self.by_base.setdefault(entry.base, [])
+        entries[:] = [e for e in entries if e.key != entry.key]
+        entries.append(entry)
+
+    def hit(self, entry: CacheEntry) -> None:
+        entry.hits += 1
+
+    def entries(self) -> list[CacheEntry]:
+        out = [e for entries in self.by_base.values() for e in entries]
+        for e in out:
+            if e.size is None:
+                try:
+                    e.size = len(pickle.dumps(e.value, protocol=pickle.HIGHEST_PROTOCOL))
+                except Exception:
+                    e.size = sys.getsizeof(e.value)
+        return out
+
+    def clear(self) -> int:
+        n = sum(len(v) for v in self.by_base.values())
+        self.by_base.clear()
+        return n
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ResultCache:
+    """``orchestrator.cache``: the results of cacheable tasks, by key.
+
+    ``frame()`` lists the entries (key, task, size in bytes, created, hits); ``clear()``
+    forgets them all. With a run store the entries are in the store's file (see
+    :mod:`wfkit.metrics.cache_table`).
+    """
+
+    def __init__(self, path: Any = None) -> None:
+        self._path = path
+        self._backend: Any = _Memory() if path is None else None
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            with self._lock:
+                if self._backend is None:
+                    from wfkit.metrics.cache_table import StoredCache
+
+                    self._backend = StoredCache(self._path)
+        return self._backend
+
+    @property
+    def persistent(self) -> bool:
+        return self._path is not None
+
+    def lookup(
+        self, base: str, current: Callable[[Iterable[str]], dict[str, str]]
+    ) -> CacheEntry | None:
+        """The entry for ``base`` whose parameters still have their values, or None."""
+        now = time.time()
+        for entry in reversed(self.backend.candidates(base)):  # newest first
+            if entry.matches(current, now):
+                self.backend.hit(entry)
+                return entry
+        return None
+
+    def put(self, entry: CacheEntry) -> bool:
+        """Keep ``entry``; False when its value cannot be stored (then it is not cached)."""
+        return self.backend.put(entry) is not False
+
+    def flush(self) -> None:
+        """Write what is buffered (a stored cache writes once per loop iteration)."""
+        if self._backend is not None:
+            self._backend.flush()
+
+    def clear(self) -> int:
+        """Forget every entry; returns how many there were."""
+        return self.backend.clear()
+
+    def frame(self) -> Any:
+        """One row per entry: key, task, size (bytes), created (UTC), hits."""
+        import pandas as pd
+
+        rows = [(e.key, e.task_id, e.size, e.created, e.hits) for e in self.backend.entries()]
+        df = pd.DataFrame(rows, columns=["key", "task", "size", "created", "hits"])
+        df["key"] = df["key"].astype("string")
+        df["task"] = df["task"].astype("string")
+        df["size"] = df["size"].astype("Int64")
+        df["hits"] = df["hits"].astype("Int64")
+        df["created"] = pd.to_datetime(df["created"].astype("float64"), unit="s", utc=True)
+        return df.sort_values("created", kind="stable").reset_index(drop=True)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+    def __len__(self) -> int:
+        return len(self.backend.entries())
+
+    def __repr__(self) -> str:
+        where = f"in {self._path}" if self._path is not None else "in memory"
+        return f"<ResultCache {where}>"
+
+
+def warn_uncacheable(task_id: str, why: str) -> None:
+    warnings.warn(
+        f"task {task_id!r} is not cached in this run: {why}", UncacheableWarning, stacklevel=2
+    )

@@ -1,0 +1,200 @@
+"""The result cache's table in a run store's SQLite file (see :mod:`wfkit.cache`).
+
+Kept beside the run history, not inside :mod:`wfkit.metrics.store`: the cache has its own
+connection and its own table (``cache``), created when first used, so a store written before
+the cache existed gains it and older readers are not disturbed. Values are written as results
+are (:mod:`wfkit.metrics.codec`: JSON when exact, else pickle; only use stores you trust).
+New entries and hit counts are buffered and written once per event-loop iteration, so a run of
+many cached tasks costs few transactions; entries written by another process are read as soon
+as they are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import threading
+import time
+import warnings
+from typing import Any
+
+from wfkit.cache import CacheEntry, UncacheableWarning
+from wfkit.errors import StoreError
+from wfkit.metrics.codec import NotStorable, from_pickle, json_exact, to_pickle
+
+__all__ = ["StoredCache"]
+
+log = logging.getLogger("wfkit.cache")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,          -- the full key: base key and the parameters read
+    base TEXT NOT NULL,            -- the key without the run parameters the task read
+    task_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    params TEXT NOT NULL,          -- JSON {parameter name: value digest}
+    encoding TEXT NOT NULL,        -- json or pickle
+    data BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    created REAL NOT NULL,         -- UNIX seconds
+    expires REAL,                  -- UNIX seconds, or NULL
+    hits INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS cache_by_base ON cache (base);
+"""
+
+
+class StoredCache:
+    """Cache entries in the SQLite file at ``path`` (a run store's)."""
+
+    def __init__(self, path: Any, *, timeout: float = 60.0) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._puts: list[tuple[Any, ...]] = []
+        self._hits: dict[str, int] = {}
+        self._flush_pending = False
+        try:
+            self._conn = sqlite3.connect(
+                path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._write(lambda c: [c.execute(s) for s in _SCHEMA.split(";") if s.strip()])
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot hold the result cache ({exc})", path=path) from exc
+
+    def _write(self, work: Any) -> Any:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            out = work(conn)
+            conn.execute("COMMIT")
+            return out
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- the backend protocol of wfkit.cache.ResultCache ---------------------------------------
+
+    def candidates(self, base: str) -> list[CacheEntry]:
+        with self._lock:
+            pending = [row for row in self._puts if row[1] == base]
+            rows = self._conn.execute(
+                "SELECT key, base, task_id, workflow_id, params, encoding, data, size, "
+                "created, expires, hits FROM cache WHERE base = ? ORDER BY created",
+                (base,),
+            ).fetchall()
+        out = []
+        for key, base_, tid, wid, params, enc, data, size, created, expires, hits in [
+            *rows, *((*row, 0) for row in pending)
+        ]:
+            try:
+                value = json.loads(data) if enc == "json" else from_pickle(data)
+            except Exception as exc:  # a class that no longer imports: run the task again
+                log.warning("cached result of task %r cannot be loaded (%s: %s); it runs again",
+                            tid, type(exc).__name__, exc)
+                continue
+            out.append(CacheEntry(key, base_, tid, wid, json.loads(params), value, created,
+                                  expires, hits, size))
+        return out
+
+    def put(self, entry: CacheEntry) -> bool:
+        value = entry.value
+        if json_exact(value):
+            enc, data = "json", json.dumps(value, separators=(",", ":"))
+        else:
+            try:
+                enc, data = "pickle", to_pickle(value)
+            except NotStorable as exc:
+                warnings.warn(
+                    f"task {entry.task_id!r} is not cached in this run: its result cannot be "
+                    f"stored ({exc})", UncacheableWarning, stacklevel=3,
+                )
+                return False
+        size = len(data)
+        entry.size = size
+        self._puts.append((entry.key, entry.base, entry.task_id, entry.workflow_id,
+                           json.dumps(dict(entry.params), sort_keys=True), enc, data, size,
+                           entry.created, entry.expires))
+        self._soon()
+        return True
+
+    def hit(self, entry: CacheEntry) -> None:
+        entry.hits += 1
+        self._hits[entry.key] = self._hits.get(entry.key, 0) + 1
+        self._soon()
+
+    def entries(self) -> list[CacheEntry]:
+        self.flush()
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT key, base, task_id, workflow_id, params, size, created, expires, hits "
+                "FROM cache ORDER BY created"
+            ).fetchall()
+        return [CacheEntry(k, b, t, w, json.loads(p), None, c, e, h, s)
+                for k, b, t, w, p, s, c, e, h in rows]
+
+    def clear(self) -> int:
+        with self._lock:
+            self._puts.clear()
+            self._hits.clear()
+            return self._write(lambda c: c.execute("DELETE FROM cache").rowcount)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _soon(self) -> None:
+        if self._flush_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_pending = True
+        loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # kept buffered; the next flush tries again
+            log.exception("%s: could not write the result cache", self.path)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_pending = False
+            puts, hits = self._puts[:], dict(self._hits)
+            if not puts and not hits:
+                return
+
+            def work(conn: sqlite3.Connection) -> None:
+                if puts:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO cache (key, base, task_id, workflow_id, params, "
+                        "encoding, data, size, created, expires) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        puts,
+                    )
+                if hits:
+                    conn.executemany("UPDATE cache SET hits = hits + ? WHERE key = ?",
+                                     [(n, k) for k, n in hits.items()])
+                # expired entries go when anyone writes
+                conn.execute("DELETE FROM cache WHERE expires IS NOT NULL AND expires < ?",
+                             (time.time(),))
+
+            self._write(work)
+            del self._puts[:len(puts)]
+            for k, n in hits.items():
+                left = self._hits.get(k, 0) - n
+                if left > 0:
+                    self._hits[k] = left
+                else:
+                    self._hits.pop(k, None)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._conn.close()
