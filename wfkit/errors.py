@@ -8,6 +8,7 @@ describes the problem as attributes, and says in its message what to change::
     │   ├── DuplicateTaskError                 .task_id
     │   ├── UnknownDependencyError             .task_id, .missing
     │   ├── CycleError                         .cycle
+    │   │   └── SubWorkflowCycleError          .cycle (workflow ids), .task_id
     │   ├── MissingCapabilityError             .missing  {task_id: [capability, ...]}
     │   ├── UnknownPolicyError                 .name, .valid
     │   ├── SpecError                          .path, .line  (the `wfkit run` spec loader)
@@ -54,6 +55,7 @@ __all__ = [
     "DuplicateTaskError",
     "UnknownDependencyError",
     "CycleError",
+    "SubWorkflowCycleError",
     "MissingCapabilityError",
     "UnknownPolicyError",
     "SpecError",
@@ -122,6 +124,23 @@ class CycleError(ValidationError):
         path = " -> ".join([*self.cycle, self.cycle[0]]) if self.cycle else "?"
         super().__init__(
             f"the dependencies form a cycle: {path}; remove one of these dependencies"
+        )
+
+
+class SubWorkflowCycleError(CycleError):
+    """A workflow would run itself through sub-workflows (``ctx.run_workflow``): it would
+    wait for its own end forever, so the call fails at once. ``.cycle`` is the chain of
+    workflow ids from the top run down to the repeated one."""
+
+    def __init__(self, chain: Sequence[str], task_id: str | None = None) -> None:
+        self.cycle = list(chain)
+        self.task_id = task_id
+        path = " -> ".join(self.cycle)
+        by = f" (task {task_id!r} of {self.cycle[-2]!r})" if task_id and len(chain) > 1 else ""
+        ValidationError.__init__(
+            self,
+            f"workflow {self.cycle[-1]!r} would run itself through sub-workflows: {path}"
+            f"{by}; a workflow cannot wait for its own run, so break the chain",
         )
 
 

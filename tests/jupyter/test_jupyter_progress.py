@@ -167,6 +167,11 @@ def test_a_finished_text_bar_is_red_on_failure_and_grey_on_cancellation(outcome)
     for status, colour in RUN_BAR_COLORS.items():
         shown = _ansi(colour) in final
         assert shown == (status == outcome != "completed"), (status, final)
+    # the cancelled task never ran: the bar stops at the one that did, never at 100 %
+    done = "1/2" if outcome == "cancelled" else "2/2"
+    assert f"| {done} [" in final and ("100%" in final) == (outcome != "cancelled"), final
+    if outcome == "cancelled":
+        assert "1 cancelled" in final
 
     env["NO_COLOR"] = "1"
     plain = subprocess.run([sys.executable, "-c", COLOUR_SCRIPT, outcome], capture_output=True,

@@ -21,6 +21,7 @@ from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
 from wfkit.agents.params import NO_PARAMS, RunParams
 from wfkit.agents.policies import Policy
 from wfkit.agents.results import RunResult
+from wfkit.agents.subruns import CURRENT
 from wfkit.cache import (
     CacheEntry,
     KeyMaker,
@@ -105,6 +106,7 @@ class WorkflowRun:
         cache: ResultCache | None = None,
         cache_mode: str = "use",
         cache_default: bool = False,
+        parent: TaskContext | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self.run_id = run_id
@@ -118,6 +120,12 @@ class WorkflowRun:
         self.max_backoff = max_backoff
         self.policy = policy
         self.params = params
+        # A sub-workflow's run: the task that started it, and the workflows from the top down.
+        self.parent_run_id = parent.run_id if parent is not None else None
+        self.parent_task_id = parent.task.task_id if parent is not None else None
+        chain = parent._run.chain if parent is not None else ()
+        self.chain: tuple[str, ...] = (*chain, workflow_id)
+        self.owner: Any = None  # the orchestrator, for ctx.run_workflow
         # The parameter names each completed task read (for the result cache's key).
         self.params_read: dict[str, frozenset[str]] = {}
         self.results: dict[str, Any] = dict(completed or {})
@@ -164,6 +172,8 @@ class WorkflowRun:
                     self.resumed,
                     self.policy.name,
                     dict(self.params),
+                    self.parent_run_id,
+                    self.parent_task_id,
                 )
             )
         for tid in self.resumed:
@@ -292,7 +302,9 @@ class WorkflowRun:
             self.run_id,
             self.workflow_id,
             RunParams(self.params),
+            self,
         )
+        CURRENT.set(ctx)  # this attempt's own asyncio task: runs started in it are its children
         fn = task.action or agent.handler
         started = _now()
         record.agent_id = agent.agent_id
@@ -559,5 +571,7 @@ class WorkflowRun:
             finished_at=self.finished_at,
             participants=list(self.participants()),
             params=dict(self.params),
+            parent_run_id=self.parent_run_id,
+            parent_task_id=self.parent_task_id,
             task_results=task_results,
         )

@@ -320,7 +320,43 @@ class TaskContext:
     run_id: str
     workflow_id: str = ""
     params: Mapping[str, Any] = field(default_factory=lambda: NO_PARAMS)
+    _run: Any = field(default=None, repr=False, compare=False)  # the engine's run, if any
 
     @property
     def task_id(self) -> str:
         return self.task.task_id
+
+    async def run_workflow(
+        self,
+        workflow: Any,
+        *,
+        params: Mapping[str, Any] | None = None,
+        fail_fast: bool = False,
+        policy: Any = None,
+    ) -> Any:
+        """Run another workflow (a :class:`wfkit.Workflow` or an id) on this task's
+        orchestrator and return its :class:`~wfkit.RunResult`.
+
+        While the child runs, this task's agent slot is free for other work. A child that
+        does not complete raises :class:`~wfkit.WorkflowFailedError` here (catch it to go
+        on); a workflow that would end up running itself raises
+        :class:`~wfkit.SubWorkflowCycleError` at once.
+        """
+        from wfkit.agents.subruns import CURRENT
+        from wfkit.errors import WfkitError
+
+        owner = getattr(self._run, "owner", None)
+        if owner is None:
+            raise WfkitError(
+                f"task {self.task.task_id!r}: ctx.run_workflow() needs the orchestrator that "
+                f"runs this task; it works in async tasks the engine runs itself, not in "
+                f"work sent to another process or a Dask worker"
+            )
+        token = CURRENT.set(self)
+        try:
+            result = await owner.execute_workflow(
+                workflow, params=params, fail_fast=fail_fast, policy=policy
+            )
+        finally:
+            CURRENT.reset(token)
+        return result.raise_for_status()

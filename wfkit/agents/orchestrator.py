@@ -15,9 +15,11 @@ from wfkit.agents.params import check_declared, resolve_params
 from wfkit.agents.policies import Policy, resolve_policy
 from wfkit.agents.registry import AgentRegistry
 from wfkit.agents.results import RunResult
+from wfkit.agents.subruns import lend_slot, parent_context
 from wfkit.cache import CACHE_MODES, ResultCache
 from wfkit.errors import (
     ResumeError,
+    SubWorkflowCycleError,
     UnknownWorkflowError,
     ValidationError,
     WfkitError,
@@ -146,7 +148,7 @@ class CollectiveAgentWorkflowOrchestrator:
             raise ValidationError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
         if tasks is None:
             raise ValidationError(f"create_workflow({workflow_id!r}, tasks) needs the tasks")
-        if workflow_id in self._active:
+        if self._runs_of(workflow_id):
             raise WfkitError(
                 f"workflow {workflow_id!r} is running; wait for it before replacing it"
             )
@@ -212,6 +214,10 @@ class CollectiveAgentWorkflowOrchestrator:
             )
         return self.workflows[workflow.workflow_id], diff
 
+    def _runs_of(self, workflow_id: str) -> list[WorkflowRun]:
+        """The runs of ``workflow_id`` going on now (several, when sub-workflows run it)."""
+        return [r for r in self._active.values() if r.workflow_id == workflow_id]
+
     def _check_runnable(self, by_id: dict[str, WorkflowTask]) -> list[AgentProfile]:
         """Fail before anything starts if a task has no capable agent or nothing to run."""
         agents = [a for a in self.agents.values() if a.availability]
@@ -266,7 +272,10 @@ class CollectiveAgentWorkflowOrchestrator:
             )
         wf, diff = await self._current(workflow_id)
         workflow_id = wf["workflow_id"]
-        if workflow_id in self._active:
+        parent = parent_context()
+        if parent is not None and workflow_id in parent._run.chain:
+            raise SubWorkflowCycleError([*parent._run.chain, workflow_id], parent.task.task_id)
+        if parent is None and self._runs_of(workflow_id):
             raise WfkitError(
                 f"workflow {workflow_id!r} is already running; await that run first"
             )
@@ -288,6 +297,8 @@ class CollectiveAgentWorkflowOrchestrator:
                     "resume= needs a run store: CollectiveAgentWorkflowOrchestrator(store=...)"
                 )
             run_id, completed = self.store.resume_state(workflow_id, resume, list(by_id))
+            if run_id in self._active:
+                raise ResumeError(f"run {run_id} is running; await it before resuming it")
             values = self._resumed_params(run_id, values, params)
         else:
             run_id = uuid.uuid4().hex[:12]
@@ -312,23 +323,31 @@ class CollectiveAgentWorkflowOrchestrator:
             cache=self.cache,
             cache_mode=cache,
             cache_default=wf.get("_cache", False),
+            parent=parent,
         )
+        run.owner = self
         wf["status"] = "running"
         wf["runs"].append(run_id)
-        self._active[workflow_id] = run
+        self._active[run_id] = run
         for other in self._active.values():  # runs share agents: freed slots wake the others
             other._on_transition = self._poke_others if len(self._active) > 1 else None
         show = self.progress if progress is None else progress
+        if parent is not None and progress is None:
+            show = False  # no bar per sub-workflow run (its caller has one)
         bar = None
         if show is not False and len(by_id) >= 2:
             from wfkit.jupyter.progress import attach_progress
 
             bar = attach_progress(self, run, explicit=show is True)
         try:
-            with cancel_on_interrupt():
-                result = await run.execute()
+            if parent is not None:  # the caller's run handles interrupts, and lends its slot
+                async with lend_slot(parent):
+                    result = await run.execute()
+            else:
+                with cancel_on_interrupt():
+                    result = await run.execute()
         finally:
-            self._active.pop(workflow_id, None)
+            self._active.pop(run_id, None)
             for executor in releasing:
                 executor.release(run_id)
             if bar is not None:

@@ -8,7 +8,8 @@ a run has lasted ``delay`` seconds (short runs stay quiet) unless it was asked f
 :class:`wfkit.Dashboard` gets no default bar: the dashboard already shows its progress.
 
 When the run ends the bar takes the run's colour: red when a task failed, grey when the run
-was cancelled (a finished bar of failed work must not look like a success). tqdm's widget
+was cancelled (a finished bar of failed work must not look like a success), and cancelled
+tasks do not count as progress (a cancelled run never shows 100 %). tqdm's widget
 always shows it; a text bar does on a terminal (or with ``FORCE_COLOR``), never with
 ``NO_COLOR`` set, so logs keep no escape codes.
 """
@@ -74,6 +75,8 @@ def attach_progress(orchestrator: Any, run: Any, *, explicit: bool = False) -> C
             handle.cancel()
         catch_up()
         counts = run.counts()
+        if counts["cancelled"]:  # they never ran: a cancelled run's bar stops short of 100 %
+            bar.n = max(0, bar.n - counts["cancelled"])
         problems = {k: v for k, v in counts.items() if k != "completed" and v}
         if problems:
             bar.set_postfix_str(", ".join(f"{v} {k}" for k, v in problems.items()), refresh=False)

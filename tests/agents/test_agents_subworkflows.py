@@ -1,0 +1,211 @@
+"""Sub-workflows: ctx.run_workflow runs another workflow from inside a task.
+
+Concurrency and nesting are asserted from recorded events and statuses, never from timing.
+"""
+
+import asyncio
+
+import pytest
+
+from wfkit import (
+    AgentProfile,
+    CollectiveAgentWorkflowOrchestrator,
+    CycleError,
+    RunStore,
+    SubWorkflowCycleError,
+    WfkitError,
+    Workflow,
+    WorkflowFailedError,
+)
+from wfkit.events import RunFinished, RunStarted, TaskCancelled
+
+
+def orchestrator(capacity=4, **kw):
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False, backoff=0.001, **kw)
+    orch.register_agent(AgentProfile("a", "A", ["work"], capacity=capacity))
+    return orch
+
+
+def inner_workflow():
+    inner = Workflow("inner", params={"n": 1})
+
+    @inner.task(requires=["work"])
+    def double(ctx):
+        return ctx.params["n"] * 2
+
+    @inner.task(requires=["work"], after=[double])
+    def plus_one(ctx):
+        return ctx.inputs["double"] + 1
+
+    return inner
+
+
+async def test_a_task_runs_a_sub_workflow_and_gets_its_result_with_parent_ids(tmp_path):
+    inner = inner_workflow()
+    outer = Workflow("outer")
+
+    @outer.task(requires=["work"])
+    async def call(ctx):
+        result = await ctx.run_workflow(inner, params={"n": 20})
+        return result.results()["plus_one"]
+
+    orch = orchestrator(store=tmp_path / "runs.db")
+    events = []
+    orch.subscribe(events.append)
+    await orch.create_workflow(outer)
+    result = await orch.execute_workflow("outer")
+    assert result.status == "completed", result.task_results["call"]["error"]
+    assert result.results() == {"call": 41}
+    assert result["parent_run_id"] is None
+    started = {e.workflow_id: e for e in events if isinstance(e, RunStarted)}
+    child = started["inner"]
+    assert (child.parent_run_id, child.parent_task_id) == (result.run_id, "call")
+    assert child.params == {"n": 20}
+    assert (started["outer"].parent_run_id, started["outer"].parent_task_id) == (None, None)
+    # the child's RunResult says so too
+    child_result = orch.workflows["inner"]["last_result"]
+    assert (child_result["parent_run_id"], child_result["parent_task_id"]) == (result.run_id, "call")
+    orch.close()
+    with RunStore(tmp_path / "runs.db") as store:
+        runs = store.workflow_frame().set_index("workflow_id")
+        assert runs.loc["inner", "parent_run_id"] == result.run_id
+        assert runs.loc["inner", "parent_task_id"] == "call"
+        assert runs.loc["inner", "params"] == {"n": 20}
+        assert runs["parent_run_id"].isna()["outer"]
+
+
+async def test_a_failed_child_fails_the_calling_task_unless_it_catches_it():
+    broken = Workflow("broken")
+
+    @broken.task(requires=["work"])
+    def boom(ctx):
+        raise RuntimeError("kaput")
+
+    outer = Workflow("outer")
+
+    @outer.task(requires=["work"])
+    async def careless(ctx):
+        await ctx.run_workflow(broken)
+
+    @outer.task(requires=["work"], after=[careless])
+    def never(ctx):
+        return 1
+
+    @outer.task(requires=["work"])
+    async def careful(ctx):
+        try:
+            await ctx.run_workflow("broken")
+        except WorkflowFailedError as exc:
+            return f"recovered from {exc.failures[0][0]}"
+
+    orch = orchestrator()
+    await orch.create_workflow(broken)
+    await orch.create_workflow(outer)
+    result = await orch.execute_workflow("outer")
+    tr = result.task_results
+    assert tr["careless"]["status"] == "failed"
+    assert isinstance(tr["careless"]["exception"], WorkflowFailedError)
+    assert "workflow 'broken'" in tr["careless"]["error"] and "kaput" in tr["careless"]["error"]
+    assert tr["never"]["status"] == "skipped"
+    assert tr["careful"] == {**tr["careful"], "status": "completed", "result": "recovered from boom"}
+
+
+async def test_a_workflow_that_runs_itself_fails_at_once_naming_the_chain():
+    selfish = Workflow("selfish")
+
+    @selfish.task(requires=["work"])
+    async def again(ctx):
+        await ctx.run_workflow("selfish")
+
+    a, b = Workflow("a"), Workflow("b")
+
+    @a.task(requires=["work"])
+    async def to_b(ctx):
+        await ctx.run_workflow("b")
+
+    @b.task(requires=["work"])
+    async def to_a(ctx):
+        await ctx.run_workflow("a")
+
+    orch = orchestrator()
+    for wf in (selfish, a, b):
+        await orch.create_workflow(wf)
+    direct = await orch.execute_workflow("selfish")
+    error = direct.task_results["again"]["exception"]
+    assert isinstance(error, SubWorkflowCycleError) and isinstance(error, CycleError)
+    assert error.cycle == ["selfish", "selfish"]
+    assert "selfish -> selfish" in str(error)
+    indirect = await orch.execute_workflow("a")
+    assert indirect.status == "failed"
+    # b's task failed on the cycle, b failed, so a's task failed on b
+    failure = indirect.task_results["to_b"]["exception"]
+    assert isinstance(failure, WorkflowFailedError)
+    cause = failure.result.task_results["to_a"]["exception"]
+    assert isinstance(cause, SubWorkflowCycleError)
+    assert cause.cycle == ["a", "b", "a"] and cause.task_id == "to_a"
+    assert str(cause).startswith(
+        "workflow 'a' would run itself through sub-workflows: a -> b -> a (task 'to_a' of 'b')"
+    )
+
+
+async def test_cancelling_the_parent_cancels_the_children():
+    started = asyncio.Event()
+    leaf = Workflow("leaf")
+
+    @leaf.task(requires=["work"])
+    async def forever(ctx):
+        started.set()
+        await asyncio.Event().wait()
+
+    outer = Workflow("outer")
+
+    @outer.task(requires=["work"])
+    async def call(ctx):
+        await ctx.run_workflow(leaf)
+
+    orch = orchestrator()
+    events = []
+    orch.subscribe(events.append)
+    await orch.create_workflow(outer)
+    running = asyncio.ensure_future(orch.execute_workflow("outer"))
+    await started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    finished = {e.workflow_id: e.status for e in events if isinstance(e, RunFinished)}
+    assert finished == {"leaf": "cancelled", "outer": "cancelled"}
+    cancelled = {(e.workflow_id, e.task_id) for e in events if isinstance(e, TaskCancelled)}
+    assert cancelled == {("leaf", "forever"), ("outer", "call")}
+    assert orch._active == {}
+
+
+async def test_children_of_one_workflow_run_side_by_side():
+    inner = inner_workflow()
+    outer = Workflow("outer", params={"ns": [1, 2, 3]})
+
+    @outer.task(requires=["work"])
+    async def fan(ctx):
+        results = await asyncio.gather(
+            *(ctx.run_workflow(inner, params={"n": n}) for n in ctx.params["ns"])
+        )
+        return [r.results()["plus_one"] for r in results]
+
+    orch = orchestrator(capacity=2)
+    events = []
+    orch.subscribe(events.append)
+    await orch.create_workflow(outer)
+    result = await orch.execute_workflow("outer")
+    assert result.results() == {"fan": [3, 5, 7]}
+    children = [e for e in events if isinstance(e, RunStarted) and e.workflow_id == "inner"]
+    assert len({e.run_id for e in children}) == 3
+    assert {e.parent_task_id for e in children} == {"fan"}
+    # a top-level run of a workflow that is running is still refused
+    await orch.create_workflow(inner)
+
+
+async def test_run_workflow_outside_the_engine_says_what_is_wrong():
+    from wfkit import TaskContext, WorkflowTask
+
+    ctx = TaskContext(WorkflowTask("t", "t", [], 0, 1.0), AgentProfile("a", "A", []), {}, 1, "r")
+    with pytest.raises(WfkitError, match=r"ctx.run_workflow\(\) needs the orchestrator"):
+        await ctx.run_workflow("x")
