@@ -233,3 +233,177 @@ def test_an_unconfigured_program_still_sees_library_warnings_masked():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "warned ***\n"
+
+
+# -- URL placeholders cannot change the path -------------------------------------------------
+
+
+def api(endpoint_id, url, **config):
+    return IntegrationEndpoint(endpoint_id, endpoint_id, "api", {"url": url, **config}, [])
+
+
+def flow(flow_id, targets, sources=()):
+    return IntegrationFlow(flow_id, flow_id, list(sources), list(targets), [], [], {})
+
+
+@pytest.mark.parametrize("value", ["..", ".", "", "%2e%2e", "../admin", "a/..", "..?x=1", "#.."])
+async def test_a_placeholder_never_changes_the_path(orch, servers, value):
+    server = servers()
+    orch.register_endpoint(api("items", server.url("/api/items/{id}/details")))
+    orch.create_flow(flow("f", ["items"]))
+    result = await orch.execute_flow("f", {"id": value})
+    asked = [r.path for r in server.requests]
+    if value in ("..", ".", ""):  # would be a dot segment or an empty one: refused, not sent
+        assert result["status"] == "failed"
+        assert "must not be empty, '.' or '..'" in result["error"]
+        assert "{id}" in result["error"]
+        assert asked == []
+    else:  # encoded inside the one segment
+        assert result["status"] == "completed", result.get("error")
+        (path,) = asked
+        assert path.startswith("/api/items/") and path.endswith("/details")
+        assert path.count("/") == 4, path
+
+
+async def test_two_placeholders_cannot_make_a_dot_segment_together(orch, servers):
+    server = servers()
+    orch.register_endpoint(api("items", server.url("/api/{a}{b}/x?q={a}")))
+    orch.create_flow(flow("f", ["items"]))
+    result = await orch.execute_flow("f", {"a": ".", "b": "."})
+    assert result["status"] == "failed" and "{a}, {b}" in result["error"]
+    ok = await orch.execute_flow("f", {"a": ".", "b": "v1"})  # ".v1" is an ordinary name
+    assert ok["status"] == "completed", ok.get("error")
+    assert [(r.path, r.query) for r in server.requests] == [("/api/.v1/x", "q=.")]
+
+
+# -- redirects stay with the url's origin --------------------------------------------------------
+
+
+def redirect_to(url, status=307):
+    return Reply(status, body="", headers={"Location": url})
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_to_another_origin_is_not_followed_by_default(orch, servers, status):
+    """A real 3xx from one local server to another (another port: another origin) that
+    records what it received."""
+    home, elsewhere = servers(), servers()
+    key = "redir-s3cr3t-key"
+    url = home.on("/send", redirect_to(elsewhere.url("/catch"), status))
+    orch.register_endpoint(api("t", url, headers={"X-Api-Key": key, "X-Trace": "t1"}))
+    orch.create_flow(flow("f", ["t"]))
+    result = await orch.execute_flow("f", {"card": "4111"})
+    assert result["status"] == "failed"
+    assert f"redirect to another origin (http://127.0.0.1:{elsewhere.port})" in result["error"]
+    assert "follow_redirects" in result["error"] and key not in result["error"]
+    assert elsewhere.requests == []  # nothing at all went there
+    assert home.to("/send")[0].headers["X-Api-Key"] == key
+
+
+async def test_an_allowed_origin_gets_the_message_but_never_the_secrets(orch, servers):
+    home, cdn = servers(), servers()
+    key, token, password = "redir-k3y-1", "redir-t0ken-2", "redir-pw-3"
+    url = home.on("/send", redirect_to(cdn.url("/catch"), 307))
+    cdn.on("/catch", then=Reply(200, body={"ok": True}))
+    config = {
+        "headers": {"X-Api-Key": key, "Cookie": f"session={token}", "X-Tenant": "acme",
+                    "X-Trace": "t1"},
+        "secret_headers": ["X-Tenant"],
+        "follow_redirects": [f"http://127.0.0.1:{cdn.port}"],
+    }
+    orch.register_endpoint(api("t", url.replace("http://", f"http://svc:{password}@"), **config))
+    orch.create_flow(flow("f", ["t"]))
+    result = await orch.execute_flow("f", {"n": 1})
+    assert result["status"] == "completed", result.get("error")
+    (first,) = home.to("/send")
+    assert first.headers["X-Api-Key"] == key and first.headers["X-Tenant"] == "acme"
+    assert first.headers["Cookie"] == f"session={token}"
+    assert first.headers["Authorization"].startswith("Basic ")  # the url's credentials
+    (caught,) = cdn.to("/catch")
+    assert caught.json() == {"n": 1}  # a 307 keeps the method and body: the user allowed it
+    assert caught.headers["X-Trace"] == "t1"
+    sent = {k.lower() for k in caught.headers}
+    assert not sent & {"x-api-key", "x-tenant", "authorization", "cookie"}, caught.headers
+    assert not any(secret in v for v in caught.headers.values() for secret in (key, token, password))
+
+
+async def test_same_origin_redirects_keep_everything_and_any_origin_is_opt_in(orch, servers):
+    home, other = servers(), servers()
+    key = "redir-k3y-same"
+    url = home.on("/old", redirect_to(home.url("/new"), 308))
+    home.on("/new", then=Reply(200, body={"ok": True}))
+    orch.register_endpoint(api("same", url, headers={"X-Api-Key": key}))
+    other_url = home.on("/away", then=redirect_to(other.url("/x"), 302))
+    orch.register_endpoint(api("any", other_url, headers={"X-Api-Key": key}, follow_redirects=True))
+    orch.register_endpoint(api("none", other_url, follow_redirects=False))
+    for fid, target in (("f1", "same"), ("f2", "any"), ("f3", "none")):
+        orch.create_flow(flow(fid, [target]))
+    assert (await orch.execute_flow("f1", {"n": 1}))["status"] == "completed"
+    (moved,) = home.to("/new")
+    assert moved.headers["X-Api-Key"] == key and moved.json() == {"n": 1}
+    assert (await orch.execute_flow("f2", {"n": 2}))["status"] == "completed"
+    (went,) = other.to("/x")
+    assert went.method == "GET" and "X-Api-Key" not in went.headers  # 302: GET, no secrets
+    refused = await orch.execute_flow("f3", {"n": 3})
+    assert refused["status"] == "failed" and "answered 302" in refused["error"]
+    assert len(other.to("/x")) == 1
+
+
+async def test_redirect_loops_end_with_an_error(orch, servers):
+    home = servers()
+    url = home.on("/loop", then=redirect_to(home.url("/loop"), 307))
+    orch.register_endpoint(api("loop", url))
+    orch.create_flow(flow("f", ["loop"]))
+    result = await orch.execute_flow("f", {"n": 1})
+    assert result["status"] == "failed" and "redirected more than 20 times" in result["error"]
+    assert len(home.to("/loop")) == 21
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("sometimes", "follow_redirects must be 'same_origin'"),
+        (["cdn.example.com"], "'cdn.example.com' is not an origin"),
+        (["https://cdn.example.com/path"], "is not an origin"),
+        ([1], "follow_redirects must be"),
+    ],
+)
+def test_bad_redirect_settings_are_refused_at_registration(orch, value, message):
+    from wfkit import IntegrationConfigError
+
+    with pytest.raises(IntegrationConfigError, match=re.escape(message)):
+        orch.register_endpoint(api("x", "http://127.0.0.1:1/x", follow_redirects=value))
+
+
+# -- SQL identifiers are whole ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["x\n", "ok\n", "a b", "1a", "", "a" * 64, "é", "x;--", "x\r\n"])
+async def test_identifiers_with_a_trailing_newline_or_worse_are_refused(orch, tmp_path, bad):
+    """``$`` accepted ``"x\\n"``, which then went unquoted into CREATE TABLE."""
+    from wfkit import IntegrationConfigError
+    from wfkit.integration.durable_queue import DurableQueue
+
+    url = f"sqlite:///{tmp_path / 'data.sqlite'}"
+    db = {"url": url, "create_table": True}
+    for config in ({"table": bad}, {"table": f"main.{bad}"}, {"columns": {bad: "text"}},
+                   {"idempotency_column": bad}):
+        with pytest.raises(IntegrationConfigError, match="is not a valid SQL identifier"):
+            orch.register_endpoint(
+                IntegrationEndpoint("db", "db", "database", {**db, "table": "t", **config}, [])
+            )
+    with pytest.raises(IntegrationConfigError, match="is not a valid SQL identifier"):
+        orch.register_endpoint(
+            IntegrationEndpoint("q", "q", "message_queue", {"url": url, "topic": "t", "table": bad}, [])
+        )
+    with pytest.raises(IntegrationConfigError, match="queue table .* is not a valid SQL identifier"):
+        DurableQueue(orch.database(url), bad)
+    orch.register_endpoint(IntegrationEndpoint("db", "db", "database", {**db, "table": "t"}, []))
+    orch.create_flow(flow("f", ["db"]))
+    result = await orch.execute_flow("f", {bad: 1})
+    assert result["status"] == "failed" and "is not a valid SQL identifier" in result["error"]
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data.sqlite") as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert all(bad not in t for t in tables if bad)

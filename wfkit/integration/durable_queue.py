@@ -82,8 +82,10 @@ class DurableQueue:
             UniqueConstraint,
         )
 
+        from wfkit.integration.endpoints.base import check_identifier
+
         self.db = db
-        self.table_name = table
+        self.table_name = check_identifier(table, "queue table")
         self.metadata = MetaData()
         self.table = Table(
             table,

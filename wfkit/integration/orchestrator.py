@@ -114,7 +114,7 @@ class IntegrationOrchestrator:
 
             self._http = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-                follow_redirects=True,
+                follow_redirects=False,  # "api" endpoints follow redirects themselves
             )
             self._owns_http = True
             try:

@@ -28,12 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Endpoint", "MessageContext", "Resources", "check_identifier", "merge_into"]
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Matched whole (fullmatch): "$" would also accept a name followed by a newline.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def check_identifier(name: Any, what: str, *, endpoint_id: str | None = None) -> str:
     """A SQL identifier (letters, digits, underscore; not starting with a digit; <= 63 chars)."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise IntegrationConfigError(
             f"{what} {name!r} is not a valid SQL identifier: use letters, digits and "
             f"underscores, starting with a letter or underscore (at most 63 characters)",
