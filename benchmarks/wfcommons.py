@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = []
             for c in cols:
                 s = results[c]
-                gap = s.makespan / best_lb - 1 if best_lb > 0 else 0.0
+                gap = max(0.0, s.makespan / best_lb - 1) if best_lb > 0 else 0.0
                 cells.append(f"{s.makespan:>11.1f} ({gap:>7.2%})")
             best = min(results[m].makespan for m in args.methods) if args.methods else None
             if best is not None and best_lb > 0:

@@ -384,11 +384,21 @@ def lower_bounds(
     """The makespan lower bounds one by one, so that a report can say which one binds.
 
     Returns ``critical_path`` (its length), ``total`` (total work / total capacity),
-    ``classes`` ({required capabilities: bound}) and ``bound`` (the largest). With
+    ``classes`` ({required capabilities: bound}), ``energy`` (the head/tail bound below, with
+    its window in ``energy_window``) and ``bound`` (the largest). With
     ``agent_duration(task, agent)`` (heterogeneous agents) each task counts with its shortest
     duration on an agent able to run it, so every figure stays a valid bound. The class bound
     for a set of required capabilities divides the work of every task that only those agents
     can run by their capacity. Communication costs are not counted: co-located tasks pay none.
+
+    The energy bound counts the work that must precede and follow the tasks: no task starts
+    before its *head* (the longest chain of work before it) and each is followed by its *tail*
+    (the longest chain after it). In a window [h, makespan - t], task v must do at least
+    ``w(v) - max(0, h - head(v)) - max(0, t - tail(v))`` of its work, so
+    ``makespan >= h + t + (that work, summed) / capacity`` for every (h, t) that leaves some
+    work inside (then the window is not empty), for the whole pool
+    and for each class of agents with the tasks confined to it. For a fork-join (one task,
+    many in parallel, one join) it is head + parallel work / P + tail.
     """
     if not isinstance(tasks, Mapping):
         tasks = {t.task_id: t for t in tasks}
@@ -418,8 +428,93 @@ def lower_bounds(
             continue
         confined = sum(w for other, w in work_by_sig.items() if sets[other] <= agents_of)
         classes[sig] = confined / capacity[sig]
-    bound = float(max([cp, total, *classes.values()]))
-    return {"critical_path": float(cp), "total": total, "classes": classes, "bound": bound}
+    energy, window = _energy_bounds(tasks, duration, work, sets, capacity, total_capacity)
+    bound = float(max([cp, total, energy, *classes.values()]))
+    return {
+        "critical_path": float(cp),
+        "total": total,
+        "classes": classes,
+        "energy": energy,
+        "energy_window": window,
+        "bound": bound,
+    }
+
+
+_ENERGY_CELLS = 2_000_000  # (window heads) x (window tails) x tasks evaluated, at most
+
+
+def _energy_bounds(
+    tasks: Mapping[str, WorkflowTask],
+    duration: Durations,
+    work: Mapping[str, float],
+    sets: Mapping[frozenset[str], frozenset[str]],
+    capacity: Mapping[frozenset[str], int],
+    total_capacity: int,
+) -> tuple[float, dict[str, Any] | None]:
+    """The head/tail (energy) bound of :func:`lower_bounds`, for the pool and each class."""
+    if not tasks or not total_capacity:
+        return 0.0, None
+    import numpy as np
+
+    dependents = dependents_of(tasks)
+    order = topological_order(tasks, dependents)
+    up = upward_ranks(tasks, duration, order=order, dependents=dependents)
+    ids = list(tasks)
+    head_of: dict[str, float] = {}
+    for tid in order:
+        head_of[tid] = max(
+            (head_of[d] + work[d] for d in tasks[tid].dependencies), default=0.0
+        )
+    head = np.fromiter((head_of[t] for t in ids), float, len(ids))
+    tail = np.fromiter((up[t] - work[t] for t in ids), float, len(ids))
+    w = np.fromiter((work[t] for t in ids), float, len(ids))
+    groups: list[tuple[Any, Any, int]] = [(None, None, total_capacity)]
+    if len(sets) > 1:
+        sig_of = [tasks[t].capability_set for t in ids]
+        for sig, agents_of in sets.items():
+            if capacity[sig] and agents_of != frozenset().union(*sets.values()):
+                mask = np.fromiter((sets[g] <= agents_of for g in sig_of), bool, len(ids))
+                if mask.any():
+                    groups.append((sig, mask, capacity[sig]))
+    best, window = 0.0, None
+    for sig, mask, cap in groups:
+        hd, tl, wk = (head, tail, w) if mask is None else (head[mask], tail[mask], w[mask])
+        value, h, t = _window_bound(hd, tl, wk, cap)
+        if value > best:
+            best = value
+            window = {"head": h, "tail": t, "capacity": cap, "class": sig}
+    return best, window
+
+
+def _grid(values: Any, size: int) -> Any:
+    import numpy as np
+
+    u = np.unique(values)
+    if len(u) > size:
+        u = u[np.linspace(0, len(u) - 1, size).round().astype(int)]
+    return u
+
+
+def _window_bound(head: Any, tail: Any, work: Any, cap: int) -> tuple[float, float, float]:
+    """max over windows (h, t) of h + t + (work that must fall inside) / cap."""
+    import numpy as np
+
+    n = len(work)
+    if not n:
+        return 0.0, 0.0, 0.0
+    size = max(4, min(256, int((_ENERGY_CELLS / n) ** 0.5)))
+    hs, ts = _grid(head, size), _grid(tail, size)
+    before = np.maximum(ts[:, None] - tail[None, :], 0.0)  # work that may follow the window
+    best = (0.0, 0.0, 0.0)
+    for h in hs:
+        inside = work - np.maximum(h - head, 0.0)
+        energy = np.maximum(inside[None, :] - before, 0.0).sum(axis=1) / cap
+        # with no work inside, the window may be empty (h + t > makespan): no bound
+        values = np.where(energy > 0, h + ts + energy, 0.0)
+        k = int(values.argmax())
+        if values[k] > best[0]:
+            best = (float(values[k]), float(h), float(ts[k]))
+    return best
 
 
 def lower_bound(
@@ -429,7 +524,7 @@ def lower_bound(
     *,
     agent_duration: AgentDurations | None = None,
 ) -> float:
-    """max(critical path, total work / total capacity), also per capability class.
+    """max(critical path, total work / total capacity, per capability class, head/tail energy).
 
     No schedule on these agents can finish sooner; see :func:`lower_bounds` for the parts.
     """

@@ -162,9 +162,14 @@ def test_exact_stops_at_the_time_limit_with_a_proven_bound():
     from wfkit.optimization.stg import identical_agents, read_stg
 
     tasks = read_stg(STG_ROOT / "50" / "rand0018.stg")
-    s = wfkit.plan_schedule(tasks, identical_agents(2), method="exact", time_limit=0.3)
+    s = wfkit.plan_schedule(tasks, identical_agents(2), method="exact", time_limit=0.3,
+                            workers=1)
     check_schedule(tasks, identical_agents(2), s)
-    assert not s.optimal
-    assert s.info["status"] in ("FEASIBLE", "UNKNOWN")
-    assert s.lower_bound < s.makespan
     assert s.lower_bound >= wfkit.graph.lower_bound(tasks, identical_agents(2))
+    # how far 0.3 s of search gets depends on the machine's load: either way the plan says
+    # what is proven
+    if s.optimal:
+        assert s.info["status"] in ("OPTIMAL", "bound") and s.lower_bound == s.makespan
+    else:
+        assert s.info["status"] == "FEASIBLE"  # the warm start is always a solution
+        assert s.lower_bound < s.makespan

@@ -11,9 +11,13 @@ total capacity can be dealt out to its agents' slots afterwards (interval partit
 the solver no longer wastes time on symmetric assignments. With transfer delays every agent is
 its own group, since co-location matters.
 
-Durations are scaled to integers (by a power of ten when that is exact); the result is re-timed
-with the true durations, and ``optimal`` is True only when the solver proved optimality on an
-exact scaling, or when the plan meets the graph's lower bound.
+Durations are scaled to integers by a power of ten. When that is exact, the model is the problem;
+otherwise durations and delays are rounded *down*, so the model is a relaxation and its proven
+bound, scaled back, stays a valid bound of the real problem. The warm start is the heuristic
+plan re-timed in those integer units (each task keeps its agent, slot and order, and starts as
+soon as they allow), so it is always a solution of the model. The result is re-timed with the
+true durations, and ``optimal`` is True only when the solver proved optimality on an exact
+scaling, or when the plan meets the lower bound.
 """
 
 from __future__ import annotations
@@ -47,6 +51,33 @@ def _scale(problem: Problem) -> tuple[int, bool]:
     return max(1, 10 ** math.floor(math.log10(_MAX_SCALED / 10 / biggest))), False
 
 
+def _int_retime(
+    problem: Problem, hint: Schedule, sdur: dict[str, dict[str, int]], scost: dict[Any, int]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The hint in integer units: each task keeps its agent, slot and order there and starts
+    as soon as its slot and inputs allow (a solution of the model whatever the rounding)."""
+    slot = hint.slot
+    index = problem.index
+    free: dict[tuple[str, int], int] = {}
+    start: dict[str, int] = {}
+    end: dict[str, int] = {}
+    agent = hint.agent
+    for tid in sorted(problem.tasks, key=lambda t: (hint.start[t], index[t])):
+        aid = agent[tid]
+        assert aid is not None
+        sl = (aid, slot.get(tid, 0))
+        s = free.get(sl, 0)
+        for dep in problem.tasks[tid].dependencies:
+            e = end[dep]
+            if agent[dep] != aid:
+                e += scost.get((dep, tid), 0)
+            if e > s:
+                s = e
+        start[tid] = s
+        end[tid] = free[sl] = s + sdur[tid][aid]
+    return start, end
+
+
 def _groups(problem: Problem) -> list[list[Any]]:
     """Interchangeable agents together (only without transfer delays)."""
     if problem.comm:
@@ -77,14 +108,13 @@ def exact(problem: Problem, hint: Schedule, *, time_limit: float, workers: int |
     tasks = problem.tasks
     groups = _groups(problem)
     group_of_agent = {a.agent_id: g for g, members in enumerate(groups) for a in members}
-    sdur = {
-        tid: {aid: int(round(d * scale)) for aid, d in row.items()} for tid, row in problem.dur.items()
-    }
-    scost = {k: int(round(c * scale)) for k, c in problem.comm.cost.items()}
-    horizon = int(math.ceil(hint.makespan * scale)) if exact_scale else None
-    if horizon is None:
-        horizon = sum(max(row.values()) for row in sdur.values()) + sum(scost.values())
-    horizon = max(horizon, 1)
+    to_int = (lambda v: int(round(v * scale))) if exact_scale else (
+        lambda v: int(math.floor(v * scale + 1e-9 * max(1.0, v * scale)))
+    )
+    sdur = {tid: {aid: to_int(d) for aid, d in row.items()} for tid, row in problem.dur.items()}
+    scost = {k: to_int(c) for k, c in problem.comm.cost.items()}
+    hint_start, hint_end = _int_retime(problem, hint, sdur, scost)
+    horizon = max(max(hint_end.values(), default=0), 1)
 
     m = cp_model.CpModel()
     start: dict[str, Any] = {}
@@ -149,9 +179,9 @@ def exact(problem: Problem, hint: Schedule, *, time_limit: float, workers: int |
     m.add(makespan >= min(lb_scaled, horizon))
     m.minimize(makespan)
 
-    # warm start: the heuristic plan
+    # warm start: the heuristic plan, re-timed in the model's integer units
     for tid in problem.order:
-        m.add_hint(start[tid], int(round(hint.start[tid] * scale)))
+        m.add_hint(start[tid], hint_start[tid])
         g_hint = group_of_agent[hint.agent[tid]]
         for g, x in choice[tid].items():
             if x is not None:
@@ -160,7 +190,7 @@ def exact(problem: Problem, hint: Schedule, *, time_limit: float, workers: int |
         same = hint.agent[dep] == hint.agent[tid]
         for g, b in both:
             m.add_hint(b, same and group_of_agent[hint.agent[tid]] == g)
-    m.add_hint(makespan, int(round(hint.makespan * scale)))
+    m.add_hint(makespan, max(max(hint_end.values(), default=0), min(lb_scaled, horizon)))
 
     solver = cp_model.CpSolver()
     remaining = max(0.05, time_limit - (time.perf_counter() - began))
@@ -170,7 +200,8 @@ def exact(problem: Problem, hint: Schedule, *, time_limit: float, workers: int |
     status = solver.solve(m)
     solve_time = time.perf_counter() - began
     status_name = solver.status_name(status)
-    bound = solver.best_objective_bound / scale if exact_scale else 0.0
+    # rounded down, the model is a relaxation: its bound holds for the real durations too
+    bound = max(0.0, solver.best_objective_bound / scale)
     proven_lb = max(lb, math.ceil(bound - 1e-9) if problem.integral() else bound)
     info: dict[str, Any] = {
         "status": status_name,

@@ -18,6 +18,24 @@ __all__ = ["plan_schedule", "METHODS"]
 METHODS = ("heft", "list", "exact")
 
 
+SIMULATED_POLICIES = ("least_loaded", "round_robin", "fastest")
+
+
+def heuristics(problem: Problem) -> list[Schedule]:
+    """Every heuristic plan wfkit has for ``problem``: HEFT, list scheduling, and the runs of
+    the simulated policies (re-timed as plans: same agents, slots and order)."""
+    from wfkit.optimization.simulator import simulate
+
+    plans = [heft(problem), list_schedule(problem)]
+    comm = problem.comm.cost or None
+    for policy in SIMULATED_POLICIES:
+        run = simulate(problem.tasks, problem.agents, policy=policy, durations=problem.dur,
+                       comm_costs=comm)
+        plans.append(problem.retime(run.assignment, run.slot, run.start,
+                                    method=f"simulate:{policy}"))
+    return plans
+
+
 def plan_schedule(
     tasks: Any,
     agents: Any,
@@ -34,8 +52,10 @@ def plan_schedule(
     - ``"heft"``: HEFT as published (upward ranks on mean durations and mean transfer delays,
       insertion-based earliest finish time) for heterogeneous agents;
     - ``"list"``: critical-path list scheduling, for identical agents;
-    - ``"exact"``: OR-Tools CP-SAT, warm-started with the better of the two, returning the best
-      plan found within ``time_limit`` seconds (``workers`` search threads, ``seed``).
+    - ``"exact"``: OR-Tools CP-SAT, warm-started with the best plan of every heuristic (HEFT,
+      list, and the simulated policies), returning the best plan found within ``time_limit``
+      seconds (``workers`` search threads, ``seed``; with several threads, which of several
+      optimal plans comes back may vary).
 
     ``Schedule.optimal`` is True only when proven (by the solver, or because the plan meets the
     lower bound), and ``lower_bound`` is the best bound known (the solver's when it ran).
@@ -60,8 +80,7 @@ def plan_schedule(
     else:
         from wfkit.optimization.exact import exact
 
-        candidates = [heft(problem), list_schedule(problem)]
-        best = min(candidates, key=lambda s: s.makespan)  # ties: HEFT
+        best = min(heuristics(problem), key=lambda s: s.makespan)  # ties: the first
         remaining = float(time_limit) - (time.perf_counter() - began)
         sched = exact(problem, best, time_limit=max(0.05, remaining), workers=workers, seed=seed)
     sched.info["wall_time"] = time.perf_counter() - began
