@@ -251,10 +251,20 @@ class TaskError(WfkitError):
 
 
 class TaskTimeoutError(TaskError, TimeoutError):
-    def __init__(self, task_id: str, timeout: float) -> None:
+    """A task overran its timeout. ``ignored_cancel``: it was a coroutine that went on after
+    it was cancelled at the timeout (it swallowed ``CancelledError``); its result was
+    discarded all the same."""
+
+    def __init__(self, task_id: str, timeout: float, *, ignored_cancel: bool = False) -> None:
         self.timeout = timeout
+        self.ignored_cancel = ignored_cancel
+        detail = (
+            "; it ignored its cancellation at the timeout (caught CancelledError) and "
+            "finished later, so its result was discarded: let CancelledError propagate"
+            if ignored_cancel else ""
+        )
         super().__init__(
-            f"task {task_id!r} did not finish within its timeout of {timeout:g} s; "
+            f"task {task_id!r} did not finish within its timeout of {timeout:g} s{detail}; "
             f"raise WorkflowTask(timeout=...) or make the work faster",
             task_id=task_id,
         )

@@ -219,6 +219,8 @@ class EventBus:
     """A list of subscribers. Truthy only when someone listens, so publishers can skip work.
 
     A subscriber that raises is logged and kept: a broken progress bar must never break a run.
+    That holds for any ``BaseException`` (a stray ``CancelledError`` included) except
+    ``KeyboardInterrupt`` and ``SystemExit``, which propagate (a run then ends cancelled).
     """
 
     __slots__ = ("_subscribers",)
@@ -250,7 +252,9 @@ class EventBus:
         for callback in tuple(self._subscribers):
             try:
                 callback(event)
-            except Exception:  # a subscriber never breaks the publisher
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:  # a subscriber never breaks the publisher (nor hangs a run)
                 log.exception("event subscriber %r failed on %r", callback, event)
 
 

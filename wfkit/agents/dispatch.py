@@ -12,12 +12,15 @@ State, in plain lists, dicts and sets over the numbering of a :class:`~wfkit.gra
 - the ready heaps   one heap per distinct set of required capabilities (a capability class),
                     keyed by (-priority, -remaining critical path, insertion index): the same
                     inputs give the same order;
-- ``running[tid]``  the agent running it; ``agent.current_load`` counts these per agent;
+- ``running[tid]``  the agent running it; it holds a slot of the run's
+                    :class:`~wfkit.agents.pool.AgentPool` on that agent;
 - ``backoff``       an attempt failed and a retry is pending (no agent slot is held);
 - ``finished[tid]`` "completed", "failed", "skipped" or "cancelled".
 
-Invariants: ``agent.current_load < agent.capacity`` before a task is assigned to it, and the
-load is released by every transition out of ``running``. A ready task whose capable agents are
+Invariants: the pool has room on an agent before a task is assigned to it (the pool counts
+the tasks of every run that shares it: an orchestrator's concurrent runs never exceed an
+agent's capacity between them), and the slot is released by every transition out of
+``running``. A ready task whose capable agents are
 all busy never holds back a ready task that another free agent could run: :meth:`assign` looks
 at the head of every capability class's heap and takes the best head that has a free agent.
 """
@@ -30,6 +33,7 @@ from heapq import heappush
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.policies import LeastLoaded, Policy
+from wfkit.agents.pool import AgentPool
 from wfkit.graph import TaskGraph
 
 __all__ = ["RunState"]
@@ -48,6 +52,7 @@ class RunState:
         agents: Sequence[AgentProfile],
         policy: Policy,
         completed: Iterable[str] = (),
+        pool: AgentPool | None = None,
     ) -> None:
         if not isinstance(graph, TaskGraph):
             graph = TaskGraph(graph)
@@ -55,6 +60,7 @@ class RunState:
         self.tasks = tasks = graph.tasks
         self.agents = [a for a in agents if a.availability]
         self.policy = policy
+        self.pool = pool if pool is not None else AgentPool()
         classes = graph.classes  # heap k holds the ready tasks of classes[k]
         self._heaps: list[list[Entry]] = [[] for _ in classes]
         self._candidates = [[a for a in self.agents if a.can_run(sig)] for sig in classes]
@@ -125,11 +131,13 @@ class RunState:
         deferred: list[Entry] = []
         heaps, task_list, running = self._heaps, self.graph.task_list, self.running
         select = self.policy.select
+        pool = self.pool
+        with_room, acquire = pool.with_room, pool.acquire
         if len(heaps) == 1:  # one capability class (the common case): no cross-class choice
             heap = heaps[0]
             if not heap:
                 return out
-            cands = [a for a in self._candidates[0] if a.current_load < a.capacity]
+            cands = with_room(self._candidates[0])
             while heap and cands:
                 entry = heapq.heappop(heap)
                 task = task_list[entry[2]]
@@ -137,8 +145,7 @@ class RunState:
                 if agent is None:
                     deferred.append(entry)
                     continue
-                agent.current_load += 1
-                if agent.current_load >= agent.capacity:
+                if acquire(agent):
                     cands.remove(agent)
                 running[entry[3]] = agent
                 out.append((task, agent))
@@ -151,9 +158,7 @@ class RunState:
                         continue
                     cands = free.get(k)
                     if cands is None:
-                        cands = free[k] = [
-                            a for a in self._candidates[k] if a.current_load < a.capacity
-                        ]
+                        cands = free[k] = with_room(self._candidates[k])
                     if cands:
                         best = heap[0]
                 if best is None:
@@ -164,8 +169,7 @@ class RunState:
                 if agent is None:
                     deferred.append(best)
                     continue
-                agent.current_load += 1
-                if agent.current_load >= agent.capacity:
+                if acquire(agent):
                     for cands in free.values():  # the agent is full now, for every class
                         if agent in cands:
                             cands.remove(agent)
@@ -173,20 +177,23 @@ class RunState:
                 out.append((task, agent))
         if deferred:
             if not out and not running:
-                # A plan that waits for a busy agent must not stall an idle run.
-                entry = deferred.pop(0)
-                cands = [a for a in self._candidates[entry[4]] if a.current_load < a.capacity]
-                agent = _fallback.select(task_list[entry[2]], cands)
-                agent.current_load += 1
-                running[entry[3]] = agent
-                out.append((task_list[entry[2]], agent))
+                # A plan that waits for a busy agent must not stall an idle run. (When other
+                # runs hold every capable agent, the pool wakes this run as a slot frees.)
+                entry = deferred[0]
+                cands = with_room(self._candidates[entry[4]])
+                if cands:
+                    del deferred[0]
+                    agent = _fallback.select(task_list[entry[2]], cands)
+                    acquire(agent)
+                    running[entry[3]] = agent
+                    out.append((task_list[entry[2]], agent))
             for entry in deferred:
                 heappush(heaps[entry[4]], entry)
         return out
 
     def _release(self, tid: str) -> AgentProfile:
         agent = self.running.pop(tid)
-        agent.current_load -= 1
+        self.pool.release(agent)
         return agent
 
     def complete(self, tid: str) -> None:
@@ -198,8 +205,9 @@ class RunState:
         ends many at once)."""
         running, finished, waiting = self.running, self.finished, self.waiting
         heaps, entries, below, index = self._heaps, self._entries, self.graph.below, self.graph.index
+        release = self.pool.release
         for tid in tids:
-            running.pop(tid).current_load -= 1
+            release(running.pop(tid))
             finished[tid] = "completed"
             for j in below[index[tid]]:
                 n = waiting[j] - 1

@@ -5,6 +5,16 @@ run state (the only place transitions happen) and newly ready tasks are dispatch
 from the same callback, so a free agent never waits for a central loop. The run owns every
 task and timer it starts: on cancellation it cancels them, awaits them, and marks the tasks
 ``cancelled`` before the cancellation propagates.
+
+Every run ends. Only the run's own cancellation propagates out of an attempt; anything else a
+task raises (any ``BaseException``, a ``CancelledError`` of its own included) fails that
+attempt with the exception recorded. ``KeyboardInterrupt`` and ``SystemExit`` from a task
+also end the run: it is cancelled cleanly (its tasks marked, ``RunFinished`` published, so a
+store records it), and then the exception propagates from :meth:`WorkflowRun.execute`.
+
+Agent capacity is accounted in the :class:`~wfkit.agents.pool.AgentPool` the run is given
+(the orchestrator shares one between its runs): when another run frees a slot, the pool
+wakes this run, which then dispatches from its own callback.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from wfkit.agents.dispatch import RunState
 from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
 from wfkit.agents.params import NO_PARAMS, RunParams
 from wfkit.agents.policies import Policy
+from wfkit.agents.pool import AgentPool
 from wfkit.agents.results import RunResult
 from wfkit.agents.subruns import CURRENT
 from wfkit.cache import (
@@ -51,6 +62,14 @@ from wfkit.tracebacks import format_traceback, user_frame
 __all__ = ["WorkflowRun"]
 
 _now = time.time
+
+
+def _cancelling() -> int:
+    """Whether the current task has been asked to cancel (by the run, not by its own work)."""
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
 # A settled task's record: (agent id, attempts, first start, end, error, exception,
 # traceback). A plain tuple of plain values leaves the cyclic GC's view at its next pass; one
 # tracked object per task would bring on full collections during runs of 100,000 tasks.
@@ -101,12 +120,12 @@ class WorkflowRun:
         completed: Mapping[str, Any] | None = None,
         backoff: float = 0.1,
         max_backoff: float = 30.0,
-        on_transition: Callable[[], None] | None = None,
         params: Mapping[str, Any] = NO_PARAMS,
         cache: ResultCache | None = None,
         cache_mode: str = "use",
         cache_default: bool = False,
         parent: TaskContext | None = None,
+        pool: AgentPool | None = None,
     ) -> None:
         self.workflow_id = workflow_id
         self.run_id = run_id
@@ -130,13 +149,14 @@ class WorkflowRun:
         self.params_read: dict[str, frozenset[str]] = {}
         self.results: dict[str, Any] = dict(completed or {})
         self.resumed = tuple(self.results)
-        self.state = RunState(graph, agents, policy, completed=self.resumed)
+        self.state = RunState(graph, agents, policy, completed=self.resumed, pool=pool)
+        self.pool = self.state.pool
         self.records: dict[str, Settled] = {}  # settled tasks that were started
         self._live: dict[str, _Record] = {}  # started tasks that have not settled yet
         self._running: dict[str, asyncio.Task[None]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._done: asyncio.Future[None] | None = None
-        self._on_transition = on_transition
+        self._interrupt: BaseException | None = None  # KeyboardInterrupt/SystemExit of a task
         self._rng = random.Random()
         self._stopper: asyncio.Task[None] | None = None
         self._dispatch_pending = False
@@ -178,18 +198,26 @@ class WorkflowRun:
             )
         for tid in self.resumed:
             self.tasks[tid].status = "completed"
+        unsubscribe = self.pool.subscribe(self._advance)  # other runs free shared slots
         try:
             self.dispatch()
             if not self.state.done:
                 await self._done
+            if self._interrupt is not None:
+                raise self._interrupt
         except Exception:  # a misbehaving policy: stop what we started, then report it
+            unsubscribe()
             await self._cancel("failed")
             self._finish("failed")
             raise
-        except BaseException:  # cancellation or KeyboardInterrupt: stop everything we started
+        except BaseException as exc:  # cancellation, or a task's KeyboardInterrupt/SystemExit
+            unsubscribe()
             await self._cancel("cancelled")
             self._finish("cancelled")
+            if self._interrupt is not None and exc is not self._interrupt:
+                raise self._interrupt from None  # a task's exit code wins over our cancel
             raise
+        unsubscribe()
         if self.status == "running":
             self.status = "failed" if self.counts()["failed"] else "completed"
         self._finish(self.status)
@@ -310,32 +338,48 @@ class WorkflowRun:
         record.agent_id = agent.agent_id
         if record.started_at is None:
             record.started_at = started
-        if self._listening:
-            self.bus.emit(
-                TaskStarted(self.run_id, started, self.workflow_id, tid, agent.agent_id, attempt)
-            )
         try:
-            if task.timeout is None and is_async_callable(fn):
-                result = await fn(ctx)  # the hot path: no timeout scope, no executor
-                if result is not None and hasattr(result, "__await__"):
-                    result = await result
+            if self._listening:
+                self.bus.emit(
+                    TaskStarted(
+                        self.run_id, started, self.workflow_id, tid, agent.agent_id, attempt
+                    )
+                )
+            try:
+                if task.timeout is None and is_async_callable(fn):
+                    result = await fn(ctx)  # the hot path: no timeout scope, no executor
+                    if result is not None and hasattr(result, "__await__"):
+                        result = await result
+                else:
+                    result = await self._call(task, fn, ctx, agent)
+            except asyncio.CancelledError as exc:
+                if _cancelling():
+                    raise  # the run's own cancellation: its _cancel marks the task
+                del self._running[tid]  # the task's own (it awaited something cancelled)
+                self._failed(task, agent, record, started, exc)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                del self._running[tid]
+                self._failed(task, agent, record, started, exc)
             else:
-                result = await self._call(task, fn, ctx, agent)
+                if self.status != "running" and _cancelling():  # it swallowed the run's
+                    raise asyncio.CancelledError  # cancellation: cancelled all the same
+                del self._running[tid]
+                read = ctx.params.read
+                if read:
+                    self.params_read[tid] = frozenset(read)
+                if self._bases:
+                    base = self._bases.pop(tid, None)
+                    if base is not None:
+                        self._keep(task, base, result, read)
+                self._completed(task, agent, record, started, result)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self._abort(exc)  # never out of a task: that would stop the event loop itself
         except asyncio.CancelledError:
-            raise  # the run's _cancel marks it
-        except Exception as exc:
-            del self._running[tid]
-            self._failed(task, agent, record, started, exc)
-        else:
-            del self._running[tid]
-            read = ctx.params.read
-            if read:
-                self.params_read[tid] = frozenset(read)
-            if self._bases:
-                base = self._bases.pop(tid, None)
-                if base is not None:
-                    self._keep(task, base, result, read)
-            self._completed(task, agent, record, started, result)
+            raise
+        except BaseException as exc:  # a fault in our own bookkeeping: end the run with it
+            self._abort(exc)
 
     async def _call(
         self, task: WorkflowTask, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile
@@ -345,11 +389,14 @@ class WorkflowRun:
             return await self._invoke(fn, ctx, agent)
         try:
             async with asyncio.timeout(task.timeout) as scope:
-                return await self._invoke(fn, ctx, agent)
+                result = await self._invoke(fn, ctx, agent)
         except TimeoutError:
             if scope.expired():
                 raise TaskTimeoutError(task.task_id, task.timeout) from None
             raise
+        if scope.expired():  # it caught the CancelledError of its timeout and went on
+            raise TaskTimeoutError(task.task_id, task.timeout, ignored_cancel=True)
+        return result
 
     async def _invoke(self, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile) -> Any:
         if is_async_callable(fn):
@@ -386,7 +433,7 @@ class WorkflowRun:
 
     def _failed(
         self, task: WorkflowTask, agent: AgentProfile, record: _Record, started: float,
-        exc: Exception,
+        exc: BaseException,
     ) -> None:
         tid = task.task_id
         end = _now()
@@ -450,14 +497,20 @@ class WorkflowRun:
             return
         try:
             self.dispatch()
-        except Exception as exc:  # surfaces in execute(), which cleans up
-            if self._done is not None and not self._done.done():
-                self._done.set_exception(exc)
+        except BaseException as exc:  # a policy's error: surfaces in execute(), which cleans up
+            self._abort(exc)
             return
-        if self._on_transition is not None:
-            self._on_transition()
         if self.state.done and self._done is not None and not self._done.done():
             self._done.set_result(None)
+
+    def _abort(self, exc: BaseException) -> None:
+        """End the run with ``exc``: execute() cancels what runs, then raises it."""
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            if self._interrupt is None:
+                self._interrupt = exc
+            exc = asyncio.CancelledError()  # execute() raises the interrupt after cleaning up
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(exc)
 
     async def _fail_fast(self) -> None:
         await self._cancel("failed")
@@ -492,8 +545,6 @@ class WorkflowRun:
                         record.started_at if agent and record else None,
                     )
                 )
-        if self._on_transition is not None:
-            self._on_transition()
 
     def _finish(self, status: str) -> None:
         self.status = status

@@ -1,4 +1,11 @@
-"""The public face of collective agent workflows: register agents, create and run workflows."""
+"""The public face of collective agent workflows: register agents, create and run workflows.
+
+An orchestrator's runs may overlap (several ``execute_workflow`` awaits at once) and share its
+agents. Each run gets its own policy object (:func:`~wfkit.agents.policies.resolve_policy`)
+and the orchestrator's one :class:`~wfkit.agents.pool.AgentPool`, which accounts agent
+capacity across all of them (``AgentProfile.current_load`` mirrors it) and wakes the other
+runs when a slot frees.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from wfkit.agents.engine import WorkflowRun
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.params import check_declared, resolve_params
 from wfkit.agents.policies import Policy, resolve_policy
+from wfkit.agents.pool import AgentPool
 from wfkit.agents.registry import AgentRegistry
 from wfkit.agents.results import RunResult
 from wfkit.agents.subruns import lend_slot, parent_context
@@ -61,6 +69,7 @@ class CollectiveAgentWorkflowOrchestrator:
         self.workflows: dict[str, dict[str, Any]] = {}
         self._bus = EventBus()
         self._active: dict[str, WorkflowRun] = {}
+        self.pool = AgentPool()  # capacity of the agents, across concurrent runs
         if executor is None:
             from wfkit.executors.local import ThreadExecutor
 
@@ -324,13 +333,12 @@ class CollectiveAgentWorkflowOrchestrator:
             cache_mode=cache,
             cache_default=wf.get("_cache", False),
             parent=parent,
+            pool=self.pool,
         )
         run.owner = self
         wf["status"] = "running"
         wf["runs"].append(run_id)
         self._active[run_id] = run
-        for other in self._active.values():  # runs share agents: freed slots wake the others
-            other._on_transition = self._poke_others if len(self._active) > 1 else None
         show = self.progress if progress is None else progress
         if parent is not None and progress is None:
             show = False  # no bar per sub-workflow run (its caller has one)
@@ -423,10 +431,6 @@ class CollectiveAgentWorkflowOrchestrator:
                 if items:
                     executors[key].check(items)
         return [ex for ex in executors.values() if type(ex).release is not Executor.release]
-
-    def _poke_others(self) -> None:
-        for run in list(self._active.values()):
-            run.dispatch()
 
     def close(self) -> None:
         """Release what this orchestrator created: its executor, and a store it opened from a

@@ -5,12 +5,15 @@ capability and free capacity, in registration order. It returns one of them, or 
 defer the task to a later dispatch (a plan that waits for a particular agent). The dispatcher
 never lets a deferral stall a run: when nothing is running it falls back to ``least_loaded``.
 
-The same policy objects drive the live engine and the simulator, so a what-if answer follows
-the same choices a real run makes.
+The same policy classes drive the live engine and the simulator, so a what-if answer follows
+the same choices a real run makes. Every run (live or simulated) works on its own copy
+(:func:`resolve_policy` calls :meth:`Policy.fresh`), so state a policy keeps for a run (a
+plan, a turn, a clock) is never shared by two runs that overlap.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,9 +33,17 @@ __all__ = [
 
 
 class Policy:
-    """Base class. Subclasses implement :meth:`select`; :meth:`prepare` runs once per run."""
+    """Base class. Subclasses implement :meth:`select`; :meth:`prepare` runs once per run, on
+    the run's own copy (:meth:`fresh`)."""
 
     name = "policy"
+
+    def fresh(self) -> Policy:
+        """The object one run uses: a shallow copy, so that :meth:`prepare` and :meth:`select`
+        can keep per-run state in attributes without two overlapping runs sharing it.
+        Override it when a shallow copy is not enough (mutable state made in ``__init__``
+        and changed by ``select``)."""
+        return copy.copy(self)
 
     def prepare(
         self, tasks: Mapping[str, WorkflowTask], agents: Sequence[AgentProfile]
@@ -134,14 +145,15 @@ class Heft(Policy):
         self.comm_costs = comm_costs
         self.plan = plan
         self.clock = clock if clock is not None else time.monotonic
-        self._follower: Any = None
+        self._run: Any = None  # this run's plan follower (set on the run's own copy)
+        self._latest: list[Any] = [None]  # shared by the per-run copies: the latest follower
 
     def prepare(
         self, tasks: Mapping[str, WorkflowTask], agents: Sequence[AgentProfile]
     ) -> None:
         from wfkit.optimization.planpolicy import PlanFollower
 
-        self._follower = PlanFollower(
+        self._run = self._latest[0] = PlanFollower(
             tasks,
             agents,
             durations=self.durations,
@@ -151,16 +163,23 @@ class Heft(Policy):
         )
 
     @property
+    def _follower(self) -> Any:
+        """The plan follower of this run, or of the latest run prepared from this policy."""
+        return self._run if self._run is not None else self._latest[0]
+
+    @property
     def schedule(self) -> Any:
-        """The plan this policy follows in the current (or last) run, a ``wfkit.Schedule``."""
-        return None if self._follower is None else self._follower.plan
+        """The plan of the latest run (live or simulated) this policy prepared, a
+        ``wfkit.Schedule``; on a run's own copy, that run's plan."""
+        follower = self._follower
+        return None if follower is None else follower.plan
 
     def select(
         self, task: WorkflowTask, candidates: Sequence[AgentProfile]
     ) -> AgentProfile | None:
-        if self._follower is None:
+        if self._run is None:
             raise PolicyError("Heft.select() was called before Heft.prepare(tasks, agents)")
-        return self._follower.select(task, candidates)
+        return self._run.select(task, candidates)
 
 
 class FunctionPolicy(Policy):
@@ -198,9 +217,10 @@ POLICIES: dict[str, type[Policy]] = {
 
 
 def resolve_policy(policy: str | Policy | Callable[..., Any]) -> Policy:
-    """A fresh policy object for a name, a Policy instance, or a callable."""
+    """A fresh policy object, for one run, from a name, a Policy instance (its
+    :meth:`~Policy.fresh` copy) or a callable."""
     if isinstance(policy, Policy):
-        return policy
+        return policy.fresh()
     if isinstance(policy, str):
         cls = POLICIES.get(policy)
         if cls is None:

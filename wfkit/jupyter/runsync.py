@@ -23,8 +23,9 @@ def run_sync(awaitable: Awaitable[T], *, raise_on_failure: bool = False) -> T:
     In a plain script it runs a fresh event loop and closes it. Inside a running loop (a
     notebook cell) it re-enters that loop with ``nest_asyncio``, so objects bound to the loop
     (clients, queues) keep working. Prefer top-level ``await`` in notebooks; this is for code
-    that must stay sync. On KeyboardInterrupt the work is cancelled and awaited before the
-    interrupt propagates, so nothing keeps running in the background.
+    that must stay sync. On KeyboardInterrupt or SystemExit the work is cancelled and awaited
+    before the exception propagates, so nothing keeps running in the background (a run whose
+    task raised one of them has already cancelled its work when it re-raises it).
     """
     try:
         loop = asyncio.get_running_loop()
@@ -68,10 +69,17 @@ def _drive(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[Any]) -> Any:
         if INTERRUPT_MESSAGE in str(exc) or INTERRUPT_MESSAGE in repr(exc.args):
             raise KeyboardInterrupt from None  # a script's Ctrl-C stays a KeyboardInterrupt
         raise
-    except KeyboardInterrupt:
-        task.cancel()
+    except (KeyboardInterrupt, SystemExit):
+        if task.done():  # it ended with this exception itself (a run re-raises a task's
+            if not task.cancelled():  # exit after cancelling its work): nothing is pending
+                task.exception()  # retrieved: asyncio must not log it again
+            raise
+        task.cancel()  # it came from elsewhere: cancel the work and let it clean up first
         try:
             loop.run_until_complete(task)
         except (asyncio.CancelledError, Exception):
             pass
+        except (KeyboardInterrupt, SystemExit):
+            if task.done() and not task.cancelled():
+                task.exception()
         raise
