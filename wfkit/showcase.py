@@ -76,7 +76,8 @@ def static_outputs(nb: Any) -> Any:
 
     Plotly figures saved as their JSON mimetype get an HTML rendering (Plotly's JavaScript is
     embedded once, in the first figure); live widgets, whose saved state is only their initial
-    one and whose renderer would come from a CDN, are replaced by a short note.
+    one and whose renderer would come from a CDN, are replaced by their static HTML (a
+    :class:`wfkit.Dashboard` keeps a picture of its final state) or by a short note.
     """
     import plotly.io as pio
 
@@ -87,8 +88,8 @@ def static_outputs(nb: Any) -> Any:
             data = out.get("data")
             if not data:
                 continue
-            if _WIDGET in data:
-                out["data"] = {"text/html": _WIDGET_NOTE}
+            if _WIDGET in data:  # a widget's own static picture (the dashboard's), or a note
+                out["data"] = {"text/html": data.get("text/html") or _WIDGET_NOTE}
             elif _PLOTLY in data and "text/html" not in data:
                 fig = dict(data[_PLOTLY])
                 data["text/html"] = pio.to_html(

@@ -20,6 +20,7 @@ from wfkit.jupyter.dashboard import Dashboard
 from wfkit.plots import DAG_NODE_TRACE, STATUS_COLORS
 
 STATUSES = list(STATUS_COLORS)
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def mixed_workflow(name: str = "mixed") -> Workflow:
@@ -351,3 +352,43 @@ def test_events_built_for_subscribers_stay_immutable_dataclasses():
     assert kw.resumed == () and kw.policy == ""
     with pytest.raises(TypeError, match="missing 1 required positional argument: 'agents'"):
         RunStarted("r", 1.0, "w", ())
+
+
+async def test_the_figures_save_a_loader_not_plotlys_javascript():
+    from wfkit.jupyter.livefigure import KEY, LiveFigure, _modules
+
+    orch = orchestrator()
+    await orch.create_workflow(mixed_workflow())
+    dash = Dashboard(orch)
+    for fig in (dash.dag, dash.load):
+        assert isinstance(fig, LiveFigure)
+        esm = fig.get_state()["_esm"]  # what a saved notebook keeps
+        assert len(esm) < 5_000 and f'Symbol.for("{KEY}")' in esm
+    full, loader = _modules()
+    assert len(full) > 1_000_000 and full.rstrip().endswith("}")  # Plotly's, kept on the page
+    assert f'Symbol.for("{KEY}")' in full.rsplit("export", 1)[1]
+    dash.close()
+
+
+async def test_the_output_is_the_widget_while_a_browser_shows_it_else_a_snapshot():
+    orch = orchestrator()
+    await orch.create_workflow(mixed_workflow())
+    dash = Dashboard(orch)
+    handles: list[dict] = []
+
+    class Handle:  # what IPython's display(..., display_id=True) returns
+        def update(self, data, raw=False):
+            handles.append(data)
+
+    dash._displays.append(Handle())
+    before = dash._bundle()
+    assert WIDGET in before and "wfkit-dashboard-snapshot" in before["text/html"]
+    await orch.execute_workflow("mixed")
+    headless = handles[-1]  # no browser said hello: the snapshot alone
+    assert WIDGET not in headless
+    assert "failed <b>1</b>" in headless["text/html"] and "run failed" in headless["text/html"]
+    dash.dag._on_custom(dash.dag, {"type": "wfkit-frontend"}, [])  # a browser shows it now
+    assert dash.live and WIDGET in handles[-1]  # the live view comes back at once
+    await orch.execute_workflow("mixed")
+    assert WIDGET in handles[-1] and "completed <b>3</b>" in handles[-1]["text/html"]
+    dash.close()

@@ -48,7 +48,8 @@ def test_demo_writes_a_report_with_static_final_figures(tmp_path):
     html = out.read_text()
     assert "Gapminder 1952" in html and "Oceania: 69.17 years" in html  # the parameter took
     assert "Traceback" not in html
-    assert "a live widget: interactive in a running notebook" in html  # no dead widget views
+    assert "wfkit-dashboard-snapshot" in html  # the dashboard's final state, not a dead widget
+    assert "application/vnd.jupyter.widget-view+json" not in html
     assert html.count("plotly.js v") == 1  # Plotly's JavaScript embedded once
     assert html.count('class="plotly-graph-div"') >= 3  # final DAG, Gantt, agent load
     assert (tmp_path / "report.ipynb").is_file()  # the executed notebook sits next to it

@@ -41,6 +41,7 @@ from wfkit.events import (
     TaskSkipped,
     TaskStarted,
 )
+from wfkit.jupyter.livefigure import LiveFigure
 from wfkit.plots import DAG_NODE_TRACE, build_dag_figure
 
 __all__ = ["Dashboard", "follows"]
@@ -175,8 +176,8 @@ class Dashboard(widgets.VBox):
             style={"description_width": "initial"},
             layout=widgets.Layout(width="100%", height="24px"),
         )
-        self.dag = go.FigureWidget(_placeholder("DAG: waiting for a workflow"))
-        self.load = go.FigureWidget(_load_figure())
+        self.dag = LiveFigure(_placeholder("DAG: waiting for a workflow"))
+        self.load = LiveFigure(_load_figure())
         self.events = widgets.HTML(value=self._events_html([]))
         super().__init__(
             children=[
@@ -208,6 +209,9 @@ class Dashboard(widgets.VBox):
         self.redraws = 0
         # loop times of the latest redraws: the throttling is checkable
         self.redraw_times: deque[float] = deque(maxlen=1000)
+        self._displays: list[Any] = []  # IPython display handles of this dashboard's outputs
+        for fig in (self.dag, self.load):
+            fig.on_frontend(self._update_displays)
         self._on_event, self._follow = self._subscriber()
         self._unsubscribe: Callable[[], None] | None = orchestrator.subscribe(self._on_event)
         try:
@@ -292,6 +296,7 @@ class Dashboard(widgets.VBox):
                 if running:  # another run of this orchestrator is still going: follow it
                     self._current = running[-1]
             self._flush_now()  # the final state shows before execute_workflow returns
+            self._update_displays()  # and a saved notebook keeps it
             return
         else:
             return
@@ -526,6 +531,83 @@ class Dashboard(widgets.VBox):
             + "".join(rows)
             + "</tbody></table></div>"
         )
+
+    # -- what a notebook keeps ------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        """True once a browser has shown this dashboard's figures (a headless run never does)."""
+        return self.dag.frontend_seen or self.load.frontend_seen
+
+    def snapshot_html(self) -> str:
+        """What the dashboard shows now, as plain HTML with the DAG as an SVG picture: the
+        output a notebook read without its kernel shows (nbconvert's HTML, JupyterLab)."""
+        from wfkit.jupyter import snapshot
+
+        view = self._current
+        counts = view.counts() if view is not None else None
+        parts = [f"<div class='wfkit-snapshot-header'>{self._header_html(view, counts)}</div>"]
+        if view is not None and counts is not None:
+            done = view.total - counts["pending"] - counts["running"] - counts["retrying"]
+            colour = RUN_BAR_COLORS.get(view.state, STATUS_COLORS["running"])
+            parts.append(snapshot.progress_html(done, view.total, colour))
+        dag = self._shown if isinstance(self._shown, _DagView) else None
+        if dag is not None and len(dag.ids) <= snapshot.SNAPSHOT_DAG_TASKS:
+            codes = self._sent if self._sent is not None else [PENDING] * len(dag.ids)
+            colours = [STATUS_COLORS[_STATUSES[int(c)]] for c in codes]
+            title = html.unescape(str(dag.figure.layout.title.text or "")).replace(
+                "<b>", "").replace("</b>", "")
+            svg = snapshot.dag_svg(dag.figure, colours, node_trace=DAG_NODE_TRACE, title=title)
+            if svg:
+                parts.append(snapshot.svg_img(svg, f"DAG of {title}"))
+        elif view is not None:
+            parts.append(f"<div style='color:#666;font-size:12px'>DAG of {view.total:,} tasks: "
+                         f"not drawn in this picture (more than "
+                         f"{snapshot.SNAPSHOT_DAG_TASKS:,})</div>")
+        agents = getattr(self.orchestrator, "agents", None) or {}
+        rows = [
+            (a.agent_id + ("" if a.availability else " (off)"), a.current_load, a.capacity,
+             (a.performance_metrics or {}).get("tasks_completed", 0),
+             (a.performance_metrics or {}).get("tasks_failed", 0))
+            for a in sorted(agents.values(), key=lambda a: a.agent_id)
+        ]
+        load = snapshot.load_html(rows, STATUS_COLORS["running"])
+        parts.append(
+            "<div style='display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start'>"
+            f"<div>{load}</div><div>{self._events_html(list(self._latest))}</div></div>"
+        )
+        return ("<div class='wfkit-dashboard-snapshot' style='font-family:sans-serif'>"
+                + "".join(parts) + "</div>")
+
+    def _bundle(self) -> dict[str, Any]:
+        """The output's data: the live widget while a browser shows it, and always the
+        snapshot. A headless run gets the snapshot alone, so that nbconvert's HTML shows it
+        rather than a widget it cannot load."""
+        data: dict[str, Any] = {}
+        if self.live or not self._displays_updated:
+            data.update(super()._repr_mimebundle_() or {})
+        data["text/html"] = self.snapshot_html()
+        data["text/plain"] = repr(self)
+        return data
+
+    _displays_updated = False
+
+    def _ipython_display_(self) -> None:
+        """Display the widget with a static snapshot next to it, under a display id: each
+        run's end updates it, so a saved notebook shows the final state."""
+        from IPython.display import display
+
+        handle = display(self._bundle(), raw=True, display_id=True)
+        if handle is not None:
+            self._displays.append(handle)
+
+    def _update_displays(self) -> None:
+        if not self._displays:
+            return
+        self._displays_updated = True
+        data = self._bundle()
+        for handle in self._displays:
+            handle.update(data, raw=True)
 
     # -- state for code and tests -------------------------------------------------------------
 

@@ -1,0 +1,84 @@
+"""A JupyterLab server of our own for the browser tests (throw-away ``JUPYTER_*`` folders,
+127.0.0.1, a token), and the flags that run Debian's Chromium here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM = os.environ.get("WFKIT_CHROMIUM", "/usr/bin/chromium")
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def jupyter_lab(root: Path, tmp: Path) -> Iterator[dict[str, str]]:
+    """JupyterLab serving ``root``; yields its URL and token, stops it by PID."""
+    import httpx
+
+    if not os.access(CHROMIUM, os.X_OK):
+        raise AssertionError(f"no browser at {CHROMIUM}: apt-get install chromium "
+                             "(make e2e does it)")
+    env = dict(os.environ)
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        env[var] = str(tmp / var.lower())
+    env.pop("JUPYTER_PATH", None)
+    settings = tmp / "lab-settings"
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp / "lab-workspaces")
+    notify = settings / "@jupyterlab" / "apputils-extension"
+    notify.mkdir(parents=True)
+    (notify / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    port, token = _free_port(), secrets.token_hex(16)
+    jupyter = Path(sys.executable).with_name("jupyter")
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in finally
+    server = subprocess.Popen(
+        [str(jupyter), "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
+         f"--ServerApp.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited: {(tmp / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{base}/api/status", params={"token": token}).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("jupyter lab did not answer within 90 s")
+            time.sleep(0.5)
+        yield {"base": base, "token": token, "log": str(tmp / "server.log")}
+        for kernel in httpx.get(f"{base}/api/kernels", params={"token": token}).json():
+            httpx.delete(f"{base}/api/kernels/{kernel['id']}", params={"token": token})
+    finally:
+        if server.poll() is None:
+            os.kill(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(server.pid, signal.SIGKILL)
+                server.wait()
+        log.close()
+
+

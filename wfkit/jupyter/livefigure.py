@@ -1,0 +1,165 @@
+"""``LiveFigure``: a Plotly ``FigureWidget`` whose JavaScript is not saved with the notebook.
+
+Plotly's ``FigureWidget`` is an anywidget: its ~5 MB of JavaScript (plotly.js and the widget)
+is its ``_esm`` trait, part of the widget's state. Headless runs (papermill, ``nbconvert
+--execute``) save every widget's last state into the notebook, so each figure of a dashboard
+added 5 MB to a saved notebook that could not even draw it without a kernel.
+
+A ``LiveFigure`` opens with Plotly's module (plus one line that keeps it on the page, see
+:data:`KEY`) and at once replaces its ``_esm`` with a small loader, so the state a notebook
+saves holds the loader only. In a browser the widget manager has started importing the full
+module when the loader arrives (messages are handled in order), and the loader takes it from
+the page; a page that never saw it (reloaded, or a view opened later) asks the kernel for it
+once with a custom message, which no saved state records. Without a kernel the loader says so:
+the dashboard's saved output carries a static picture of the final state instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import plotly
+import plotly.graph_objects as go
+
+__all__ = ["LiveFigure", "KEY"]
+
+#: The page-wide slot (``globalThis[Symbol.for(KEY)]``) that holds Plotly's widget module.
+KEY = f"wfkit.plotly-widget/{plotly.__version__}"
+_ASK = "wfkit-plotly-module"
+_HELLO = "wfkit-frontend"
+
+_LOADER = """\
+const KEY = Symbol.for(%(key)s);
+const ASK = %(ask)s;
+const HELLO = %(hello)s;
+
+function slot() {
+  const g = globalThis;
+  if (!g[KEY]) {
+    let resolve;
+    const promise = new Promise((r) => { resolve = r; });
+    g[KEY] = { promise, resolve, value: null, asked: false };
+  }
+  return g[KEY];
+}
+
+// Plotly's widget module: already on the page, still being imported (the first state of this
+// widget carried it), or asked of the kernel once.
+function plotlyModule(model) {
+  const s = slot();
+  if (s.value) return Promise.resolve(s.value);
+  setTimeout(() => {
+    if (s.value || s.asked) return;
+    s.asked = true;
+    const onMsg = (msg, buffers) => {
+      if (!msg || msg.type !== ASK || !buffers || !buffers.length) return;
+      model.off("msg:custom", onMsg);
+      const url = URL.createObjectURL(new Blob([buffers[0]], { type: "text/javascript" }));
+      import(url).finally(() => URL.revokeObjectURL(url));  // it fills the slot itself
+    };
+    model.on("msg:custom", onMsg);
+    model.send({ type: ASK });
+  }, 1500);
+  return s.promise;
+}
+
+export default () => {
+  let widget = null;
+  let ready = null;
+  return {
+    initialize({ model }) {
+      model.send({ type: HELLO });  // a browser shows this figure (headless runs never say so)
+      ready = plotlyModule(model).then((factory) => {
+        widget = factory();
+        return widget.initialize({ model });
+      });
+    },
+    async render({ model, el }) {
+      const note = document.createElement("div");
+      note.className = "wfkit-live-figure-loading";
+      note.style.cssText = "color:#666;font-size:12px;padding:8px";
+      note.textContent = "loading Plotly…";
+      el.appendChild(note);
+      const late = setTimeout(() => {
+        note.textContent = "This live figure needs the notebook's running kernel; the " +
+          "saved output shows the final state as a picture.";
+      }, 10000);
+      await ready;
+      clearTimeout(late);
+      note.remove();
+      return widget.render({ model, el });
+    },
+  };
+};
+"""
+
+_EXPORT = re.compile(r"export\s*\{([^}]*)\}\s*;?\s*(?:/\*.*?\*/\s*)*\Z", re.S)
+
+
+@functools.cache
+def _modules() -> tuple[str, str] | None:
+    """(Plotly's module with the line that keeps it on the page, the loader), or None when
+    this Plotly's bundle is not the shape expected (then figures stay plain FigureWidgets)."""
+    try:
+        text = str(go.FigureWidget._esm)  # anywidget's FileContents: the file's text
+    except Exception:  # noqa: BLE001 - any surprise: no loader, plain FigureWidgets
+        return None
+    m = _EXPORT.search(text)
+    names = dict(
+        (part.split(" as ")[1].strip(), part.split(" as ")[0].strip())
+        for part in (m.group(1).split(",") if m else ()) if " as " in part
+    )
+    default = names.get("default")
+    if not default or not re.fullmatch(r"[\w$]+", default):
+        return None
+    key = repr(KEY).replace("'", '"')
+    keep = (
+        f"\n;{{const k=Symbol.for({key}),g=globalThis;let s=g[k];if(!s){{let r;const p=new "
+        f"Promise(x=>{{r=x}});s=g[k]={{promise:p,resolve:r,value:null,asked:false}}}}"
+        f"if(!s.value){{s.value={default};s.resolve({default})}}}}\n"
+    )
+    loader = _LOADER % {"key": key, "ask": f'"{_ASK}"', "hello": f'"{_HELLO}"'}
+    return text + keep, loader
+
+
+class LiveFigure(go.FigureWidget):
+    """A ``FigureWidget`` for live views: the same figure and updates, but its state (what a
+    saved notebook keeps) holds a small loader instead of Plotly's JavaScript."""
+
+    @property  # read by AnyWidget.__init__: the module the widget opens with
+    def _esm(self) -> str:
+        modules = _modules()
+        return modules[0] if modules is not None else str(go.FigureWidget._esm)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        modules = _modules()
+        # without the loader there is no telling: a browser is assumed
+        self._frontend_seen = modules is None
+        self._on_seen: list[Callable[[], None]] = []
+        if modules is not None:
+            self.set_trait("_esm", modules[1])
+        self.on_msg(self._on_custom)
+
+    @property
+    def frontend_seen(self) -> bool:
+        """True once a browser has made this figure's model (a headless run never does)."""
+        return self._frontend_seen
+
+    def on_frontend(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when a browser first shows this figure."""
+        self._on_seen.append(callback)
+
+    def _on_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == _HELLO and not self._frontend_seen:
+            self._frontend_seen = True
+            for callback in self._on_seen:
+                callback()
+        elif kind == _ASK:
+            modules = _modules()
+            if modules is not None:
+                self.send({"type": _ASK}, buffers=[modules[0].encode("utf-8")])
