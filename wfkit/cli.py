@@ -35,9 +35,13 @@ a spec looks like:
     load:   {requires: [analysis], action: "mypkg.tasks:load", retries: 2}
     report: {requires: [analysis], after: [load], priority: 5, timeout: 30}
 
-Modules next to the spec file import too. 'handler: simulated' waits each task's estimate
-(times 'time_scale'). --set takes a key path into the spec, e.g. --set policy=fastest
---set tasks.load.retries=3 --set agents.analyst.capacity=4 (values are read as YAML).
+Modules next to the spec file import too, by their location: one named like an
+installed or standard module (a pickle.py) is an error, never a replacement. Their
+folder is on the import path only while the spec loads, so they import each other at
+their top. --check imports them too, running their top-level code. 'handler: simulated'
+waits each task's estimate (times 'time_scale'). --set takes a key path into the spec,
+e.g. --set policy=fastest --set tasks.load.retries=3 --set agents.analyst.capacity=4
+(values are read as YAML).
 Exit code: 0 when every task completed, 1 when the run did not, 2 for a bad spec.
 """
 
@@ -76,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-fast", action="store_true",
                      help="stop at the first failed task")
     run.add_argument("--check", action="store_true",
-                     help="only load and validate the spec, run nothing")
+                     help="only load and validate the spec, run no task; this imports the "
+                     "modules its actions, handlers and policy name (running their top-level "
+                     "code), so check only specs you would run")
     prog = run.add_mutually_exclusive_group()
     prog.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="always show a progress bar (on standard error)")

@@ -21,13 +21,16 @@ not declare is refused like any unknown key. Whatever the input, the loader rais
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import importlib
+import importlib.machinery
+import importlib.util
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,12 @@ class _Lines(dict):
 
 def parse_spec(text: str | bytes, path: str = "<spec>") -> tuple[Any, _Lines]:
     """Parse YAML safely into plain data and the line of every key path."""
+    return _parse(text, path, "the spec is empty; start with 'workflow: <id>'")
+
+
+def _parse(text: str | bytes, path: str, empty: str | None) -> tuple[Any, _Lines]:
+    """YAML to plain data within the node and depth bounds; ``empty``: the error for a
+    document with nothing in it (None: it is read as None)."""
     import yaml
 
     if isinstance(text, bytes):
@@ -151,7 +160,9 @@ def parse_spec(text: str | bytes, path: str = "<spec>") -> tuple[Any, _Lines]:
         loader = yaml.SafeLoader(text)  # checks the characters at once
         node = loader.get_single_node()
         if node is None:
-            raise SpecError("the spec is empty; start with 'workflow: <id>'", path=path, line=1)
+            if empty is not None:
+                raise SpecError(empty, path=path, line=1)
+            return None, lines
         counter = [0]
         data = _to_data(loader, node, (), lines, counter, path, 0)
     except yaml.MarkedYAMLError as exc:
@@ -162,11 +173,45 @@ def parse_spec(text: str | bytes, path: str = "<spec>") -> tuple[Any, _Lines]:
     except yaml.YAMLError as exc:
         raise SpecError(f"this is not valid YAML: {exc}", path=path) from None
     except RecursionError:
-        raise SpecError("the YAML is nested too deeply", path=path) from None
+        raise SpecError(
+            f"the YAML is nested too deeply (at most {_MAX_DEPTH} levels): flatten it", path=path
+        ) from None
     finally:
         if loader is not None:
             loader.dispose()
     return data, lines
+
+
+def _merge_parts(
+    node: Any, path: str, counter: list[int], depth: int
+) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+    """A mapping node's own (key, value) node pairs, and the pairs merged in by ``<<``
+    (``<<: *base`` or ``<<: [*first, *second]``), earlier ones taking precedence."""
+    import yaml
+
+    own: list[tuple[Any, Any]] = []
+    sources: list[Any] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != "tag:yaml.org,2002:merge":
+            own.append((key_node, value_node))
+            continue
+        items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        if not items or not all(isinstance(item, yaml.MappingNode) for item in items):
+            raise SpecError("a merge key (<<) takes a mapping or a list of mappings, such as "
+                            "<<: *base", path=path, line=key_node.start_mark.line + 1)
+        sources.extend(items)
+    merged: list[tuple[Any, Any]] = []
+    for source in sources:
+        counter[0] += 1
+        if counter[0] > _MAX_NODES or depth > _MAX_DEPTH:
+            raise SpecError(
+                "the spec is too large or nested too deeply (do merge keys (<<) merge a "
+                "mapping into itself?)", path=path, line=source.start_mark.line + 1,
+            )
+        source_own, source_merged = _merge_parts(source, path, counter, depth + 1)
+        merged.extend(source_own)
+        merged.extend(source_merged)
+    return own, merged
 
 
 def _to_data(
@@ -184,24 +229,39 @@ def _to_data(
         )
     lines.setdefault(at, line)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # YAML merge keys (<<: *base)
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        own, merged = _merge_parts(node, path, counter, depth)
+
+        def key_of(key_node: Any) -> tuple[str, int]:
             key_line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SpecError("a key must be a plain name", path=path, line=key_line)
+            if key_node.tag == "tag:yaml.org,2002:value":  # a key written as '='
+                key_node.tag = "tag:yaml.org,2002:str"
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 key = str(key) if isinstance(key, int | float | bool) or key is None else None
                 if key is None:
                     raise SpecError("a key must be a plain name", path=path, line=key_line)
-            if key in out:
+            return key, key_line
+
+        # YAML's merge rules: the mapping's own keys override merged ones, and of the merged
+        # mappings the first listed wins. A key written twice in the mapping is a mistake.
+        pairs: dict[str, tuple[int, Any, bool]] = {}  # key -> (line, value node, own key)
+        for key_node, value_node in merged:
+            key, key_line = key_of(key_node)
+            pairs.setdefault(key, (key_line, value_node, False))
+        for key_node, value_node in own:
+            key, key_line = key_of(key_node)
+            if key in pairs and pairs[key][2]:
                 raise SpecError(
-                    f"key {key!r} appears twice (first on line {lines[(*at, key)]}); "
+                    f"key {key!r} appears twice (first on line {pairs[key][0]}); "
                     f"keep only one",
                     path=path,
                     line=key_line,
                 )
+            pairs[key] = (key_line, value_node, True)
+        out: dict[str, Any] = {}
+        for key, (key_line, value_node, _) in pairs.items():
             lines[(*at, key)] = key_line
             out[key] = _to_data(
                 loader, value_node, (*at, key), lines, counter, path, depth + 1
@@ -224,23 +284,22 @@ def _to_data(
 
 def apply_overrides(data: Any, overrides: Iterable[str] | Mapping[str, Any]) -> Any:
     """Apply ``key.path=value`` overrides (values parsed as YAML) to parsed spec data."""
-    import yaml
-
     if isinstance(overrides, Mapping):
         items = [(str(k), v, f"--set {k}") for k, v in overrides.items()]
+        for _, value, where in items:
+            _check_bounds(value, where)
     else:
         items = []
         for raw in overrides:
             key, sep, text = str(raw).partition("=")
-            where = f"--set {raw}"
+            shown = str(raw) if len(str(raw)) <= 60 else f"{str(raw)[:57]}..."
+            where = f"--set {shown}"
             if not sep or not key.strip():
                 raise SpecError(
                     "--set needs key=value, for example --set tasks.load.retries=3", path=where
                 )
-            try:
-                value = yaml.safe_load(text) if text.strip() else ""
-            except yaml.YAMLError as exc:
-                raise SpecError(f"the value is not valid YAML: {exc}", path=where) from None
+            # parsed like the file: the same bounds on size and nesting, the same errors
+            value = _parse(text, where, None)[0] if text.strip() else ""
             items.append((key.strip(), value, where))
     if not isinstance(data, dict):
         raise SpecError("the spec must be a mapping before --set can change it")
@@ -340,6 +399,8 @@ class _Checker:
         module_name, attr = module_name.strip(), attr.strip()
         try:
             module = _import(module_name, base)
+        except _ShadowError as exc:
+            raise self.error(at, f"{self.name(at)} {ref!r}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - any import failure is the spec's to fix
             raise self.error(
                 at,
@@ -372,13 +433,75 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+_SPEC_MODULES: dict[str, Any] = {}  # top-level name -> the module loaded from a spec's folder
+
+
+class _ShadowError(ImportError):
+    pass
+
+
 def _import(module_name: str, base: Path | None) -> Any:
-    """Import a module; modules next to the spec file import too (like a script's folder)."""
-    if base is not None:
-        folder = os.fspath(base)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+    """Import a module. One beside the spec file is imported from there by its location, and
+    only under a name nothing else in the process holds: a ``pickle.py`` beside a spec can
+    never stand in for the standard library's, and a spec's ``tasks.py`` replaces the
+    ``tasks.py`` of a spec loaded before it, not an installed ``tasks``."""
+    if base is None:
+        return importlib.import_module(module_name)
+    top = module_name.partition(".")[0]
+    local = importlib.machinery.PathFinder.find_spec(top, [os.fspath(base)])
+    if local is None:  # not beside the spec: an installed module
+        return importlib.import_module(module_name)
+    current = sys.modules.get(top)
+    if current is None or current is not _SPEC_MODULES.get(top):
+        other = current.__spec__ if current is not None else importlib.util.find_spec(top)
+        if other is not None and not _within(other, base):
+            where = other.origin or ", ".join(other.submodule_search_locations or ()) or "built in"
+            raise _ShadowError(
+                f"the module {top!r} beside the spec ({local.origin or base / top}) has the "
+                f"name of another module ({where}), which it must not replace; rename the file "
+                f"beside the spec and the references to it"
+            )
+    if current is None or not _within(current.__spec__, base):
+        for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
+            del sys.modules[name]  # the same name from an earlier spec's folder
+        module = importlib.util.module_from_spec(local)
+        sys.modules[top] = _SPEC_MODULES[top] = module
+        try:
+            local.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[top]
+            _SPEC_MODULES.pop(top, None)
+            raise
     return importlib.import_module(module_name)
+
+
+def _within(found: Any, folder: Path) -> bool:
+    """Whether a module spec's file (or a namespace package's folders) is in ``folder``."""
+    if found is None:
+        return False
+    places = [found.origin] if found.origin else list(found.submodule_search_locations or ())
+    return any(
+        p not in (None, "built-in", "frozen") and Path(p).resolve().is_relative_to(folder)
+        for p in places
+    )
+
+
+@contextlib.contextmanager
+def _folder_searched(base: Path | None) -> Iterator[None]:
+    """The spec's folder at the end of ``sys.path`` while the spec loads (so its modules'
+    imports of each other work), and off it afterwards."""
+    folder = os.fspath(base) if base is not None else None
+    if folder is None or folder in sys.path:
+        yield
+        return
+    sys.path.append(folder)
+    try:
+        yield
+    finally:
+        for i in range(len(sys.path) - 1, -1, -1):
+            if sys.path[i] == folder:
+                del sys.path[i]
+                break
 
 
 def load_spec(
@@ -393,6 +516,7 @@ def load_spec(
     """
     base: Path | None = None
     if isinstance(source, Mapping):
+        _check_bounds(source, "<spec>")
         path, data, lines = "<spec>", _plain_copy(source), _Lines()
     else:
         path = os.fspath(source)
@@ -412,7 +536,8 @@ def load_spec(
     if overrides:
         _check_param_overrides(data, overrides, path)
         data = apply_overrides(data, overrides)
-    return _build(data, lines, path, base)
+    with _folder_searched(base):
+        return _build(data, lines, path, base)
 
 
 def _check_param_overrides(
@@ -438,6 +563,25 @@ def _check_param_overrides(
         known = (f"the spec declares {', '.join(map(repr, names))}" if names
                  else "the spec declares none: add them under 'params:'")
         raise SpecError(f"--set {key}: no parameter {name!r}: {hint}{known}", path=path)
+
+
+def _check_bounds(value: Any, where: str) -> None:
+    """Data given as Python objects (a mapping source, mapping overrides) within the bounds a
+    parsed file has: later steps (JSON, the run store) must not meet a RecursionError."""
+    stack = [(value, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if depth > _MAX_DEPTH or seen > _MAX_NODES:
+            raise SpecError(
+                f"the value is too large or nested too deeply (at most {_MAX_DEPTH} levels and "
+                f"{_MAX_NODES:,} values): flatten it", path=where,
+            )
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
 
 
 def _plain_copy(value: Any) -> Any:
@@ -466,7 +610,10 @@ def _build(data: Any, lines: _Lines, path: str, base: Path | None) -> Spec:
         "description") is not None else ""
 
     policy: Any = data.get("policy", "least_loaded")
-    if isinstance(policy, str) and ":" in policy:
+    if not isinstance(policy, str) or not policy.strip():
+        raise c.error(("policy",), f"policy must be the name of a policy ({', '.join(POLICIES)})"
+                                   f" or 'module:callable', got {_kind(policy)}")
+    if ":" in policy:
         policy = c.callable_ref(policy, ("policy",), base)
     elif policy not in POLICIES:
         c.string(policy, ("policy",))
