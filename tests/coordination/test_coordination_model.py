@@ -32,7 +32,7 @@ def test_public_names_and_document_shapes():
         "session_id", "participants", "coordination_type", "status", "created_at", "shared_state",
     ]
     fields = [f.name for f in dataclasses.fields(CollaborationTask)]
-    assert fields[:5] == ["task_id", "description", "assigned_participants", "dependencies", "status"]
+    assert fields[:6] == ["task_id", "description", "assigned_to", "dependencies", "shared_data", "status"]
     assert "condition" in fields
 
 
@@ -41,7 +41,7 @@ def test_session_built_like_the_document():
     assert isinstance(session.shared_state, SharedState)
     assert session.shared_state["k"] == 1 and session.shared_state.version == 0
     assert session.status == "active" and session.conflict_strategy == "merge"
-    task = CollaborationTask("t1", "write", ["a"], [], "pending")
+    task = CollaborationTask("t1", "write", ["a"], [], {}, "pending")
     assert task.results == {} and task.condition is None
 
 

@@ -302,3 +302,70 @@ def test_a_state_outside_any_session_serves_threads_and_loops():
     assert state["n"] == 600 and state.version == 600
     # groups: two loops and the threads
     assert state.retries <= 600 + 3 * 600
+
+
+# -- the document's CollaborationTask -------------------------------------------------------------
+
+
+def test_collaboration_task_takes_the_documents_arguments():
+    from wfkit import CollaborationTask
+
+    positional = CollaborationTask("t", "d", ["a"], ["t0"], {"k": 1}, "pending")
+    keywords = CollaborationTask(
+        task_id="t", description="d", assigned_to=["a"], dependencies=["t0"],
+        shared_data={"k": 1}, status="pending",
+    )
+    for task in (positional, keywords):
+        assert (task.assigned_to, task.dependencies, task.shared_data, task.status) == (
+            ["a"], ["t0"], {"k": 1}, "pending"
+        )
+    alias = CollaborationTask("t", "d", assigned_participants=["a"])
+    assert alias.assigned_to == alias.assigned_participants == ["a"]
+    bare = CollaborationTask("t", "d")
+    assert (bare.assigned_to, bare.dependencies, bare.shared_data) == ([], [], {})
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (("t", "d", ["a"], [], "pending"), {}, "status is the sixth argument"),
+        (("t", "d", ["a"], [], ["x"]), {}, "shared_data must be a dict"),
+        (("t", "d", ["a"], [], {1: "x"}), {}, "shared_data keys are shared-state keys"),
+        (("t", "d", ["a"]), {"assigned_participants": ["b"]}, "not both"),
+        (("t", "d", "a"), {}, "participants must be a list of names"),
+        (("t", "d"), {"status": "done"}, "status must be one of"),
+    ],
+)
+def test_bad_collaboration_task_arguments_say_what_to_fix(args, kwargs, message):
+    from wfkit import CollaborationTask
+
+    with pytest.raises(ValidationError, match=message):
+        CollaborationTask(*args, **kwargs)
+
+
+async def test_shared_data_is_merged_as_the_task_starts(manager):
+    from wfkit import CollaborationTask
+
+    seen = []
+
+    async def look(ctx):
+        seen.append((ctx.task_id, ctx.shared.read().data))
+        return True
+
+    manager.register_participant("a", look)
+    sid = await manager.create_coordination_session(["a"], "sequential", shared_state={"k": 0})
+    await manager.add_collaboration_task(sid, CollaborationTask("one", "d", ["a"], [], {"k": 1, "x": "one"}))
+    await manager.add_collaboration_task(
+        sid, CollaborationTask("gated", "d", ["a"], ["one"], {"x": "gated"},
+                               condition={"field": "shared.x", "op": "==", "value": "gated"}),
+    )
+    await manager.add_collaboration_task(
+        sid, CollaborationTask("locked", "d", ["a"], ["gated"], {"lock": threading.Lock()})
+    )
+    result = await manager.run_session(sid)
+    assert seen == [("one", {"k": 1, "x": "one"}), ("gated", {"k": 1, "x": "gated"})]
+    locked = result["task_results"]["locked"]
+    assert locked["status"] == "failed"  # a value the state cannot copy: an error, no traceback
+    assert "TypeError" in locked["error"] and "lock" in locked["error"]
+    state = manager.sessions[sid].shared_state
+    assert [h["participant"] for h in state.history()] == ["task:one", "task:gated"]

@@ -211,7 +211,7 @@ class CoordinationCollaborationManager:
                 f"session {session_id!r} does not have: add dependencies to the session first",
             )
             raise err
-        strangers = [p for p in task.assigned_participants if p not in session.participants]
+        strangers = [p for p in task.assigned_to if p not in session.participants]
         if strangers:
             raise ValidationError(
                 f"task {task.task_id!r} is assigned to {', '.join(map(repr, strangers))}, not "
@@ -246,7 +246,7 @@ class CoordinationCollaborationManager:
             n
             for t in session.tasks.values()
             if t.status == "pending"
-            for n in (t.assigned_participants or session.participants)
+            for n in (t.assigned_to or session.participants)
         }
         missing = sorted(n for n in names if n not in self.participants)
         if missing:

@@ -95,32 +95,77 @@ def participant_names(values: object, owner: str, *, allow_empty: bool = False) 
     return names
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, init=False)
 class CollaborationTask:
     """A unit of work done together by participants of one session.
 
-    ``assigned_participants`` (empty: every participant of the session) work on it as the
-    session's coordination type says. ``dependencies`` name tasks of the same session that must
-    finish first; their results arrive as ``ctx.inputs``. ``condition`` gates the task: a
-    callable ``condition(shared, inputs)`` (sync or async) or a declarative condition
-    (:mod:`wfkit.conditions`) evaluated on ``{"shared": <shared state>, "inputs": <inputs>}``;
-    a false condition skips the task with the reason. ``timeout`` bounds each participant's
-    call, in seconds.
+    Built as in the pattern document, positionally or by keyword:
+    ``CollaborationTask(task_id, description, assigned_to, dependencies, shared_data,
+    status="pending")``. ``assigned_to`` (empty: every participant of the session; also
+    accepted as the keyword ``assigned_participants``) work on it as the session's coordination
+    type says. ``dependencies`` name tasks of the same session that must finish first; their
+    results arrive as ``ctx.inputs``. ``shared_data`` is merged into the session's shared state
+    (key by key, at the current version) as the task starts, so its participants read it there.
+    ``condition`` gates the task: a callable ``condition(shared, inputs)`` (sync or async) or a
+    declarative condition (:mod:`wfkit.conditions`) evaluated on ``{"shared": <shared state>,
+    "inputs": <inputs>}``; a false condition skips the task with the reason. ``timeout``
+    bounds each participant's call, in seconds.
 
     ``status`` and ``results`` (each participant's result) are updated as the task runs.
     """
 
     task_id: str
     description: str
-    assigned_participants: list[str] = field(default_factory=list)
-    dependencies: list[str] = field(default_factory=list)
-    status: str = "pending"
-    results: dict[str, Any] = field(default_factory=dict)
-    condition: Any = field(default=None, repr=False)
-    _: KW_ONLY
-    timeout: float | None = None
+    assigned_to: list[str]
+    dependencies: list[str]
+    shared_data: dict[str, Any]
+    status: str
+    results: dict[str, Any]
+    condition: Any = field(repr=False)
+    timeout: float | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        task_id: str,
+        description: str,
+        assigned_to: Iterable[str] | None = None,
+        dependencies: Iterable[str] | None = None,
+        shared_data: Mapping[str, Any] | None = None,
+        status: str = "pending",
+        results: Mapping[str, Any] | None = None,
+        condition: Any = None,
+        *,
+        timeout: float | None = None,
+        assigned_participants: Iterable[str] | None = None,
+    ) -> None:
+        if assigned_participants is not None:
+            if assigned_to is not None:
+                raise ValidationError(
+                    f"collaboration task {task_id!r}: give assigned_to or its alias "
+                    f"assigned_participants, not both"
+                )
+            assigned_to = assigned_participants
+        self.task_id = task_id
+        self.description = description
+        self.assigned_to = assigned_to  # type: ignore[assignment]  # checked below
+        self.dependencies = dependencies  # type: ignore[assignment]
+        self.shared_data = shared_data  # type: ignore[assignment]
+        self.status = status
+        self.results = dict(results) if results else {}
+        self.condition = condition
+        self.timeout = timeout
+        self._check()
+
+    @property
+    def assigned_participants(self) -> list[str]:
+        """Another name for :attr:`assigned_to`."""
+        return self.assigned_to
+
+    @assigned_participants.setter
+    def assigned_participants(self, value: list[str]) -> None:
+        self.assigned_to = value
+
+    def _check(self) -> None:
         if not isinstance(self.task_id, str) or not self.task_id:
             raise ValidationError(
                 f"CollaborationTask: task_id must be a non-empty string, got {self.task_id!r}"
@@ -128,17 +173,36 @@ class CollaborationTask:
         owner = f"collaboration task {self.task_id!r}"
         if not isinstance(self.description, str):
             raise ValidationError(f"{owner}: description must be a string")
-        if self.assigned_participants is None:
-            self.assigned_participants = []
-        self.assigned_participants = participant_names(
-            self.assigned_participants, owner, allow_empty=True
-        )
+        if self.assigned_to is None:
+            self.assigned_to = []
+        self.assigned_to = participant_names(self.assigned_to, owner, allow_empty=True)
         deps = dependency_ids(self.dependencies, owner)
         if "" in deps:
             raise ValidationError(f"{owner}: dependencies must be task ids, got ''")
         if self.task_id in deps:
             raise ValidationError(f"{owner}: a task cannot depend on itself")
         self.dependencies = deps
+        data = self.shared_data
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            hint = (
+                " (status is the sixth argument: CollaborationTask(task_id, description, "
+                "assigned_to, dependencies, shared_data, status))"
+                if isinstance(data, str) and data in TASK_STATUSES
+                else ""
+            )
+            raise ValidationError(
+                f"{owner}: shared_data must be a dict of the data the task shares, got "
+                f"{type(data).__name__} {data!r}{hint}"
+            )
+        bad = [k for k in data if not isinstance(k, str)]
+        if bad:
+            raise ValidationError(
+                f"{owner}: shared_data keys are shared-state keys and must be strings, got "
+                f"{bad[0]!r}"
+            )
+        self.shared_data = dict(data)
         if self.status not in TASK_STATUSES:
             raise ValidationError(
                 f"{owner}: status must be one of {', '.join(TASK_STATUSES)}, got {self.status!r}"

@@ -256,8 +256,10 @@ class SessionRunner:
     async def _run_task(self, task: CollaborationTask) -> None:
         session = self.session
         inputs = {d: session.task_results[d]["result"] for d in task.dependencies}
-        names = task.assigned_participants or list(session.participants)
+        names = task.assigned_to or list(session.participants)
         try:
+            if task.shared_data:  # the document's shared_data: in the shared state from now on
+                session.shared_state.assign(f"task:{task.task_id}", task.shared_data)
             missing = [n for n in names if n not in self.manager.participants]
             if missing:
                 raise CoordinationError(

@@ -266,7 +266,8 @@ class SharedState(Mapping[str, Any]):
 
     Read it like a dict (values come back as copies), or take a consistent :meth:`read`.
     Change it with :meth:`update` (async, retried on conflict), :meth:`update_sync`,
-    :meth:`write` (optimistic, with a base version) or ``state[key] = value``.
+    :meth:`write` (optimistic, with a base version), :meth:`assign` (keys at the current
+    version) or ``state[key] = value``.
     """
 
     def __init__(
@@ -393,6 +394,12 @@ class SharedState(Mapping[str, Any]):
 
     def __delitem__(self, key: str) -> None:
         self._write_current("user", {key: DELETE}, must_exist=key)
+
+    def assign(self, participant: str, changes: Mapping[str, Any]) -> WriteOutcome:
+        """Set keys (``DELETE`` removes one) at the current version, in one commit: like
+        ``state[key] = value`` for several keys, and never a conflict."""
+        _check_participant(participant)
+        return self._write_current(participant, changes)
 
     def _write_current(
         self, participant: str, changes: Mapping[str, Any], *, must_exist: str | None = None
