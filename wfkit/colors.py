@@ -17,6 +17,8 @@ STATUS_COLORS: dict[str, str] = {
     "failed": "#d62728",
     "skipped": "#8c8c8c",
     "cancelled": "#9467bd",
+    # completed from the result cache, without running (a shade of "completed")
+    "cached": "#a6d96a",
 }
 
 #: A finished run's progress bar (tqdm's and the dashboard's): green when it completed, red

@@ -193,7 +193,7 @@ def task_outcomes(results: Any) -> dict[str, dict[str, Any]]:
                 out[tid] = {"status": r}
             elif isinstance(r, Mapping):
                 out[tid] = {
-                    "status": r.get("status"),
+                    "status": _shown_status(r.get("status"), r.get("cached")),
                     "agent_id": r.get("agent_id"),
                     "attempts": r.get("attempts"),
                     "duration": r.get("execution_time", r.get("duration")),
@@ -209,6 +209,11 @@ def task_outcomes(results: Any) -> dict[str, dict[str, Any]]:
         f"results= takes a RunResult, its task_results, or a task frame, got "
         f"{type(results).__name__}"
     )
+
+
+def _shown_status(status: Any, cached: Any) -> Any:
+    """A task completed from the result cache is drawn as "cached" (it did not run)."""
+    return "cached" if status == "completed" and cached is not None and bool(cached) else status
 
 
 def _outcomes_from_frame(frame: Any) -> dict[str, dict[str, Any]]:
@@ -232,7 +237,7 @@ def _outcomes_from_frame(frame: Any) -> dict[str, dict[str, Any]]:
         prev = out.get(tid)
         attempts = (prev["attempts"] if prev else 0) + (1 if _value(row.get("agent_id")) else 0)
         out[tid] = {
-            "status": _value(row["status"]),
+            "status": _shown_status(_value(row["status"]), _value(row.get("cached"))),
             "agent_id": _value(row.get("agent_id")) if "agent_id" in cols else None,
             "attempts": attempts,
             "duration": _value(row.get("duration")) if "duration" in cols else None,
@@ -469,7 +474,7 @@ def build_dag_figure(
         the workflow no further), the estimate where it has not run yet."""
         o = outcomes.get(task.task_id)
         if o:
-            if o.get("status") in ("skipped", "cancelled", "failed"):
+            if o.get("status") in ("skipped", "cancelled", "failed", "cached"):
                 return 0.0
             d = o.get("duration")
             if d is not None and o.get("agent_id"):

@@ -21,6 +21,7 @@ from wfkit.plots import DAG_NODE_TRACE, STATUS_COLORS
 
 STATUSES = list(STATUS_COLORS)
 WIDGET = "application/vnd.jupyter.widget-view+json"
+CALLS: list[str] = []  # calls of the cached tasks (a global: not part of their cache keys)
 
 
 def mixed_workflow(name: str = "mixed") -> Workflow:
@@ -94,7 +95,7 @@ async def test_final_state_after_a_run_is_complete_and_correct():
     assert dash.progress.description == "5 / 5 tasks · 100%"
     counts = dash.status_counts
     assert counts == {"pending": 0, "running": 0, "retrying": 0, "completed": 3, "failed": 1,
-                      "skipped": 1, "cancelled": 0}
+                      "skipped": 1, "cancelled": 0, "cached": 0}
     assert node_statuses(dash) == expected
     assert dash.task_statuses == expected
     assert dash.run_id == result["run_id"]
@@ -391,4 +392,57 @@ async def test_the_output_is_the_widget_while_a_browser_shows_it_else_a_snapshot
     assert dash.live and WIDGET in handles[-1]  # the live view comes back at once
     await orch.execute_workflow("mixed")
     assert WIDGET in handles[-1] and "completed <b>3</b>" in handles[-1]["text/html"]
+    dash.close()
+
+
+async def test_cached_tasks_are_coloured_as_cached_in_the_dashboard_dag_and_repr():
+    from wfkit.jupyter.reprs import run_result_html
+    from wfkit.plots import dag_figure
+
+    orch = orchestrator()
+    wf = Workflow("cached", cache=True)
+    calls = CALLS
+    calls.clear()
+
+    @wf.task(requires=["analysis"])
+    def load(ctx):
+        CALLS.append("load")
+        return [1, 2, 3]
+
+    @wf.task(requires=["analysis"], after=[load])
+    def total(ctx):
+        CALLS.append("total")
+        return sum(ctx.inputs["load"])
+
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    await orch.execute_workflow("cached")
+
+    @wf.task(requires=["analysis"], after=[load])  # edited: only it runs again
+    def total(ctx):  # noqa: F811 - a redefined task, as in a re-run cell
+        CALLS.append("total")
+        return sum(ctx.inputs["load"]) * 2
+
+    result = await orch.execute_workflow(wf)
+    assert calls == ["load", "total", "total"]
+    assert node_statuses(dash) == {"load": "cached", "total": "completed"}
+    assert dash.status_counts["cached"] == 1 and "cached <b>1</b>" in dash.header.value
+    assert dash.progress.value == 2 and dash.progress.bar_style == "success"
+    assert "from the result cache: not run" in dash.events.value
+    colours = dict(zip(dash._shown.ids, dash.dag.data[DAG_NODE_TRACE].marker.color,
+                       strict=True))
+    assert STATUSES[int(colours["load"])] == "cached"
+
+    fig = dag_figure(wf, result)  # the static DAG: a cached node, in the cached colour
+    assert "cached" in [t.name for t in fig.data]
+    meta = fig.layout.meta["statuses"]
+    codes = dict(zip(fig.data[DAG_NODE_TRACE].customdata, fig.data[DAG_NODE_TRACE].marker.color,
+                     strict=True))
+    assert meta[int(codes["load"])] == "cached" and meta[int(codes["total"])] == "completed"
+    assert dag_figure(wf, result.frame()).layout.meta == fig.layout.meta  # from a frame too
+
+    html = run_result_html(result)
+    assert "1 from the cache, not run" in html
+    assert html.count(">cached</span>") == 1  # load's status badge
+    assert "cached <b>1</b>" in html and "completed <b>1</b>" in html
     dash.close()

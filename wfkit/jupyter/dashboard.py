@@ -60,8 +60,9 @@ def follows(orchestrator: Any) -> bool:
         return False
 
 _STATUSES = tuple(STATUS_COLORS)  # the DAG figure's live colour codes use this order
-PENDING, RUNNING, RETRYING, COMPLETED, FAILED, SKIPPED, CANCELLED = range(7)
-assert _STATUSES[COMPLETED] == "completed" and _STATUSES[CANCELLED] == "cancelled"
+PENDING, RUNNING, RETRYING, COMPLETED, FAILED, SKIPPED, CANCELLED, CACHED = range(8)
+assert _STATUSES[COMPLETED] == "completed" and _STATUSES[CACHED] == "cached"
+_FINISHED = ("completed", "failed", "skipped", "cancelled", "cached")
 _CODE_OF: dict[type, int] = {
     TaskStarted: RUNNING,
     TaskRetrying: RETRYING,
@@ -244,6 +245,8 @@ class Dashboard(widgets.VBox):
             if code is not None and ev.run_id is hot_run:
                 if code == FAILED and not ev.final:
                     code = RETRYING
+                elif code == COMPLETED and ev.cached:
+                    code = CACHED
                 i = index[ev.task_id]
                 codes[i] = code
                 if last is not None:
@@ -269,6 +272,8 @@ class Dashboard(widgets.VBox):
             self._follow(view, ev.run_id)  # later events of that run take the fast path
             if code == FAILED and not ev.final:  # type: ignore[attr-defined]
                 code = RETRYING
+            elif code == COMPLETED and ev.cached:  # type: ignore[attr-defined]
+                code = CACHED
             i = view.index[ev.task_id]  # type: ignore[attr-defined]
             view.codes[i] = code
             if view.last is not None:
@@ -361,7 +366,7 @@ class Dashboard(widgets.VBox):
             self.header.value = (f"<div data-redraw='{self.redraws}'>"
                                  f"{self._header_html(view, counts)}</div>")
             total = view.total
-            done = counts["completed"] + counts["failed"] + counts["skipped"] + counts["cancelled"]
+            done = sum(counts[s] for s in _FINISHED)
             pct = 100.0 * done / total if total else 100.0
             with self.progress.hold_sync():  # one message for all four
                 self.progress.max = max(total, 1)
@@ -670,7 +675,7 @@ class Dashboard(widgets.VBox):
         if view is None:
             return "<wfkit Dashboard: no run yet>"
         counts = view.counts()
-        done = counts["completed"] + counts["failed"] + counts["skipped"] + counts["cancelled"]
+        done = sum(counts[s] for s in _FINISHED)
         return (
             f"<wfkit Dashboard {view.workflow_id!r} run {view.run_id} {view.state}: "
             f"{done}/{view.total} tasks finished>"
@@ -729,7 +734,9 @@ def _node_hover(view: _RunView, i: int) -> str:
     agent = getattr(ev, "agent_id", None)
     if agent:
         text += f"<br>agent: {html.escape(agent)} · attempt {getattr(ev, 'attempt', 1)}"
-    if isinstance(ev, TaskCompleted | TaskFailed):
+    if isinstance(ev, TaskCompleted) and ev.cached:
+        text += "<br>from the result cache: not run"
+    elif isinstance(ev, TaskCompleted | TaskFailed):
         text += f"<br>took {_seconds(ev.timestamp - ev.started_at)}"
     if isinstance(ev, TaskFailed | TaskRetrying):
         text += f"<br>error: {html.escape(_clip(ev.error, 160))}"
@@ -769,6 +776,8 @@ def _describe(ev: Event) -> tuple[str, str, str, str, str]:
     if isinstance(ev, TaskStarted):
         return "started", ev.task_id, ev.agent_id, f"attempt {ev.attempt}", "running"
     if isinstance(ev, TaskCompleted):
+        if ev.cached:
+            return "cached", ev.task_id, "", "from the result cache: not run", "cached"
         took = _seconds(ev.timestamp - ev.started_at)
         return "completed", ev.task_id, ev.agent_id, took, "completed"
     if isinstance(ev, TaskFailed):

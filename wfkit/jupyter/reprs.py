@@ -219,7 +219,10 @@ _ORDER = {"failed": 0, "cancelled": 1, "skipped": 2, "completed": 3}
 
 
 def run_result_html(result: Mapping[str, Any]) -> str:
-    """A run's summary line, status counts and task table (problems first)."""
+    """A run's summary line, status counts and task table (problems first; tasks completed
+    from the result cache say "cached")."""
+    task_results = result.get("task_results") or {}
+    cached = sum(1 for r in task_results.values() if r.get("cached"))
     status = str(result.get("status", "?"))
     total = result.get("total_tasks", 0) or 0
     rate = result.get("success_rate")
@@ -228,7 +231,9 @@ def run_result_html(result: Mapping[str, Any]) -> str:
         f" · <span style='color:{_color(status)}'><b>{_e(status)}</b></span>"
         f" · {result.get('successful_tasks', 0):,}/{total:,} tasks completed"
         + (f" ({rate:.0%})" if isinstance(rate, int | float) else "")
-        + f" · makespan {_seconds(result.get('makespan'))}</div>"
+        + f" · makespan {_seconds(result.get('makespan'))}"
+        + (f" · {cached:,} from the cache, not run" if cached else "")
+        + "</div>"
     )
     params = result.get("params") or {}
     if params:
@@ -238,7 +243,8 @@ def run_result_html(result: Mapping[str, Any]) -> str:
             + "</div>"
         )
     counts = {
-        "completed": result.get("successful_tasks", 0),
+        "completed": (result.get("successful_tasks", 0) or 0) - cached,
+        "cached": cached,
         "failed": result.get("failed_tasks", 0),
         "skipped": result.get("skipped_tasks", 0),
         "cancelled": result.get("cancelled_tasks", 0),
@@ -246,7 +252,6 @@ def run_result_html(result: Mapping[str, Any]) -> str:
     badges = "<div style='margin:4px 0'>" + "".join(
         _badge(s, int(n or 0)) for s, n in counts.items() if n
     ) + "</div>"
-    task_results = result.get("task_results") or {}
     ordered = sorted(
         enumerate(task_results.values()),
         key=lambda p: (_ORDER.get(p[1].get("status"), 1), p[0]),
@@ -256,7 +261,7 @@ def run_result_html(result: Mapping[str, Any]) -> str:
         error = r.get("error")
         rows.append([
             f"<code>{_e(r.get('task_id'), 80)}</code>",
-            _badge(str(r.get("status"))),
+            _badge("cached" if r.get("cached") else str(r.get("status"))),
             _e(r.get("agent_id") or "–"),
             str(r.get("attempts", 0)),
             _seconds(r.get("execution_time")) if r.get("agent_id") else "–",
