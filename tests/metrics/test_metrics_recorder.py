@@ -272,3 +272,68 @@ async def test_an_integration_orchestrator_is_recorded_once_per_message(tmp_path
     assert len(m.flow_step_frame()) == 9
     assert m.get_integration_summary()["f"]["total_executions"] == 3
     await orch.aclose()
+
+
+# -- max_rows: a recorder that lives as long as the process stays bounded ----------------------
+
+
+def test_max_rows_defaults_to_a_generous_bound_and_checks_its_value():
+    from wfkit.metrics.recorder import DEFAULT_MAX_ROWS
+
+    assert AdvancedWorkflowMetrics().max_rows == DEFAULT_MAX_ROWS == 100_000
+    assert AdvancedWorkflowMetrics(max_rows=None).max_rows is None
+    for bad in (0, -1, 2.5, True, "10"):
+        with pytest.raises(ValidationError, match="max_rows must be a whole number of rows >= 1"):
+            AdvancedWorkflowMetrics(max_rows=bad)
+
+
+def test_hand_recorded_rows_beyond_max_rows_drop_the_oldest_and_are_counted():
+    m = AdvancedWorkflowMetrics(max_rows=5)
+    for i in range(8):
+        m.record_workflow_execution("wf" if i % 2 else "other", float(i), i != 3, 1)
+        m.record_integration_flow("flow", 1, 0, True, duration=float(i))
+    assert m.dropped_rows == {"workflows": 3, "tasks": 0, "integration": 3, "flow_steps": 0}
+    assert list(m.workflow_frame()["duration"]) == [3.0, 4.0, 5.0, 6.0, 7.0]
+    assert [r["duration"] for r in m.workflow_metrics["wf"]] == [3.0, 5.0, 7.0]
+    assert [r["duration"] for r in m.workflow_metrics["other"]] == [4.0, 6.0]
+    summary = m.get_workflow_summary()
+    assert summary["wf"]["total_executions"] + summary["other"]["total_executions"] == 5
+    assert summary["wf"]["success_rate"] == pytest.approx(2 / 3)  # run 3 failed and is kept
+    assert list(m.integration_frame()["duration"]) == [3.0, 4.0, 5.0, 6.0, 7.0]
+    assert m.get_integration_summary()["flow"]["total_executions"] == 5
+    assert "dropped 6 oldest rows" in repr(m)
+    m.clear()
+    assert m.dropped_rows == dict.fromkeys(m.dropped_rows, 0) and len(m.workflow_frame()) == 0
+
+
+async def test_attached_runs_and_messages_stay_within_max_rows(tmp_path):
+    from wfkit import DataTransformation, IntegrationEndpoint, IntegrationFlow
+    from wfkit.integration.orchestrator import IntegrationOrchestrator
+
+    m = AdvancedWorkflowMetrics(max_rows=4)
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+    orch.register_agent(AgentProfile("a", "a", ["w"], handler=lambda ctx: ctx.task.task_id))
+    m.attach(orch)
+    await orch.create_workflow("wf", [task("t1"), task("t2", ["t1"])])
+    for _ in range(5):
+        assert (await orch.execute_workflow("wf"))["successful_tasks"] == 2
+    orch.close()
+    assert len(m.workflow_frame()) == 4 and len(m.task_frame()) == 4
+    assert m.dropped_rows["workflows"] == 1 and m.dropped_rows["tasks"] == 6
+    assert len(m.workflow_metrics["wf"]) == 4 and len(m._run_by_id) == len(m._run_record) == 4
+
+    delivered = []
+    async with IntegrationOrchestrator(metrics=m, dead_letter_store=tmp_path / "dl.sqlite") as io:
+        io.register_endpoint(IntegrationEndpoint("sink", "sink", "function",
+                                                 {"callable": delivered.append}, []))
+        io.register_transformation(DataTransformation("t", "t", None, None, dict))
+        io.create_flow(IntegrationFlow("f", "f", [], ["sink"], ["t"], {}, {}))
+        results = [await io.execute_flow("f", {"n": n}) for n in range(20)]
+    assert len(delivered) == 20
+    frame = m.integration_frame()
+    assert list(frame["message_id"]) == [r["message_id"] for r in results[-4:]]
+    assert list(frame["transformations"]) == [1] * 4  # the document's call still lands on its row
+    assert len(m.flow_step_frame()) == 4
+    assert m.dropped_rows["integration"] == 16 and m.dropped_rows["flow_steps"] == 36
+    assert len(m.integration_metrics["f"]) == 4
+    assert len(m._message_by_key) == len(m._message_steps) == len(m._message_record) == 4

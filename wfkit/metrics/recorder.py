@@ -9,8 +9,9 @@ list; frames are built when asked for.
 
 from __future__ import annotations
 
+import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,7 +32,10 @@ from wfkit.events import (
 )
 from wfkit.metrics import frames
 
-__all__ = ["AdvancedWorkflowMetrics"]
+__all__ = ["AdvancedWorkflowMetrics", "DEFAULT_MAX_ROWS"]
+
+DEFAULT_MAX_ROWS = 100_000  # per table; an integration message costs about 1.5 KB in all
+_TABLES = ("workflows", "tasks", "integration", "flow_steps")
 
 # Row layouts (indices into the plain lists kept per record), in frame-schema order.
 _R_STATUS, _R_STARTED, _R_FINISHED, _R_DURATION, _R_TOTAL = 2, 3, 4, 5, 6
@@ -77,24 +81,43 @@ class AdvancedWorkflowMetrics:
     :class:`~wfkit.CollectiveAgentWorkflowOrchestrator`, an ``IntegrationOrchestrator``, an
     :class:`~wfkit.EventBus`); the instance is itself a subscriber callable too.
     ``workflow_metrics`` and ``integration_metrics`` keep the document's per-id lists of dicts.
+
+    ``max_rows`` (default 100,000) bounds each table: workflow runs, task attempts, integration
+    messages and flow steps. A long-running process that records forever keeps the newest
+    ``max_rows`` of each; the oldest rows go first, with their entries in
+    ``workflow_metrics`` / ``integration_metrics`` (so summaries describe what is kept), and
+    ``dropped_rows`` counts what went, per table. ``None`` keeps everything.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_rows: int | None = DEFAULT_MAX_ROWS) -> None:
+        if max_rows is not None and (
+            isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1
+        ):
+            raise ValidationError(
+                f"max_rows must be a whole number of rows >= 1 (or None for no bound), "
+                f"got {max_rows!r}"
+            )
+        self.max_rows = max_rows
+        self._limit = sys.maxsize if max_rows is None else max_rows
+        self.dropped_rows: dict[str, int] = dict.fromkeys(_TABLES, 0)
         self.workflow_metrics: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.integration_metrics: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._runs: list[list[Any]] = []  # WORKFLOW_COLUMNS rows
+        self._runs: deque[list[Any]] = deque()  # WORKFLOW_COLUMNS rows
         self._run_by_id: dict[str, list[Any]] = {}
         self._run_record: dict[str, dict[str, Any]] = {}  # run_id -> its workflow_metrics entry
-        self._tasks: list[tuple[Any, ...]] = []  # TASK_COLUMNS rows of ended attempts
+        self._tasks: deque[tuple[Any, ...]] = deque()  # TASK_COLUMNS rows of ended attempts
         # (run_id, task_id) -> the row of its running attempt
         self._open: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._capacity: dict[str, int] = {}
-        self._messages: list[list[Any]] = []  # INTEGRATION_COLUMNS rows
+        self._messages: deque[list[Any]] = deque()  # INTEGRATION_COLUMNS rows
         self._message_by_key: dict[tuple[str, str, str], list[Any]] = {}
         self._message_steps: dict[tuple[str, str, str], set[str]] = {}
         self._message_record: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._just_ended: tuple[list[Any], dict[str, Any]] | None = None
-        self._steps: list[tuple[Any, ...]] = []  # FLOW_STEP_COLUMNS rows
+        self._steps: deque[tuple[Any, ...]] = deque()  # FLOW_STEP_COLUMNS rows
+        # id(row) -> the document record of a hand-recorded row (rows from events find theirs
+        # by run or message id), to drop both together
+        self._hand_records: dict[int, dict[str, Any]] = {}
         self._detach = Subscriptions()
         self._handlers: dict[type, Callable[[Any], None]] = {
             TaskFailed: self._task_failed,
@@ -134,7 +157,11 @@ class AdvancedWorkflowMetrics:
                 e.timestamp, None, None, None, None, False)
         elif kind is TaskCompleted:  # carries the whole attempt; rows are atomic tuples, which
             self._open.pop((e.run_id, e.task_id), None)  # the garbage collector then skips
-            self._tasks.append((e.run_id, e.workflow_id, e.task_id, e.agent_id, "completed",
+            tasks = self._tasks
+            if len(tasks) >= self._limit:
+                tasks.popleft()
+                self.dropped_rows["tasks"] += 1
+            tasks.append((e.run_id, e.workflow_id, e.task_id, e.agent_id, "completed",
                                 e.attempt, e.started_at, e.timestamp, e.timestamp - e.started_at,
                                 None, True, e.cached))
         else:
@@ -152,7 +179,7 @@ class AdvancedWorkflowMetrics:
             row = [e.run_id, e.workflow_id, "running", e.timestamp, None, None,
                    len(e.task_ids), 0, 0, 0, 0, len(e.resumed), 0, (), e.policy,
                    dict(e.params or {}), e.parent_run_id, e.parent_task_id]
-            self._runs.append(row)
+            self._add_run(row)
             self._run_by_id[e.run_id] = row
         else:
             row[_R_STATUS], row[_R_FINISHED], row[_R_DURATION] = "running", None, None
@@ -163,7 +190,7 @@ class AdvancedWorkflowMetrics:
         if row is None:  # attached while the run was going
             row = [e.run_id, e.workflow_id, "", e.started_at, None, None, 0, 0, 0, 0, 0, 0, 0,
                    (), "", {}, None, None]
-            self._runs.append(row)
+            self._add_run(row)
             self._run_by_id[e.run_id] = row
         ids = tuple(sorted(set(row[_R_IDS]) | set(e.participants)))
         row[_R_STATUS] = e.status
@@ -184,7 +211,7 @@ class AdvancedWorkflowMetrics:
         self, e: Any, status: str, started: float | None, error: str | None, final: bool
     ) -> None:
         self._open.pop((e.run_id, e.task_id), None)
-        self._tasks.append((e.run_id, e.workflow_id, e.task_id, e.agent_id, status, e.attempt,
+        self._add_task((e.run_id, e.workflow_id, e.task_id, e.agent_id, status, e.attempt,
                             started, e.timestamp,
                             None if started is None else e.timestamp - started, error, final,
                             False))
@@ -193,12 +220,12 @@ class AdvancedWorkflowMetrics:
         self._end_attempt(e, "failed", e.started_at, e.error, e.final)
 
     def _task_skipped(self, e: TaskSkipped) -> None:
-        self._tasks.append((e.run_id, e.workflow_id, e.task_id, None, "skipped", 0, None,
+        self._add_task((e.run_id, e.workflow_id, e.task_id, None, "skipped", 0, None,
                             e.timestamp, None, e.reason, True, False))
 
     def _task_cancelled(self, e: TaskCancelled) -> None:
         if e.agent_id is None:  # waiting or backing off: no attempt was running
-            self._tasks.append((e.run_id, e.workflow_id, e.task_id, None, "cancelled", 0, None,
+            self._add_task((e.run_id, e.workflow_id, e.task_id, None, "cancelled", 0, None,
                                 e.timestamp, None, None, True, False))
         else:
             self._end_attempt(e, "cancelled", e.started_at, None, True)
@@ -211,15 +238,19 @@ class AdvancedWorkflowMetrics:
         if row is None:
             row = [e.run_id, e.flow_id, e.message_id, "in_progress", None, (), 0, 0, 0, 0, None,
                    None, None, None, "events"]
-            self._messages.append(row)
             self._message_by_key[key] = row
             self._message_steps[key] = set()
+            self._add_message(row)
         return row
 
     def _flow_step(self, e: FlowStepFinished) -> None:
         self._just_ended = None
         started = e.timestamp - e.duration
-        self._steps.append((e.run_id, e.flow_id, e.message_id, e.step, e.kind, e.status,
+        steps = self._steps
+        if len(steps) >= self._limit:
+            steps.popleft()
+            self.dropped_rows["flow_steps"] += 1
+        steps.append((e.run_id, e.flow_id, e.message_id, e.step, e.kind, e.status,
                             e.attempts, started, e.timestamp, e.duration, e.error))
         row = self._message(e)
         row[_M_STEPS] += 1
@@ -271,6 +302,49 @@ class AdvancedWorkflowMetrics:
     def _flow_dead_lettered(self, e: FlowMessageDeadLettered) -> None:
         self._end_message(e, "dead_lettered", None, e.reason)
 
+    # -- bounded tables: the oldest rows go first, with what refers to them ------------------
+
+    def _add_task(self, row: tuple[Any, ...]) -> None:
+        tasks = self._tasks
+        if len(tasks) >= self._limit:
+            tasks.popleft()
+            self.dropped_rows["tasks"] += 1
+        tasks.append(row)
+
+    def _add_run(self, row: list[Any], record: dict[str, Any] | None = None) -> None:
+        runs = self._runs
+        while len(runs) >= self._limit:
+            old = runs.popleft()
+            self.dropped_rows["workflows"] += 1
+            if old[0] is None:  # recorded by hand
+                dropped = self._hand_records.pop(id(old), None)
+            else:
+                self._run_by_id.pop(old[0], None)
+                dropped = self._run_record.pop(old[0], None)
+            _forget(self.workflow_metrics, old[1], dropped)
+        if record is not None:
+            self._hand_records[id(row)] = record
+        runs.append(row)
+
+    def _add_message(self, row: list[Any], record: dict[str, Any] | None = None) -> None:
+        messages = self._messages
+        while len(messages) >= self._limit:
+            old = messages.popleft()
+            self.dropped_rows["integration"] += 1
+            if old[0] is None and old[2] is None:  # recorded by hand
+                dropped = self._hand_records.pop(id(old), None)
+            else:
+                key = (old[0], old[1], old[2])
+                self._message_by_key.pop(key, None)
+                self._message_steps.pop(key, None)
+                dropped = self._message_record.pop(key, None)
+            _forget(self.integration_metrics, old[1], dropped)
+            if self._just_ended is not None and self._just_ended[0] is old:
+                self._just_ended = None
+        if record is not None:
+            self._hand_records[id(row)] = record
+        messages.append(row)
+
     # -- the pattern document's API ----------------------------------------------------------
 
     def record_workflow_execution(
@@ -286,13 +360,13 @@ class AdvancedWorkflowMetrics:
         duration = self._duration(duration)
         count = _count(participants, "participants")
         now = time.time()
-        self._runs.append([None, workflow_id, "completed" if success else "failed",
+        row = [None, workflow_id, "completed" if success else "failed",
                            now - duration, now, duration, None, None, None, None, None, None,
-                           count, _ids(participants), None, {}, None, None])
-        self.workflow_metrics[workflow_id].append(
-            {"duration": duration, "success": bool(success), "participants": count,
+                           count, _ids(participants), None, {}, None, None]
+        record = {"duration": duration, "success": bool(success), "participants": count,
              "timestamp": now}
-        )
+        self._add_run(row, record)
+        self.workflow_metrics[workflow_id].append(record)
 
     def record_integration_flow(
         self,
@@ -323,14 +397,14 @@ class AdvancedWorkflowMetrics:
             record.update(endpoints=n_endpoints, transformations=n_transforms)
             return
         now = time.time()
-        self._messages.append([None, flow_id, None, "delivered" if success else "failed",
+        row = [None, flow_id, None, "delivered" if success else "failed",
                                bool(success), (), n_endpoints, n_transforms, None, None, None,
                                None if duration is None else now - duration, now, duration,
-                               "record"])
-        self.integration_metrics[flow_id].append(
-            {"endpoints": n_endpoints, "transformations": n_transforms,
+                               "record"]
+        record = {"endpoints": n_endpoints, "transformations": n_transforms,
              "success": bool(success), "duration": duration, "timestamp": now}
-        )
+        self._add_message(row, record)
+        self.integration_metrics[flow_id].append(record)
 
     @staticmethod
     def _duration(value: Any) -> float:
@@ -413,13 +487,33 @@ class AdvancedWorkflowMetrics:
         self.integration_metrics.clear()
         for container in (self._runs, self._run_by_id, self._run_record, self._tasks,
                           self._open, self._messages, self._message_by_key,
-                          self._message_steps, self._message_record, self._steps):
+                          self._message_steps, self._message_record, self._steps,
+                          self._hand_records):
             container.clear()
         self._just_ended = None
+        self.dropped_rows = dict.fromkeys(_TABLES, 0)
 
     def __repr__(self) -> str:
         return (
             f"<AdvancedWorkflowMetrics {len(self._runs)} runs, "
             f"{len(self._tasks) + len(self._open)} task rows, "
-            f"{len(self._messages)} integration rows, attached to {len(self._detach)}>"
+            f"{len(self._messages)} integration rows, attached to {len(self._detach)}"
+            + (f", dropped {sum(self.dropped_rows.values())} oldest rows"
+               if any(self.dropped_rows.values()) else "")
+            + ">"
         )
+
+
+def _forget(records: dict[str, list[dict[str, Any]]], owner: str, record: Any) -> None:
+    """Remove ``record`` (by identity: equal records are distinct executions) from its list."""
+    if record is None:
+        return
+    rows = records.get(owner)
+    if not rows:
+        return
+    for i, r in enumerate(rows):  # the oldest rows go first, so it is near the front
+        if r is record:
+            del rows[i]
+            break
+    if not rows:
+        del records[owner]
