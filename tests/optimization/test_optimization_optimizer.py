@@ -309,3 +309,72 @@ async def test_bad_goals_and_workflows(recorded):
         optimizer.add_optimization_metric({"metric_name": "cost"})
     with pytest.raises(ValidationError, match="needs a CollectiveAgentWorkflowOrchestrator"):
         WorkflowOptimizer(object())
+
+
+async def analysis_team(**analyst):
+    async def noop(ctx):
+        return None
+
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+    orch.register_agent(AgentProfile("analyst", "", ["analysis"], handler=noop, **analyst))
+    for w in ("writer1", "writer2"):
+        orch.register_agent(AgentProfile(w, "", ["writing"], handler=noop))
+    await orch.create_workflow("team", [WorkflowTask(f"a{i}", "", ["analysis"], 0, 10.0)
+                                        for i in range(12)])
+    return orch
+
+
+async def test_at_the_bound_of_these_agents_the_pool_is_what_to_change():
+    """Twelve independent analysis tasks, one analyst, two idle writers."""
+    orch = await analysis_team(performance_metrics={"cost_per_second": 2.0})
+    result = await WorkflowOptimizer(orch).optimize_workflow("team", ["reduce_execution_time"])
+    assert result["allow"] == ["agents", "capacity", "policy", "priorities"]
+    assert result["current_metrics"]["simulated"]["execution_time"] == 120.0
+    by_type = {s["type"]: s for s in result["optimization_suggestions"]}
+    assert set(by_type) == {"add_capacity", "add_agent"}  # capabilities are not allowed
+    slot = by_type["add_capacity"]
+    assert slot["changes"] == [{"object": "agent", "id": "analyst", "field": "capacity",
+                                "from": 1, "to": 2}]
+    assert slot["expected"] == 60.0 and slot["expected_improvement"] == 0.5
+    clone = by_type["add_agent"]
+    assert clone["changes"] == [{"object": "agent", "id": "analyst_2", "field": "registered",
+                                 "from": False, "to": True, "like": "analyst"}]
+    assert clone["simulated"]["execution_time"] == 60.0
+    # the same work on two agents at the same rate costs the same: 12 x 10 s x 2.0
+    assert clone["simulated"]["cost"] == 240.0 and "2 per second" in clone["reason"]
+    assert "{analysis}" in clone["reason"] and "no schedule on these agents" in result["notes"][0]
+    # the optimised pool, simulated again, gives the promised makespan
+    ow = result["optimized_workflow"]
+    again = wfkit.simulate(ow["tasks"], ow["agents"], policy=ow["policy"])
+    assert again.makespan == result["expected_metrics"]["execution_time"] < 120.0
+    assert [a.agent_id for a in orch.agents.values()] == ["analyst", "writer1", "writer2"]
+    orch.close()
+
+
+async def test_idle_agents_are_granted_the_bounding_capability_when_allowed():
+    orch = await analysis_team()
+    result = await WorkflowOptimizer(orch).optimize_workflow(
+        "team", "reduce_execution_time", allow=["capabilities"])
+    (grant,) = result["optimization_suggestions"]
+    assert grant["type"] == "grant_capabilities"
+    assert grant["changes"] == [
+        {"object": "agent", "id": w, "field": "capabilities", "from": ["writing"],
+         "to": ["analysis", "writing"]} for w in ("writer1", "writer2")]
+    assert grant["expected"] == 40.0  # 12 tasks on three agents
+    ow = result["optimized_workflow"]
+    assert all(a.can_run(frozenset({"analysis"})) for a in ow["agents"])
+    assert wfkit.simulate(ow["tasks"], ow["agents"]).makespan == 40.0
+    assert not any(a.can_run(frozenset({"analysis"})) for a in orch.agents.values()
+                   if a.agent_id != "analyst")
+    orch.close()
+
+
+async def test_allow_limits_the_kinds_of_change():
+    orch = await analysis_team()
+    only_policy = await WorkflowOptimizer(orch).optimize_workflow(
+        "team", ["reduce_execution_time", "reduce_resource_usage"], allow="policy")
+    assert only_policy["optimization_suggestions"] == []
+    assert any("no allowed change of the pool" in n for n in only_policy["notes"])
+    with pytest.raises(ValidationError, match="unknown kind of change 'servers'.*'capacity'"):
+        await WorkflowOptimizer(orch).optimize_workflow("team", allow=["servers"])
+    orch.close()

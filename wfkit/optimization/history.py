@@ -42,6 +42,10 @@ class Learned:
     durations: dict[str, dict[str, float]]
     failure_rate: dict[str, float]
     failures: dict[str, tuple[int, int]] = field(default_factory=dict)  # task: (failed, attempts)
+    # for pairs that no capable agent covers (an agent granted a capability): each task's
+    # duration at speed 1 and each agent's observed speed
+    base: dict[str, float] = field(default_factory=dict)
+    speed: dict[str, float] = field(default_factory=dict)
 
 
 def _seconds(series: Any) -> Any:
@@ -247,4 +251,6 @@ def learn(
         durations=durations,
         failure_rate=failure_rate,
         failures={tid: (f, n) for tid, (f, n) in fails.items()},
+        base=base,
+        speed=speed,
     )

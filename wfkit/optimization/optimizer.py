@@ -9,10 +9,13 @@
 2. simulates the workflow as it is configured now on the learned durations (the baseline);
 3. for each goal, tries concrete changes on copies of the tasks and agents, simulates each, and
    keeps those that improve the goal's metric: re-prioritising by upward rank, the HEFT policy,
-   an exact CP-SAT plan, one more slot on the agent whose class bounds the makespan
+   an exact CP-SAT plan, one more slot on the agent whose class bounds the makespan, granting
+   that class's capabilities to idle agents, adding an agent like one of that class
    (``reduce_execution_time``); removing capacity no schedule needs (``reduce_resource_usage``);
    retries for tasks that failed in history (``improve_success_rate``); dropping agents whose
-   work is cheaper elsewhere (``reduce_cost``);
+   work is cheaper elsewhere (``reduce_cost``). ``allow`` says which kinds of change are
+   acceptable (:data:`CHANGES`): a makespan at the lower bound of *these* agents is no reason
+   to stop, since the pool is what can change;
 4. combines the suggestions greedily under the :class:`OptimizationMetric` score (weights and
    targets) into ``optimized_workflow``. The live orchestrator is never modified.
 
@@ -37,7 +40,7 @@ from wfkit.optimization.history import History, Learned, learn, load_history
 from wfkit.optimization.inputs import copy_agent
 from wfkit.optimization.simulator import simulate
 
-__all__ = ["OptimizationMetric", "WorkflowOptimizer", "GOALS", "METRICS"]
+__all__ = ["OptimizationMetric", "WorkflowOptimizer", "GOALS", "METRICS", "CHANGES"]
 
 GOALS: dict[str, str] = {
     "reduce_execution_time": "execution_time",
@@ -46,6 +49,10 @@ GOALS: dict[str, str] = {
     "reduce_cost": "cost",
 }
 METRICS = ("execution_time", "resource_usage", "success_rate", "cost")
+# the kinds of change a suggestion may make (``allow=``), and those allowed by default
+CHANGES = ("capacity", "capabilities", "agents", "policy", "priorities")
+DEFAULT_CHANGES = ("capacity", "agents", "policy", "priorities")
+IDLE = 0.5  # an agent busy at most this fraction of the makespan is idle enough to take work
 LOWER_IS_BETTER = frozenset({"execution_time", "cost"})
 
 
@@ -58,7 +65,8 @@ class OptimizationMetric:
     higher is better). A configuration scores ``sum(weight x achievement) / sum(weight)``, where
     achievement is ``min(1, target / value)`` for lower-is-better metrics and
     ``min(1, value / target)`` otherwise; ``target_value=None`` takes the optimiser's default
-    (the makespan lower bound, the cheapest possible cost, a success rate of 1, full use).
+    (the makespan lower bound of the agents, or the critical path when ``allow`` lets the pool
+    grow; the cheapest possible cost, a success rate of 1, full use).
     """
 
     metric_name: str
@@ -124,7 +132,9 @@ class _Config:
     def key(self) -> tuple[Any, ...]:
         return (
             tuple((t.task_id, t.priority, t.retries) for t in self.tasks),
-            tuple((a.agent_id, a.capacity, a.availability) for a in self.agents),
+            tuple(
+                (a.agent_id, a.capacity, a.availability, a.capability_set) for a in self.agents
+            ),
             self.plan_with or repr(self.policy),
         )
 
@@ -214,14 +224,23 @@ class WorkflowOptimizer:
         return metric
 
     async def optimize_workflow(
-        self, workflow_id: str, optimization_goals: Iterable[str] | str | None = None
+        self,
+        workflow_id: str,
+        optimization_goals: Iterable[str] | str | None = None,
+        *,
+        allow: Iterable[str] | str | None = None,
     ) -> dict[str, Any]:
         """Current metrics, simulated suggestions and the optimised workflow (see module doc).
 
-        The simulations and the exact planner run in a worker thread, so a notebook stays
-        responsive; the orchestrator's objects are copied first and never changed.
+        ``allow`` names the kinds of change that are acceptable: ``"capacity"`` (slots of
+        agents), ``"capabilities"`` (granting capabilities to agents), ``"agents"`` (adding or
+        dropping agents), ``"policy"`` and ``"priorities"``; by default all but
+        ``"capabilities"``. The simulations and the exact planner run in a worker thread, so a
+        notebook stays responsive; the orchestrator's objects are copied first and never
+        changed.
         """
         goals = self._goals(optimization_goals)
+        self._allow = self._allowed(allow)
         wf = self.orchestrator.workflows.get(workflow_id)
         if wf is None:
             raise UnknownWorkflowError(workflow_id, self.orchestrator.workflows)
@@ -236,6 +255,22 @@ class WorkflowOptimizer:
         )
 
     # -- the work ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _allowed(allow: Iterable[str] | str | None) -> frozenset[str]:
+        if allow is None:
+            return frozenset(DEFAULT_CHANGES)
+        if isinstance(allow, str):
+            allow = [allow]
+        out = set()
+        for kind in allow:
+            if kind not in CHANGES:
+                raise ValidationError(
+                    f"unknown kind of change {kind!r} in allow=: use some of "
+                    f"{', '.join(map(repr, CHANGES))}"
+                )
+            out.add(kind)
+        return frozenset(out)
 
     @staticmethod
     def _goals(goals: Iterable[str] | str | None) -> list[str]:
@@ -275,12 +310,16 @@ class WorkflowOptimizer:
                 self._rates[a.agent_id] = float(rate)
         self._cache: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._plans: dict[tuple[Any, ...], Any] = {}
+        self._clones: dict[str, str] = {}  # added agent -> the agent it is like
         self._notes: list[str] = []
         baseline = _Config(tasks, agents, policy)
         base = self._evaluate(baseline)
         bounds = self._bounds(baseline)
+        # the best conceivable makespan: the bound of these agents, or, when the pool may
+        # grow, the critical path (no number of agents beats it)
+        pool_may_grow = bool(self._allow & {"capacity", "agents", "capabilities"})
         targets = {
-            "execution_time": bounds["bound"],
+            "execution_time": bounds["critical_path"] if pool_may_grow else bounds["bound"],
             "cost": self._cheapest_cost(baseline),
             "success_rate": 1.0,
             "resource_usage": 1.0,
@@ -322,6 +361,7 @@ class WorkflowOptimizer:
         return {
             "workflow_id": workflow_id,
             "goals": goals,
+            "allow": sorted(self._allow),
             "current_metrics": self._current_metrics(history, available, base),
             "optimization_suggestions": [s.info for s in suggestions],
             "optimized_workflow": {
@@ -341,6 +381,7 @@ class WorkflowOptimizer:
                 "critical_path": bounds["critical_path"],
                 "total": bounds["total"],
                 "classes": {_describe_caps(k): v for k, v in bounds["classes"].items()},
+                "energy": bounds["energy"],
                 "bound": bounds["bound"],
             },
             "notes": self._notes,
@@ -349,11 +390,31 @@ class WorkflowOptimizer:
     # -- evaluation ----------------------------------------------------------------------------
 
     def _matrix(self, config: _Config) -> dict[str, dict[str, float]]:
-        here = {a.agent_id for a in config.agents if a.availability}
-        return {
-            tid: {aid: d for aid, d in row.items() if aid in here}
-            for tid, row in self._learned.durations.items()
-        }
+        """Learned durations on the configuration's available agents: an added agent takes
+        those of the agent it is like; a pair never seen (a granted capability) the task's
+        base duration times the agent's observed speed."""
+        learned = self._learned
+        here = [a for a in config.agents if a.availability]
+        out: dict[str, dict[str, float]] = {}
+        for t in config.tasks:
+            tid = t.task_id
+            row = learned.durations.get(tid, {})
+            mine: dict[str, float] = {}
+            for a in here:
+                aid = a.agent_id
+                d = row.get(aid)
+                if d is None:
+                    if not a.can_run(t.capability_set):
+                        continue
+                    like = self._clones.get(aid, aid)
+                    d = row.get(like)
+                    if d is None:
+                        d = learned.base.get(tid, t.estimated_duration) * learned.speed.get(
+                            like, 1.0
+                        )
+                mine[aid] = d
+            out[tid] = mine
+        return out
 
     def _policy_object(self, config: _Config) -> Any:
         from wfkit.agents.policies import Heft
@@ -538,11 +599,14 @@ class WorkflowOptimizer:
         out: list[_Suggestion] = []
         t0 = base["execution_time"]
         cp = bounds["critical_path"]
+        allow = self._allow
         if t0 <= bounds["bound"] * (1 + 1e-9):
             self._notes.append(
                 f"the simulated makespan {t0:.4g} s already meets the lower bound "
-                f"{bounds['bound']:.4g} s: no schedule on these agents is faster"
+                f"{bounds['bound']:.4g} s: no schedule on these agents is faster, so only a "
+                f"change of the pool can help (allowed: {', '.join(sorted(allow)) or 'none'})"
             )
+            out += self._pool_changes(baseline, base, bounds)
             return out
 
         # 1. priorities by upward rank on the learned durations
@@ -561,7 +625,7 @@ class WorkflowOptimizer:
             return c.replace(tasks=tasks, applied=[*c.applied, "prioritise_by_rank"])
 
         cand = reprioritise(baseline)
-        m = self._evaluate(cand)
+        m = self._evaluate(cand) if "priorities" in allow else base
         s = self._suggestion(
             kind="prioritise_by_rank",
             goal="reduce_execution_time",
@@ -584,7 +648,9 @@ class WorkflowOptimizer:
             out.append(s)
 
         # 2. the HEFT policy on learned durations
-        if not (isinstance(baseline.policy, str) and baseline.policy == "heft"):
+        if "policy" in allow and not (
+            isinstance(baseline.policy, str) and baseline.policy == "heft"
+        ):
             use_heft = _switch_policy("heft", "heft", "heft_policy")
             m = self._evaluate(use_heft(baseline))
             s = self._suggestion(
@@ -605,7 +671,82 @@ class WorkflowOptimizer:
             if s:
                 out.append(s)
 
-        # 3. one more slot where the bound is
+        # 3. an exact plan
+        if "policy" in allow:
+            use_exact = _switch_policy("exact plan", "exact", "exact_plan")
+            cand = use_exact(baseline)
+            plan = self._exact_plan(cand)
+            m = self._evaluate(cand)
+            proof = "proven optimal" if plan.optimal else (
+                f"within {plan.gap:.1%} of the proven bound {plan.lower_bound:.4g} s"
+            )
+            s = self._suggestion(
+                kind="exact_plan",
+                goal="reduce_execution_time",
+                description=(
+                    "execute an exact (CP-SAT) plan: policy=Heft(plan=plan) runs its agents and "
+                    "order, adapting when durations drift"
+                ),
+                reason=(
+                    f"the CP-SAT plan on learned durations has makespan {plan.makespan:.4g} s "
+                    f"({proof}); simulated {t0:.4g} s -> {m['execution_time']:.4g} s"
+                ),
+                changes=_policy_change(baseline.policy, "Heft(plan=exact plan)"),
+                base=base, simulated=m, transform=use_exact,
+            )
+            if s:
+                out.append(s)
+        # 4. changes of the pool
+        out += self._pool_changes(baseline, base, bounds)
+        if abs(t0 - cp) <= 1e-9 * max(1.0, cp):
+            self._notes.append(
+                f"the critical path ({cp:.4g} s) bounds the makespan: only faster agents for "
+                f"its tasks can shorten it"
+            )
+        return out
+
+    def _pool_changes(
+        self, baseline: _Config, base: dict[str, Any], bounds: dict[str, Any]
+    ) -> list[_Suggestion]:
+        """More of what bounds the makespan: one more slot on an agent, the bounding class's
+        capabilities granted to idle agents, an agent like one of that class (as allowed)."""
+        out: list[_Suggestion] = []
+        t0 = base["execution_time"]
+        cp = bounds["critical_path"]
+        allow = self._allow
+        if "capacity" in allow:
+            out += self._more_capacity(baseline, base, bounds)
+        limit = max(bounds["classes"].items(), key=lambda kv: kv[1], default=None)
+        if limit is None:
+            return out
+        sig, per_slot = limit
+        why = (
+            f"tasks needing {_describe_caps(sig)} are bounded by {per_slot:.4g} s of work per "
+            f"slot of the agents able to run them (critical path {cp:.4g} s)"
+        )
+        able = [a for a in baseline.agents if a.availability and a.can_run(sig)]
+        if "capabilities" in allow:
+            s = self._grant(baseline, base, sig, why)
+            if s:
+                out.append(s)
+        if "agents" in allow and able:
+            s = self._add_agent(baseline, base, able, why)
+            if s:
+                out.append(s)
+        if not out:
+            self._notes.append(
+                f"{why}; no allowed change of the pool shortens the simulated makespan "
+                f"{t0:.4g} s"
+            )
+        return out
+
+    def _more_capacity(
+        self, baseline: _Config, base: dict[str, Any], bounds: dict[str, Any]
+    ) -> list[_Suggestion]:
+        out: list[_Suggestion] = []
+        t0 = base["execution_time"]
+        cp = bounds["critical_path"]
+
         def grow(aid: str) -> Callable[[_Config], _Config]:
             def transform(c: _Config) -> _Config:
                 agents = [
@@ -650,37 +791,105 @@ class WorkflowOptimizer:
             )
             if s:
                 out.append(s)
+        return out
 
-        # 4. an exact plan
-        use_exact = _switch_policy("exact plan", "exact", "exact_plan")
-        cand = use_exact(baseline)
-        plan = self._exact_plan(cand)
-        m = self._evaluate(cand)
-        proof = "proven optimal" if plan.optimal else (
-            f"within {plan.gap:.1%} of the proven bound {plan.lower_bound:.4g} s"
+    def _grant(
+        self, baseline: _Config, base: dict[str, Any], sig: frozenset[str], why: str
+    ) -> _Suggestion | None:
+        """Grant the bounding class's capabilities to the agents that are mostly idle."""
+        sched = base["schedule"]
+        util = sched.utilization
+        idle = [
+            a for a in baseline.agents
+            if a.availability and not a.can_run(sig) and util.get(a.agent_id, 0.0) <= IDLE
+        ]
+        if not idle:
+            return None
+        grants = {a.agent_id: sorted(sig - a.capability_set) for a in idle}
+
+        def grant(c: _Config) -> _Config:
+            agents = [
+                copy_agent(a, capabilities=[*a.capabilities, *grants[a.agent_id]])
+                if a.agent_id in grants and not a.can_run(sig) else a
+                for a in c.agents
+            ]
+            return c.replace(agents=agents, applied=[*c.applied, "grant_capabilities"])
+
+        m = self._evaluate(grant(baseline))
+        names = ", ".join(
+            f"{a.agent_id} (busy {util.get(a.agent_id, 0.0):.0%})" for a in idle
         )
-        s = self._suggestion(
-            kind="exact_plan",
+        return self._suggestion(
+            kind="grant_capabilities",
             goal="reduce_execution_time",
             description=(
-                "execute an exact (CP-SAT) plan: policy=Heft(plan=plan) runs its agents and "
-                "order, adapting when durations drift"
+                f"let the idle agent(s) {', '.join(repr(a.agent_id) for a in idle)} also run "
+                f"tasks needing {_describe_caps(sig)}"
             ),
             reason=(
-                f"the CP-SAT plan on learned durations has makespan {plan.makespan:.4g} s "
-                f"({proof}); simulated {t0:.4g} s -> {m['execution_time']:.4g} s"
+                f"{why}; idle: {names}; simulated makespan {base['execution_time']:.4g} s -> "
+                f"{m['execution_time']:.4g} s"
             ),
-            changes=_policy_change(baseline.policy, "Heft(plan=exact plan)"),
-            base=base, simulated=m, transform=use_exact,
+            changes=[
+                {"object": "agent", "id": a.agent_id, "field": "capabilities",
+                 "from": sorted(a.capability_set),
+                 "to": sorted(a.capability_set | set(grants[a.agent_id]))}
+                for a in idle
+            ],
+            base=base, simulated=m, transform=grant,
         )
-        if s:
-            out.append(s)
-        if abs(t0 - cp) <= 1e-9 * max(1.0, cp):
-            self._notes.append(
-                f"the critical path ({cp:.4g} s) bounds the makespan: only faster agents for "
-                f"its tasks can shorten it"
-            )
-        return out
+
+    def _add_agent(
+        self, baseline: _Config, base: dict[str, Any], able: list[AgentProfile], why: str
+    ) -> _Suggestion | None:
+        """One more agent like an existing one of the bounding class (the best simulated)."""
+        taken = {a.agent_id for a in baseline.agents}
+        best: tuple[float, float, AgentProfile, str, dict[str, Any]] | None = None
+        for like in able:
+            k = 2
+            while f"{like.agent_id}_{k}" in taken:
+                k += 1
+            new_id = f"{like.agent_id}_{k}"
+            self._clones[new_id] = like.agent_id
+            if like.agent_id in self._rates:
+                self._rates[new_id] = self._rates[like.agent_id]
+            m = self._evaluate(self._adding(like.agent_id, new_id)(baseline))
+            key = (m["execution_time"], m["cost"] if m["cost"] is not None else 0.0)
+            if best is None or key < best[:2]:
+                best = (*key, like, new_id, m)
+        assert best is not None
+        _, _, like, new_id, m = best
+        rate = self._rates.get(like.agent_id)
+        priced = (
+            f"; at {rate:.4g} per second like {like.agent_id!r}, simulated cost "
+            f"{base['cost']:.4g} -> {m['cost']:.4g}"
+            if rate is not None and base["cost"] is not None and m["cost"] is not None else ""
+        )
+        return self._suggestion(
+            kind="add_agent",
+            goal="reduce_execution_time",
+            description=(
+                f"add an agent like {like.agent_id!r} (as {new_id!r}: capabilities "
+                f"{_describe_caps(like.capability_set)}, capacity {like.capacity})"
+            ),
+            reason=(
+                f"{why}; simulated makespan {base['execution_time']:.4g} s -> "
+                f"{m['execution_time']:.4g} s{priced}"
+            ),
+            changes=[{"object": "agent", "id": new_id, "field": "registered", "from": False,
+                      "to": True, "like": like.agent_id}],
+            base=base, simulated=m, transform=self._adding(like.agent_id, new_id),
+        )
+
+    def _adding(self, like_id: str, new_id: str) -> Callable[[_Config], _Config]:
+        def transform(c: _Config) -> _Config:
+            if any(a.agent_id == new_id for a in c.agents):
+                return c
+            like = next(a for a in c.agents if a.agent_id == like_id)
+            clone = copy_agent(like, agent_id=new_id, name=f"{like.name or like_id} (copy)")
+            return c.replace(agents=[*c.agents, clone], applied=[*c.applied, f"add_agent:{new_id}"])
+
+        return transform
 
     def _removable(self, config: _Config, whole: bool = False) -> list[tuple[str, _Config]]:
         """Every configuration with one slot (``whole``: one agent) less that can still run
@@ -692,11 +901,15 @@ class WorkflowOptimizer:
                 continue
             aid = agent.agent_id
             if agent.capacity > 1 and not whole:
+                if "capacity" not in self._allow:
+                    continue
                 agents = [
                     copy_agent(a, capacity=a.capacity - 1) if a.agent_id == aid else a
                     for a in config.agents
                 ]
             else:
+                if "agents" not in self._allow and ("capacity" not in self._allow or whole):
+                    continue  # the last slot of an agent: removing it removes the agent
                 agents = [a for a in config.agents if a.agent_id != aid]
             capable = capable_agents(by_id, [a for a in agents if a.availability], strict=False)
             if not all(capable.values()):
@@ -707,6 +920,9 @@ class WorkflowOptimizer:
     def _leaner(
         self, baseline: _Config, base: dict[str, Any], bounds: dict[str, Any]
     ) -> list[_Suggestion]:
+        if "capacity" not in self._allow and "agents" not in self._allow:
+            self._notes.append("neither capacity nor agents may change: nothing to remove")
+            return []
         limit = base["execution_time"] * (1 + 1e-9) + 1e-12
         current = baseline
         removed: list[str] = []
@@ -840,7 +1056,7 @@ class WorkflowOptimizer:
 
         # 1. send each task to the free agent that does it cheapest
         cheapest = _switch_policy("cheapest", "cheapest", "cheapest_policy")
-        m = self._evaluate(cheapest(baseline))
+        m = self._evaluate(cheapest(baseline)) if "policy" in self._allow else base
         s = self._suggestion(
             kind="cheapest_policy",
             goal="reduce_cost",
@@ -861,7 +1077,7 @@ class WorkflowOptimizer:
         # 2. drop agents whose work is cheaper elsewhere
         current, cur_m = baseline, base
         dropped: list[str] = []
-        while True:
+        while "agents" in self._allow:
             best = None
             for aid, cand in self._removable(current, whole=True):
                 m = self._evaluate(cand)
