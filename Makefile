@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/simulation.py
 	$(PY) benchmarks/stg.py
 	$(PY) benchmarks/dashboard.py
+	$(PY) benchmarks/cache.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

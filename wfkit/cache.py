@@ -36,6 +36,7 @@ import time
 import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from hashlib import blake2b as _blake2b
 from typing import Any
 
 __all__ = [
@@ -270,8 +271,9 @@ def _global_digest(ref: Any, module: str, memo: dict[int, str], visiting: set[in
 
 
 def digest_key(parts: list[str]) -> str:
-    """The key of fixed-length hex parts (the base key of a task with inputs)."""
-    return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
+    """The digest of text parts that hold no control characters (the static part of a
+    task's key, reprs and hex joined by NUL, and its inputs' hex keys)."""
+    return hashlib.blake2b("\x01".join(parts).encode(), digest_size=16).hexdigest()
 
 
 def full_key(base: str, params: Mapping[str, str]) -> str:
@@ -287,23 +289,30 @@ class KeyMaker:
 
     def __init__(self, run_params: Mapping[str, Any]) -> None:
         self._functions: dict[int, str] = {}
-        self._statics: dict[tuple[str, int], str] = {}
         self._values: dict[str, str] = {}
         self._param_digests: dict[str, str] = {}
         self.run_params = run_params
 
-    def static(self, task: Any, fn: Any) -> str:
-        """The part of a task's key that does not depend on its inputs."""
-        k = (task.task_id, id(fn))
-        s = self._statics.get(k)
-        if s is None:
+    def base_key(
+        self, task: Any, fn: Any, keys: Mapping[str, str], results: Mapping[str, Any]
+    ) -> str:
+        """A task's key but for the run parameters it reads: one digest of its code's digest,
+        its id and version (and, for a handler, the task fields it reads) and its inputs'
+        keys. Raises :class:`Unhashable` when something cannot be digested."""
+        code = self._functions.get(id(fn))
+        if code is None:
             code = function_digest(fn, self._functions)
-            fields = [task.task_id, code, repr(task.cache_version)]
-            if task.action is None:  # a handler reads the task
-                fields += [task.description, repr(sorted(task.capability_set)),
-                           repr(task.estimated_duration)]
-            s = self._statics[k] = _digest(*(f.encode() for f in fields))
-        return s
+        deps = task.dependencies
+        parts = [keys.get(d) for d in deps] if deps else []
+        if None in parts:
+            parts = [self.input_key(d, keys, results) for d in deps]
+        parts += (code, task.task_id)
+        if task.cache_version is not None:
+            parts.append("v" + repr(task.cache_version))
+        if task.action is None:  # a handler reads the task
+            parts += [repr(task.description), repr(sorted(task.capability_set)),
+                      repr(task.estimated_duration)]
+        return _blake2b("\x01".join(parts).encode(), digest_size=16).hexdigest()
 
     def input_key(self, dep: str, keys: Mapping[str, str], results: Mapping[str, Any]) -> str:
         key = keys.get(dep)
@@ -337,11 +346,17 @@ class CacheEntry:
                  "expires", "hits", "size")
 
     def __init__(self, key: str, base: str, task_id: str, workflow_id: str,
-                 params: Mapping[str, str], value: Any, created: float,
+                 params: Mapping[str, str] | Iterable[tuple[str, str]], value: Any, created: float,
                  expires: float | None, hits: int = 0, size: int | None = None) -> None:
         self.key, self.base, self.task_id, self.workflow_id = key, base, task_id, workflow_id
-        self.params, self.value, self.created, self.expires = params, value, created, expires
+        self.params = dict(params) if not isinstance(params, dict) else params
+        self.value, self.created, self.expires = value, created, expires
         self.hits, self.size = hits, size
+
+    def row(self) -> tuple[Any, ...]:
+        """The entry's data as a plain tuple (``CacheEntry(*row)`` rebuilds it)."""
+        return (self.key, self.base, self.task_id, self.workflow_id,
+                tuple(sorted(self.params.items())), self.value, self.created, self.expires)
 
     def matches(self, current: Callable[[Iterable[str]], dict[str, str]], now: float) -> bool:
         if self.expires is not None and now >= self.expires:
@@ -350,35 +365,58 @@ class CacheEntry:
 
 
 class _Memory:
-    """Entries in this process only (an orchestrator without a store)."""
+    """Entries in this process only (an orchestrator without a store).
+
+    An entry is kept as a plain tuple (see :meth:`CacheEntry.row`) and its hit count in a dict
+    of str -> int: tuples of plain values and such dicts leave the cyclic garbage collector's
+    view, so thousands of entries do not slow every collection of a run down.
+    """
 
     def __init__(self) -> None:
-        self.by_base: dict[str, list[CacheEntry]] = {}
+        self.by_base: dict[str, tuple[tuple[Any, ...], ...]] = {}
+        self.hits: dict[str, int] = {}
+        self.sizes: dict[str, int] = {}
 
     def candidates(self, base: str) -> list[CacheEntry]:
-        return self.by_base.get(base, ())  # type: ignore[return-value]
+        rows = self.by_base.get(base)
+        if not rows:
+            return []
+        return [CacheEntry(*row, hits=self.hits.get(row[0], 0)) for row in rows]
 
-    def put(self, entry: CacheEntry) -> None:
-        entries = self.by_base.setdefault(entry.base, [])
-        entries[:] = [e for e in entries if e.key != entry.key]
-        entries.append(entry)
+    def put(self, row: tuple[Any, ...]) -> None:
+        key, base = row[0], row[1]
+        rows = self.by_base.get(base)
+        if rows is None:
+            self.by_base[base] = (row,)
+            return
+        self.by_base[base] = (*(r for r in rows if r[0] != key), row)
+        self.hits.pop(key, None)
+        self.sizes.pop(key, None)
 
     def hit(self, entry: CacheEntry) -> None:
         entry.hits += 1
+        self.hits[entry.key] = self.hits.get(entry.key, 0) + 1
 
     def entries(self) -> list[CacheEntry]:
-        out = [e for entries in self.by_base.values() for e in entries]
-        for e in out:
-            if e.size is None:
-                try:
-                    e.size = len(pickle.dumps(e.value, protocol=pickle.HIGHEST_PROTOCOL))
-                except Exception:
-                    e.size = sys.getsizeof(e.value)
+        out = []
+        for rows in self.by_base.values():
+            for row in rows:
+                key = row[0]
+                size = self.sizes.get(key)
+                if size is None:
+                    try:
+                        size = len(pickle.dumps(row[5], protocol=pickle.HIGHEST_PROTOCOL))
+                    except Exception:
+                        size = sys.getsizeof(row[5])
+                    self.sizes[key] = size
+                out.append(CacheEntry(*row, hits=self.hits.get(key, 0), size=size))
         return out
 
     def clear(self) -> int:
         n = sum(len(v) for v in self.by_base.values())
         self.by_base.clear()
+        self.hits.clear()
+        self.sizes.clear()
         return n
 
     def flush(self) -> None:
@@ -399,10 +437,13 @@ class ResultCache:
     def __init__(self, path: Any = None) -> None:
         self._path = path
         self._backend: Any = _Memory() if path is None else None
+        # the in-memory entries by base key, read directly on the hot path (None with a store)
+        self._by_base = self._backend.by_base if self._backend is not None else None
         self._lock = threading.Lock()
 
     @property
     def backend(self) -> Any:
+        """Where the entries are; a store's table is opened on first use."""
         if self._backend is None:
             with self._lock:
                 if self._backend is None:
@@ -419,16 +460,27 @@ class ResultCache:
         self, base: str, current: Callable[[Iterable[str]], dict[str, str]]
     ) -> CacheEntry | None:
         """The entry for ``base`` whose parameters still have their values, or None."""
+        if self._by_base is not None and base not in self._by_base:
+            return None  # the common miss, without a call
+        candidates = (self._backend or self.backend).candidates(base)
+        if not candidates:
+            return None
         now = time.time()
-        for entry in reversed(self.backend.candidates(base)):  # newest first
+        for entry in reversed(candidates):  # newest first
             if entry.matches(current, now):
                 self.backend.hit(entry)
                 return entry
         return None
 
-    def put(self, entry: CacheEntry) -> bool:
-        """Keep ``entry``; False when its value cannot be stored (then it is not cached)."""
-        return self.backend.put(entry) is not False
+    def put(self, row: tuple[Any, ...]) -> bool:
+        """Keep an entry, given as :meth:`CacheEntry.row` (key, base, task id, workflow id,
+        sorted (parameter, digest) pairs, value, created, expires); False when its value
+        cannot be stored (then it is not cached)."""
+        by_base = self._by_base
+        if by_base is not None and row[1] not in by_base:  # a new base key: no call
+            by_base[row[1]] = (row,)
+            return True
+        return (self._backend or self.backend).put(row) is not False
 
     def flush(self) -> None:
         """Write what is buffered (a stored cache writes once per loop iteration)."""

@@ -261,11 +261,7 @@ class WorkflowRun:
                 )
                 custom = task.cache_key(ctx)
                 return digest_key(["custom", tid, repr(custom), repr(task.cache_version)])
-            static = keymaker.static(task, task.action or agent.handler)
-            if not deps:
-                return static
-            keys, results = self.keys, self.results
-            return digest_key([static, *(keymaker.input_key(d, keys, results) for d in deps)])
+            return keymaker.base_key(task, task.action or agent.handler, self.keys, self.results)
         except Unhashable as exc:
             warn_uncacheable(tid, f"{exc}, which cannot be hashed")
         except Exception as exc:  # a cache_key callable that failed
@@ -275,12 +271,18 @@ class WorkflowRun:
     def _from_cache(self, task: WorkflowTask, agent: AgentProfile) -> bool:
         """Complete ``task`` from the cache if it holds its result; else remember its base
         key, to keep the result it is about to compute."""
-        base = self._base_key(task, agent)
+        try:  # the common case inline; _base_key has the rest and says what went wrong
+            if task.cache_key is not None:
+                raise Unhashable
+            base: str | None = self._keymaker.base_key(  # type: ignore[union-attr]
+                task, task.action or agent.handler, self.keys, self.results
+            )
+        except Exception:
+            base = self._base_key(task, agent)
         if base is None:
             return False
         if self.cache_mode == "use":
-            assert self._keymaker is not None and self.cache is not None
-            entry = self.cache.lookup(base, self._keymaker.param_digests)
+            entry = self.cache.lookup(base, self._keymaker.param_digests)  # type: ignore[union-attr]
             if entry is not None:
                 self._completed_cached(task, entry)
                 return True
@@ -288,16 +290,19 @@ class WorkflowRun:
         return False
 
     def _keep(self, task: WorkflowTask, base: str, result: Any, read: Any) -> None:
-        assert self._keymaker is not None and self.cache is not None
-        params = self._keymaker.param_digests(read) if read else {}
+        """Put a result that was just computed in the cache (see CacheEntry.row)."""
+        if read:
+            params = self._keymaker.param_digests(read)  # type: ignore[union-attr]
+            key = full_key(base, params)
+            pairs = tuple(sorted(params.items()))
+        else:
+            key, pairs = base, ()
         now = _now()
         expires = task.cache_expires
-        entry = CacheEntry(
-            full_key(base, params), base, task.task_id, self.workflow_id, params, result, now,
-            None if expires is None else now + expires,
-        )
-        if self.cache.put(entry):
-            self.keys[task.task_id] = entry.key
+        row = (key, base, task.task_id, self.workflow_id, pairs, result, now,
+               None if expires is None else now + expires)
+        if self.cache.put(row):  # type: ignore[union-attr]
+            self.keys[task.task_id] = key
 
     def _completed_cached(self, task: WorkflowTask, entry: CacheEntry) -> None:
         """ready -> completed without running: the result comes from the cache."""

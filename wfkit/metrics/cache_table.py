@@ -101,8 +101,8 @@ class StoredCache:
                                   expires, hits, size))
         return out
 
-    def put(self, entry: CacheEntry) -> bool:
-        value = entry.value
+    def put(self, row: tuple[Any, ...]) -> bool:
+        key, base, task_id, workflow_id, params, value, created, expires = row
         if json_exact(value):
             enc, data = "json", json.dumps(value, separators=(",", ":"))
         else:
@@ -110,15 +110,12 @@ class StoredCache:
                 enc, data = "pickle", to_pickle(value)
             except NotStorable as exc:
                 warnings.warn(
-                    f"task {entry.task_id!r} is not cached in this run: its result cannot be "
+                    f"task {task_id!r} is not cached in this run: its result cannot be "
                     f"stored ({exc})", UncacheableWarning, stacklevel=3,
                 )
                 return False
-        size = len(data)
-        entry.size = size
-        self._puts.append((entry.key, entry.base, entry.task_id, entry.workflow_id,
-                           json.dumps(dict(entry.params), sort_keys=True), enc, data, size,
-                           entry.created, entry.expires))
+        self._puts.append((key, base, task_id, workflow_id, json.dumps(dict(params)), enc, data,
+                           len(data), created, expires))
         self._soon()
         return True
 
