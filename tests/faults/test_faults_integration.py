@@ -407,3 +407,23 @@ async def test_identifiers_with_a_trailing_newline_or_worse_are_refused(orch, tm
     with sqlite3.connect(tmp_path / "data.sqlite") as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert all(bad not in t for t in tables if bad)
+
+
+HOSTILE_LOCATIONS = [
+    "ftp://example.com/x", "http://[bad", "//127.0.0.2:9/x", "javascript:alert(1)",
+    "h\x00x://a", "file:///etc/passwd", "http://127.0.0.1:0/x", "data:text/plain,hi",
+]
+
+
+@pytest.mark.parametrize("policy", ["same_origin", True])
+async def test_hostile_redirect_locations_end_as_endpoint_errors(orch, servers, policy):
+    """Whatever a server puts in Location, the message fails with an error that names the
+    request, and the flow returns (no exception escapes, nothing is retried forever)."""
+    server = servers()
+    for i, location in enumerate(HOSTILE_LOCATIONS):
+        url = server.on(f"/r{i}", then=Reply(307, body="", headers={"Location": location}))
+        orch.register_endpoint(api(f"e{i}", url, follow_redirects=policy))
+        orch.create_flow(flow(f"f{i}", [f"e{i}"]))
+        result = await orch.execute_flow(f"f{i}", {"n": i})
+        assert result["status"] == "failed", location
+        assert f"POST {server.url(f'/r{i}')}" in result["error"], result["error"]

@@ -112,6 +112,8 @@ class IntegrationOrchestrator:
         if self._http is None:
             import httpx
 
+            guard_library_logs(self.redactor)  # again: a logging config may have reset them
+
             self._http = httpx.AsyncClient(
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
                 follow_redirects=False,  # "api" endpoints follow redirects themselves

@@ -215,9 +215,10 @@ class HttpEndpoint(Endpoint):
                 endpoint_id=self.endpoint_id,
                 transient=True,
             ) from None
-        except httpx.UnsupportedProtocol as exc:
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # a bad Location too
             raise EndpointError(
-                f"{method} {shown}: {redact(exc)}", endpoint_id=self.endpoint_id
+                f"{method} {shown}: {type(exc).__name__}: {redact(exc)}",
+                endpoint_id=self.endpoint_id,
             ) from None
         except httpx.HTTPError as exc:  # connection errors are worth another try
             raise EndpointError(
@@ -312,4 +313,5 @@ def _origin(url: Any) -> tuple[str, str, int]:
 
 def _show_origin(origin: tuple[str, str, int]) -> str:
     scheme, host, port = origin
-    return f"{scheme}://{host}" + ("" if _DEFAULT_PORTS.get(scheme) == port else f":{port}")
+    shown_port = port in (0, _DEFAULT_PORTS.get(scheme))
+    return f"{scheme}://{host}" + ("" if shown_port else f":{port}")
