@@ -21,6 +21,7 @@ _SCALARS = (type(None), bool, int, str)
 # deeper, larger or more shared values are pickled, and checking a value stops at the bound.
 JSON_MAX_DEPTH = 100
 JSON_MAX_ITEMS = 1_000_000  # values, a shared list counted each time it appears
+JSON_MAX_TEXT = 1 << 28  # characters of text, counted the same way
 JSON_MAX_INT_BITS = 13_000  # JSON text of a larger int exceeds Python's 4,300-digit limit
 
 
@@ -39,6 +40,11 @@ def _exact(value: Any, depth: int, budget: list[int]) -> bool:
     kind = type(value)
     if kind is int:
         return value.bit_length() <= JSON_MAX_INT_BITS
+    if kind is str:
+        budget[1] -= len(value)
+        if budget[1] < 0:
+            raise _TooBig
+        return True
     if kind in _SCALARS:
         return True
     if kind is float:
@@ -54,7 +60,7 @@ def json_exact(value: Any) -> bool:
     """True when ``json.loads(json.dumps(value))`` gives back an equal value of equal types,
     and the value is within the inline bounds above (checking it stops at the bounds)."""
     try:
-        return _exact(value, 1, [JSON_MAX_ITEMS])
+        return _exact(value, 1, [JSON_MAX_ITEMS, JSON_MAX_TEXT])
     except (_TooBig, RecursionError):  # too deep or large for inline JSON; pickle manages
         return False
 

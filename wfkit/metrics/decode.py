@@ -21,6 +21,8 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+from wfkit.metrics.codec import json_exact
+
 __all__ = [
     "Damaged",
     "MAX_DEPTH",
@@ -144,11 +146,11 @@ def _children(node: Any, what: str, strict: bool) -> Any:
     return node
 
 
-def unpack_rows(
-    data: Any, what: str, fields: tuple[tuple[str, Callable[[Any, str], Any]], ...]
-) -> list[tuple[Any, ...]]:
+def unpack_rows(data: Any, what: str, fields: tuple[tuple[str, str], ...]) -> list[tuple[Any, ...]]:
     """The attempt states in one transitions blob, loaded without running any code: a list of
-    tuples, each value passing the check of its field in ``fields`` ((name, check), ...)."""
+    tuples, each value of the kind its field in ``fields`` ((name, kind), ...) names: one of
+    :data:`KINDS`. Checked a column at a time (fast); a damaged value is then found row by row
+    to name it."""
     if not isinstance(data, bytes):
         raise Damaged(f"{what} is {type(data).__name__}, not a pickled list")
     try:
@@ -159,14 +161,20 @@ def unpack_rows(
     if type(rows) is not list:
         raise Damaged(f"{what} is {_short(rows)}, not a list of attempt states")
     width = len(fields)
-    for row in rows:
-        if type(row) is not tuple or len(row) != width:
-            raise Damaged(f"{what} holds {_short(row)}, not an attempt state of {width} values")
-        try:
-            for (name, check), value in zip(fields, row, strict=True):
-                check(value, name)
-        except Damaged as exc:
-            raise Damaged(f"{what}: an attempt's {exc}") from None
+    if rows and not (set(map(type, rows)) == {tuple} and set(map(len, rows)) == {width}):
+        bad = next(r for r in rows if type(r) is not tuple or len(r) != width)
+        raise Damaged(f"{what} holds {_short(bad)}, not an attempt state of {width} values")
+    if rows and not all(
+        _COLUMN_OK[kind](column)
+        for (_, kind), column in zip(fields, zip(*rows, strict=True), strict=True)
+    ):
+        for row in rows:  # find the value to name
+            try:
+                for (name, kind), value in zip(fields, row, strict=True):
+                    KINDS[kind](value, name)
+            except Damaged as exc:
+                raise Damaged(f"{what}: an attempt's {exc}") from None
+        raise Damaged(f"{what} holds a value of the wrong kind")  # pragma: no cover
     return rows
 
 
@@ -301,3 +309,48 @@ def check_run_row(columns: tuple[str, ...], row: tuple[Any, ...]) -> tuple[Any, 
         RUN_COLUMNS[name](value, f"{name} of {label}") if name in RUN_COLUMNS else value
         for name, value in zip(columns, row, strict=True)
     )
+
+
+# The kinds of value an attempt state's fields hold: the check of one value (raising Damaged
+# with a message), and a check of a whole column at once (True when every value passes).
+KINDS: dict[str, Callable[[Any, str], Any]] = {
+    "text": text,
+    "optional_text": optional_text,
+    "count": count,
+    "timestamp": timestamp,
+    "flag": flag,
+    "json": lambda v, w: check_json_value(v, w),
+    "unread": lambda v, w: None,  # a field this reader does not look at
+}
+_NONE = type(None)
+
+
+def _timestamps_ok(column: tuple[Any, ...]) -> bool:
+    if not set(map(type, column)) <= {float, int, _NONE}:
+        return False
+    values = [v for v in column if v is not None]
+    return not values or (
+        all(map(math.isfinite, values)) and -MAX_SECONDS < min(values)
+        and max(values) < MAX_SECONDS
+    )
+
+
+def _json_ok(column: tuple[Any, ...]) -> bool:
+    for value in column:
+        if type(value) not in (_NONE, str, bool) and not json_exact(value):  # fast, bounded
+            try:
+                check_json_value(value, "result")
+            except Damaged:
+                return False
+    return True
+
+
+_COLUMN_OK: dict[str, Callable[[tuple[Any, ...]], bool]] = {
+    "text": lambda c: set(map(type, c)) <= {str},
+    "optional_text": lambda c: set(map(type, c)) <= {str, _NONE},
+    "count": lambda c: set(map(type, c)) <= {int} and 0 <= min(c) and max(c) <= 2**62,
+    "timestamp": _timestamps_ok,
+    "flag": lambda c: set(map(type, c)) <= {int, bool, _NONE} and set(c) <= {0, 1, None},
+    "json": _json_ok,
+    "unread": lambda c: True,
+}

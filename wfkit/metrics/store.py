@@ -138,12 +138,14 @@ _RUN, _TID, _ATTEMPT, _AGENT, _STATUS, _STARTED, _FINISHED, _ERROR, _FINAL, _ENC
 _dumps = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
-# What each field of an attempt state may hold, checked as it is read (metrics.decode).
+# What each field of an attempt state may hold, checked as it is read (metrics.decode.KINDS).
+# Inline results are checked only by the readers that return them (walking every result
+# would make the frames several times slower; those readers never look at results).
 _ROW_FIELDS = tuple(zip(_ROW, (
-    decode.text, decode.text, decode.count, decode.optional_text, decode.text,
-    decode.timestamp, decode.timestamp, decode.optional_text, decode.flag,
-    decode.optional_text, decode.check_json_value,
+    "text", "text", "count", "optional_text", "text", "timestamp", "timestamp",
+    "optional_text", "flag", "optional_text", "json",
 ), strict=True))
+_ROW_FIELDS_NO_RESULT = (*_ROW_FIELDS[:-1], ("result", "unread"))
 
 
 def _pack(rows: list[tuple[Any, ...]]) -> bytes:
@@ -602,7 +604,7 @@ class RunStore:
                 return 0
             # a resume: the same run goes on; attempts its dead process left open are over
             stale: dict[int, list[tuple[Any, ...]]] = {}
-            for key, state in self._states(conn, e.run_id).items():
+            for key, state in self._states(conn, e.run_id, results=True).items():
                 if state[_STATUS] == "running":
                     stale.setdefault(key[1], []).append(
                         (*state[:_STATUS], "interrupted", *state[_STATUS + 1:])
@@ -711,10 +713,12 @@ class RunStore:
 
     @staticmethod
     def _states(
-        conn: sqlite3.Connection, run_id: str | None = None
+        conn: sqlite3.Connection, run_id: str | None = None, *, results: bool = False
     ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
         """The current state of every attempt by (run_id, execution, task_id, attempt), of
-        ``run_id`` or of every run, in the order attempts first appeared, runs oldest first."""
+        ``run_id`` or of every run, in the order attempts first appeared, runs oldest first.
+        Inline results are checked only when ``results`` (the caller returns them)."""
+        fields = _ROW_FIELDS if results else _ROW_FIELDS_NO_RESULT
         if run_id is None:
             cursor = conn.execute(
                 "SELECT t.run_id, t.execution, t.rows FROM transitions t JOIN runs r "
@@ -729,18 +733,20 @@ class RunStore:
         for rid, ex, data in cursor:
             what = f"run {rid!r}"
             decode.count(ex, f"{what}: its execution number")
-            for row in decode.unpack_rows(data, what, _ROW_FIELDS):
+            for row in decode.unpack_rows(data, what, fields):
                 if row[_RUN] != rid:
                     raise decode.Damaged(f"{what} holds an attempt of run {row[_RUN]!r}")
                 states[(rid, ex, row[_TID], row[_ATTEMPT])] = row
         return states
 
-    def _read_states(self, run_id: str | None = None) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    def _read_states(
+        self, run_id: str | None = None, *, results: bool = False
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
         with self._lock:
             self._check_open()
             self._flush_locked()
             try:
-                return self._retry(lambda: self._states(self._conn, run_id))
+                return self._retry(lambda: self._states(self._conn, run_id, results=results))
             except sqlite3.DatabaseError as exc:
                 raise self._fail("cannot be read: the store is corrupt", exc) from exc
             except decode.Damaged as exc:
@@ -863,7 +869,7 @@ class RunStore:
         """The result of each task that completed in ``run_id`` (in any execution) and could
         be stored and loaded again; a task whose result cannot be loaded gets a warning."""
         chosen: dict[str, tuple[int, int, tuple[Any, ...]]] = {}
-        for (_, ex, tid, attempt), row in self._read_states(run_id).items():
+        for (_, ex, tid, attempt), row in self._read_states(run_id, results=True).items():
             if row[_STATUS] == "completed":
                 chosen[tid] = (ex, attempt, row)  # a later execution's completion wins
         blobs: dict[tuple[int, str, int], bytes] = {}
