@@ -17,7 +17,7 @@ from wfkit import (
     Workflow,
     WorkflowFailedError,
 )
-from wfkit.events import RunFinished, RunStarted, TaskCancelled
+from wfkit.events import RunFinished, RunStarted, TaskCancelled, TaskStarted
 
 
 def orchestrator(capacity=4, **kw):
@@ -98,16 +98,66 @@ async def test_a_failed_child_fails_the_calling_task_unless_it_catches_it():
         except WorkflowFailedError as exc:
             return f"recovered from {exc.failures[0][0]}"
 
-    orch = orchestrator()
+    orch = orchestrator(capacity=1)
     await orch.create_workflow(broken)
     await orch.create_workflow(outer)
-    result = await orch.execute_workflow("outer")
+    async with asyncio.timeout(120):  # a guard: a child waiting for its caller's slot hangs
+        result = await orch.execute_workflow("outer")
     tr = result.task_results
     assert tr["careless"]["status"] == "failed"
     assert isinstance(tr["careless"]["exception"], WorkflowFailedError)
     assert "workflow 'broken'" in tr["careless"]["error"] and "kaput" in tr["careless"]["error"]
     assert tr["never"]["status"] == "skipped"
     assert tr["careful"] == {**tr["careful"], "status": "completed", "result": "recovered from boom"}
+
+
+async def test_three_levels_nest_on_agents_of_capacity_one():
+    leaf = Workflow("leaf", params={"x": 0})
+
+    @leaf.task(requires=["work"])
+    def square(ctx):
+        return ctx.params["x"] ** 2
+
+    mid = Workflow("mid", params={"x": 0})
+
+    @mid.task(requires=["work"])
+    async def both(ctx):
+        a = await ctx.run_workflow(leaf, params={"x": ctx.params["x"]})
+        b = await ctx.run_workflow(leaf, params={"x": ctx.params["x"] + 1})
+        return a.results()["square"] + b.results()["square"]
+
+    top = Workflow("top")
+
+    @top.task(requires=["work"])
+    async def start(ctx):
+        return (await ctx.run_workflow(mid, params={"x": 3})).results()["both"]
+
+    @top.task(requires=["work"])
+    def sibling(ctx):  # independent: it gets the slot while 'start' waits, or after
+        return "ran"
+
+    orch = orchestrator(capacity=1)
+    agent = orch.agents["a"]
+    events, loads = [], []
+
+    def watch(e):
+        events.append(e)
+        loads.append(orch.pool.load(agent))
+
+    orch.subscribe(watch)
+    async with asyncio.timeout(120):  # a guard: without the lent slot this would hang
+        result = await orch.execute_workflow(top)
+    assert result.status == "completed", result
+    assert result.results() == {"start": 9 + 16, "sibling": "ran"}
+    runs = {e.run_id: e for e in events if isinstance(e, RunStarted)}
+    assert sorted(e.workflow_id for e in runs.values()) == ["leaf", "leaf", "mid", "top"]
+    for e in runs.values():  # each child names its caller, up to the top
+        if e.workflow_id != "top":
+            caller = runs[e.parent_run_id].workflow_id
+            assert caller == {"mid": "top", "leaf": "mid"}[e.workflow_id]
+    # five tasks ran on one slot: never more than one held at once, and none left held
+    assert sum(isinstance(e, TaskStarted) for e in events) == 5
+    assert max(loads) == 1 and orch.pool.load(agent) == 0
 
 
 async def test_a_workflow_that_runs_itself_fails_at_once_naming_the_chain():
@@ -190,12 +240,21 @@ async def test_children_of_one_workflow_run_side_by_side():
         )
         return [r.results()["plus_one"] for r in results]
 
-    orch = orchestrator(capacity=2)
-    events = []
-    orch.subscribe(events.append)
+    orch = orchestrator(capacity=1)
+    agent = orch.agents["a"]
+    events, loads = [], []
+
+    def watch(e):
+        events.append(e)
+        loads.append(orch.pool.load(agent))
+
+    orch.subscribe(watch)
     await orch.create_workflow(outer)
-    result = await orch.execute_workflow("outer")
+    async with asyncio.timeout(120):  # a guard, as above
+        result = await orch.execute_workflow("outer")
     assert result.results() == {"fan": [3, 5, 7]}
+    # the one task lent its one slot once for its three children, and took it back once
+    assert max(loads) == 1 and orch.pool.load(agent) == 0
     children = [e for e in events if isinstance(e, RunStarted) and e.workflow_id == "inner"]
     assert len({e.run_id for e in children}) == 3
     assert {e.parent_task_id for e in children} == {"fan"}
@@ -209,3 +268,26 @@ async def test_run_workflow_outside_the_engine_says_what_is_wrong():
     ctx = TaskContext(WorkflowTask("t", "t", [], 0, 1.0), AgentProfile("a", "A", []), {}, 1, "r")
     with pytest.raises(WfkitError, match=r"ctx.run_workflow\(\) needs the orchestrator"):
         await ctx.run_workflow("x")
+
+
+async def test_the_readmes_example_runs_on_one_slot():
+    import re
+    import textwrap
+    from pathlib import Path
+
+    import wfkit
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                 if "ctx.run_workflow(sales" in b)
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+    orch.register_agent(AgentProfile("a1", "Analyst", ["analysis"], capacity=1))
+    code = textwrap.dedent(block) + "\nouter_result = await orch.execute_workflow(outer)\n"
+    scope = {"wfkit": wfkit, "orch": orch}
+    wrapped = "async def _main():\n" + textwrap.indent(code, "    ") + "\n    return locals()"
+    exec(compile(wrapped, "README.md", "exec"), scope)
+    async with asyncio.timeout(120):  # a guard, as above
+        done = await scope["_main"]()
+    assert done["result"].params == {"year": 2010, "region": "EU"}
+    assert done["result"].results() == {"report": "EU 2010"}
+    assert done["outer_result"].results() == {"regions": ["EU 2007", "US 2007"]}
