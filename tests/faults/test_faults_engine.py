@@ -444,6 +444,7 @@ workflow: exits
 agents: {{a: {{capabilities: [x], capacity: 3}}}}
 tasks:
   wait: {{requires: [x], action: "exit_tasks:wait", priority: 5}}
+  stuck: {{requires: [x], action: "exit_tasks:stuck", priority: 5}}
   leave: {{requires: [x], action: "exit_tasks:{leave}"}}
   never: {{requires: [x], after: [leave], action: "exit_tasks:wait"}}
 """
@@ -479,4 +480,73 @@ def test_sys_exit_in_a_task_under_wfkit_run_cancels_marks_the_store_and_exits(
     assert len(rows) == 1
     status, cancelled, finished_at = rows[0]
     assert status == "cancelled" and finished_at is not None
-    assert cancelled == 3  # wait, leave and never
+    assert cancelled == 4  # all: 'stuck' still runs in its thread, and the process exits
+
+
+# -- timeouts that must free the worker --------------------------------------------------------
+
+
+async def test_sync_tasks_stuck_past_their_timeout_do_not_hold_capacity(caplog):
+    release = threading.Event()
+    ran = []
+
+    def sleeper(ctx):
+        ran.append(ctx.task.task_id)
+        release.wait(HANG)  # ignores its timeout: a thread cannot be interrupted
+        return "late"
+
+    def quick(ctx):
+        return "quick"
+
+    orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=2))
+    tasks = [
+        task("sleep1", action=sleeper, priority=9, timeout=0.2),
+        task("sleep2", action=sleeper, priority=9, timeout=0.2),
+        task("quick", action=quick, timeout=HANG),
+    ]
+    inject(2)
+    caplog.set_level(logging.WARNING, logger="wfkit.executors")
+    try:
+        result = await run(orch, tasks)
+        tr = result["task_results"]
+        assert sorted(ran) == ["sleep1", "sleep2"]
+        assert tr["quick"]["status"] == "completed" and tr["quick"]["result"] == "quick"
+        for tid in ("sleep1", "sleep2"):
+            assert tr[tid]["status"] == "failed"
+            assert "did not finish within its timeout of 0.2 s" in tr[tid]["error"]
+        assert sorted(orch.executor.stuck) == ["sleep1", "sleep2"]
+        warned = " ".join(r.getMessage() for r in caplog.records)
+        assert "'sleep1'" in warned and "'sleep2'" in warned
+    finally:
+        release.set()
+    for _ in range(HANG * 100):  # the threads return once released; then nothing is stuck
+        if not orch.executor.stuck:
+            break
+        await asyncio.sleep(0.01)
+    assert orch.executor.stuck == []
+    orch.close()
+
+
+async def test_an_async_task_that_swallows_its_timeout_is_recorded_as_timed_out():
+    finished = []
+
+    async def stubborn(ctx):
+        try:
+            await asyncio.sleep(HANG)
+        except asyncio.CancelledError:
+            pass  # swallowed: it carries on after its timeout
+        await asyncio.sleep(0)
+        finished.append(ctx.task.task_id)
+        return "too late"
+
+    orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=2))
+    inject()
+    result = await run(orch, [task("stubborn", action=stubborn, timeout=0.05),
+                              task("after", ["stubborn"], action=stubborn)])
+    tr = result["task_results"]
+    assert finished == ["stubborn"]
+    assert tr["stubborn"]["status"] == "failed" and tr["stubborn"]["result"] is None
+    assert "did not finish within its timeout of 0.05 s" in tr["stubborn"]["error"]
+    assert "ignored its cancellation" in tr["stubborn"]["error"]
+    assert "result was discarded" in tr["stubborn"]["error"]
+    assert tr["after"]["status"] == "skipped"
