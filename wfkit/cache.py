@@ -434,8 +434,9 @@ class ResultCache:
     :mod:`wfkit.metrics.cache_table`).
     """
 
-    def __init__(self, path: Any = None) -> None:
+    def __init__(self, path: Any = None, *, json_only: bool = False) -> None:
         self._path = path
+        self._json_only = json_only
         self._backend: Any = _Memory() if path is None else None
         # the in-memory entries by base key, read directly on the hot path (None with a store)
         self._by_base = self._backend.by_base if self._backend is not None else None
@@ -449,7 +450,7 @@ class ResultCache:
                 if self._backend is None:
                     from wfkit.metrics.cache_table import StoredCache
 
-                    self._backend = StoredCache(self._path)
+                    self._backend = StoredCache(self._path, json_only=self._json_only)
         return self._backend
 
     @property

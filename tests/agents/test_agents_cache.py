@@ -293,3 +293,25 @@ def test_digests_ignore_where_code_is_and_follow_what_it_does():
     assert value_digest(np.arange(3)) == value_digest(np.arange(3)) != value_digest(np.arange(4))
     df = pd.DataFrame({"a": [1, 2]})
     assert value_digest(df) == value_digest(df.copy()) != value_digest(df.rename(columns={"a": "b"}))
+
+
+async def test_a_store_that_refuses_pickles_caches_json_results_only(tmp_path):
+    store = wfkit.RunStore(tmp_path / "runs.db", json_only_results=True)
+    orch = orchestrator(store=store)
+    wf = wfkit.Workflow("j", cache=True)
+
+    @wf.task(requires=["w"])
+    def as_json(ctx):
+        calls["as_json"] += 1
+        return [1, 2]
+
+    @wf.task(requires=["w"])
+    def as_tuple(ctx):  # JSON would give a list back: it needs pickle
+        calls["as_tuple"] += 1
+        return (1, 2)
+
+    await run(orch, wf)
+    result = await run(orch, wf)
+    assert calls == {"as_tuple": 1} and result.task_results["as_json"]["cached"]
+    assert orch.cache.frame()["task"].tolist() == ["as_json"]
+    store.close()

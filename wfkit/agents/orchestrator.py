@@ -85,7 +85,10 @@ class CollectiveAgentWorkflowOrchestrator:
         if store is not None:
             self._attach_store(store)
         # Results of cacheable tasks: in the store's file when there is one, else in memory.
-        self.cache = ResultCache(self.store.path if self.store is not None else None)
+        self.cache = ResultCache(
+            self.store.path if self.store is not None else None,
+            json_only=bool(getattr(self.store, "json_only_results", False)),
+        )
 
     def _attach_store(self, store: Any) -> None:
         self._owns_store = isinstance(store, str | os.PathLike)

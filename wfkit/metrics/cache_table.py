@@ -3,7 +3,8 @@
 Kept beside the run history, not inside :mod:`wfkit.metrics.store`: the cache has its own
 connection and its own table (``cache``), created when first used, so a store written before
 the cache existed gains it and older readers are not disturbed. Values are written as results
-are (:mod:`wfkit.metrics.codec`: JSON when exact, else pickle; only use stores you trust).
+are (:mod:`wfkit.metrics.codec`: JSON when exact, else pickle; only use stores you trust, or
+open the store with ``json_only_results=True``: the cache then keeps and reads JSON only).
 New entries and hit counts are buffered and written once per event-loop iteration, so a run of
 many cached tasks costs few transactions; entries written by another process are read as soon
 as they are committed.
@@ -49,8 +50,9 @@ CREATE INDEX IF NOT EXISTS cache_by_base ON cache (base);
 class StoredCache:
     """Cache entries in the SQLite file at ``path`` (a run store's)."""
 
-    def __init__(self, path: Any, *, timeout: float = 60.0) -> None:
+    def __init__(self, path: Any, *, timeout: float = 60.0, json_only: bool = False) -> None:
         self.path = path
+        self.json_only = json_only  # the store refuses pickles: keep and read JSON values only
         self._lock = threading.Lock()
         self._puts: list[tuple[Any, ...]] = []
         self._hits: dict[str, int] = {}
@@ -87,6 +89,8 @@ class StoredCache:
                 "created, expires, hits FROM cache WHERE base = ? ORDER BY created",
                 (base,),
             ).fetchall()
+        if self.json_only:
+            rows = [r for r in rows if r[5] == "json"]
         out = []
         for key, base_, tid, wid, params, enc, data, size, created, expires, hits in [
             *rows, *((*row, 0) for row in pending)
@@ -105,6 +109,8 @@ class StoredCache:
         key, base, task_id, workflow_id, params, value, created, expires = row
         if json_exact(value):
             enc, data = "json", json.dumps(value, separators=(",", ":"))
+        elif self.json_only:
+            return False  # it could never be read back from this store
         else:
             try:
                 enc, data = "pickle", to_pickle(value)
