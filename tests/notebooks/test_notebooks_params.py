@@ -16,9 +16,18 @@ def test_01_quickstart_modules_and_top_n(tmp_path):
                           analysts=3)
     assert "top_n = 3" in injected(out)
     assert s["status"] == "completed"
-    assert s["tasks"] == ["count_glob", "count_string", "sources", "top_words"]
+    assert s["tasks"] == ["count_glob", "count_string", "merge", "sources", "top_words"]
+    assert s["params"] == {"top_n": 3, "min_length": 4}  # papermill's value reached params=
     assert len(s["top_words"]) == 3
     assert s["max_concurrency_analyst"] == 3
+    # the loop: everything runs once; an edited task runs with what follows it; a broken one
+    # fails alone; once fixed, only it runs; a new top_n runs only the task that reads it
+    assert s["ran"] == {"first": ["count_glob", "count_string", "merge", "sources", "top_words"],
+                        "edited": ["merge", "top_words"], "fixed": ["top_words"],
+                        "more": ["top_words"]}
+    assert s["broken"] == {"top_words": "failed"}
+    assert s["calls"] == {"sources": 1, "count_string": 1, "count_glob": 1, "merge": 2,
+                          "top_words": 5}
 
 
 def test_02_collective_agents_year_retries_and_forecaster(tmp_path):
