@@ -15,6 +15,7 @@ something took on the wall clock; timeouts here only bound a hang.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import subprocess
@@ -550,3 +551,53 @@ async def test_an_async_task_that_swallows_its_timeout_is_recorded_as_timed_out(
     assert "ignored its cancellation" in tr["stubborn"]["error"]
     assert "result was discarded" in tr["stubborn"]["error"]
     assert tr["after"]["status"] == "skipped"
+
+
+# -- secrets in what a task raises ---------------------------------------------------------------
+
+KNOWN = "k-live-0123456789"  # the API key of an endpoint registered in this process
+SECRETS = ("hunter2", "SEKRET123", KNOWN)
+
+
+async def test_secrets_in_a_task_error_are_masked_in_json_store_and_report(tmp_path):
+    from wfkit.cli import to_json
+    from wfkit.integration import IntegrationEndpoint, IntegrationOrchestrator
+    from wfkit.metrics.store import RunStore
+    from wfkit.report import write_report
+
+    integration = IntegrationOrchestrator()
+    integration.register_endpoint(IntegrationEndpoint(
+        "api", "API", "api",
+        {"url": "http://127.0.0.1:9/orders", "headers": {"X-Api-Key": KNOWN}},
+    ))
+    url = "https://bob:hunter2@api.example.com/v1/orders?api_key=SEKRET123&page=2"
+
+    def leaks(ctx):
+        raise ConnectionError(f"GET {url} with key {KNOWN} failed")
+
+    def returns(ctx):
+        return f"{url} {KNOWN}"  # a result is the user's: kept as returned
+
+    orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=2),
+                        store=str(tmp_path / "runs.db"))
+    inject()
+    result = await run(orch, [task("leaks", action=leaks), task("returns", action=returns)])
+    orch.close()
+    tr = result["task_results"]
+    assert tr["returns"]["result"] == f"{url} {KNOWN}"
+    error, tb = tr["leaks"]["error"], tr["leaks"]["traceback"]
+    assert error == (
+        "ConnectionError: GET https://bob:***@api.example.com/v1/orders?api_key=***&page=2 "
+        "with key *** failed"
+    )
+    assert "ConnectionError: GET https://bob:***@" in tb
+
+    shown = json.dumps(to_json(result)["task_results"]["leaks"])
+    with RunStore(tmp_path / "runs.db") as store:
+        stored = store.task_frame(result["run_id"]).to_string()
+        stored += " ".join(store.tracebacks(result["run_id"]).values())
+    report = write_report(tmp_path / "runs.db", tmp_path / "report.html").read_text()
+    for where, text in {"--json": shown, "store": stored, "report": report}.items():
+        assert "***" in text, where
+        for secret in SECRETS:
+            assert secret not in text, (where, secret)

@@ -15,6 +15,11 @@ store records it), and then the exception propagates from :meth:`WorkflowRun.exe
 Agent capacity is accounted in the :class:`~wfkit.agents.pool.AgentPool` the run is given
 (the orchestrator shares one between its runs): when another run frees a slot, the pool
 wakes this run, which then dispatches from its own callback.
+
+The error and traceback recorded for a failed attempt are masked
+(:func:`~wfkit.integration.redaction.redact_text`: URL passwords, secret query parameters,
+secrets of registered endpoints) before anything publishes them; results are left as the
+task returned them.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from wfkit.events import (
 )
 from wfkit.executors.base import Executor
 from wfkit.graph import TaskGraph
+from wfkit.integration.redaction import redact_text
 from wfkit.tracebacks import format_traceback, user_frame
 
 __all__ = ["WorkflowRun"]
@@ -443,8 +449,8 @@ class WorkflowRun:
         tid = task.task_id
         end = _now()
         attempt = record.attempts
-        record.error = describe_error(exc)
-        record.exception = exc
+        record.error = redact_text(describe_error(exc))  # errors are ours to mask (results
+        record.exception = exc  # are the user's): they reach --json, the store, the report
         record.finished_at = end
         agent.record_outcome(task, end - started, False)
         lost = self._lost
@@ -452,7 +458,7 @@ class WorkflowRun:
             lost[tid] = lost.get(tid, 0) + 1  # its worker died: not the task's fault, not counted
         final = attempt > task.retries + lost.get(tid, 0)
         if final or self._listening:
-            record.traceback = format_traceback(exc)
+            record.traceback = redact_text(format_traceback(exc))
         if self._listening:
             where = user_frame(exc)
             self.bus.emit(

@@ -34,6 +34,7 @@ __all__ = [
     "is_sensitive_name",
     "secrets_of",
     "guard_library_logs",
+    "redact_text",
 ]
 
 MASK = "***"
@@ -282,3 +283,19 @@ def guard_library_logs(redactor: Redactor) -> None:
                 logger.addFilter(_filter)
             if _handler not in logger.handlers:
                 logger.handlers.insert(0, _handler)
+
+
+# A URL's tail from "://" to the next blank or quote: possessive, so the scan stays linear.
+_URL_TAIL = re.compile(r"://[^\s\"'<>]++")
+
+
+def redact_text(text: Any) -> str:
+    """Mask what wfkit knows to be secret in free text (a task's error message or traceback):
+    URL passwords, secret query parameters of the URLs in it, and every secret value of the
+    endpoints registered in this process. Linear in the length of the text."""
+    text = _redact_userinfo(str(text))
+    if "?" in text and "://" in text:
+        text = _URL_TAIL.sub(lambda m: redact_url(m.group()), text)
+    for redactor in list(_live):
+        text = redactor(text)
+    return text
