@@ -291,3 +291,36 @@ async def test_the_readmes_example_runs_on_one_slot():
     assert done["result"].params == {"year": 2010, "region": "EU"}
     assert done["result"].results() == {"report": "EU 2010"}
     assert done["outer_result"].results() == {"regions": ["EU 2007", "US 2007"]}
+
+
+async def test_a_caller_that_times_out_cancels_its_child_and_gets_its_slot_back():
+    started = asyncio.Event()
+    slow = Workflow("slow")
+
+    @slow.task(requires=["work"])
+    async def hang(ctx):
+        started.set()
+        await asyncio.Event().wait()
+
+    outer = Workflow("outer")
+
+    @outer.task(requires=["work"], timeout=0.5)
+    async def impatient(ctx):
+        await ctx.run_workflow(slow)
+
+    @outer.task(requires=["work"])
+    def other(ctx):  # needs the one slot too: it is not left held
+        return "ran"
+
+    orch = orchestrator(capacity=1)
+    events = []
+    orch.subscribe(events.append)
+    async with asyncio.timeout(120):  # a guard
+        result = await orch.execute_workflow(outer)
+    assert started.is_set()
+    assert result.task_results["impatient"]["status"] == "failed"
+    assert "TaskTimeoutError" in result.task_results["impatient"]["error"]
+    finished = {e.workflow_id: e.status for e in events if isinstance(e, RunFinished)}
+    assert finished["slow"] == "cancelled"
+    assert result.task_results["other"]["result"] == "ran"
+    assert orch.pool.load(orch.agents["a"]) == 0
