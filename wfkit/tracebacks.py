@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import sysconfig
 import traceback
 from dataclasses import dataclass
 
-__all__ = ["UserFrame", "user_frame", "format_traceback", "is_library_file"]
+__all__ = ["UserFrame", "user_frame", "format_traceback", "is_library_file", "notebook_cell"]
 
 _WFKIT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _LIBRARY_DIRS = tuple(
@@ -42,13 +43,25 @@ class UserFrame:
 
     @property
     def location(self) -> str:
-        """``"path/to/file.py:12"``."""
+        """``"path/to/file.py:12"``, or ``"Cell In[3], line 12"`` for a notebook cell (as
+        IPython names it: a cell's file is a temporary name the user never sees)."""
+        cell = notebook_cell(self.filename)
+        if cell is not None:
+            return f"Cell In[{cell}], line {self.lineno}"
         return f"{self.filename}:{self.lineno}"
 
     def __str__(self) -> str:
         """One line: ``path/to/file.py:12 in clean: df["revenu"].sum()``."""
         code = f": {self.line}" if self.line else ""
         return f"{self.location} in {self.name}{code}"
+
+
+def notebook_cell(filename: str) -> int | None:
+    """The execution count of the IPython cell compiled as ``filename``, or None."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    cells = getattr(getattr(shell, "compile", None), "_filename_map", None)
+    return cells.get(filename) if isinstance(cells, dict) else None
 
 
 def is_library_file(filename: str) -> bool:

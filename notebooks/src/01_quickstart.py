@@ -158,7 +158,8 @@ broken
 try:
     broken.raise_for_status()
 except wfkit.WorkflowFailedError as err:
-    print(err)
+    failure = str(err)
+    print(failure)
     print("cause:", repr(err.__cause__))
 
 # %% [markdown]
@@ -212,6 +213,7 @@ summary = {
             "more": ran(more)},
     "broken": {t: r["status"] for t, r in broken.task_results.items()
                if r["status"] != "completed"},
+    "failure": failure.splitlines()[1:4],
     "calls": dict(calls),
     "max_concurrency_analyst": orch.agents["analyst"].capacity,
 }

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from nbrun import injected, run_notebook
 
@@ -26,6 +28,10 @@ def test_01_quickstart_modules_and_top_n(tmp_path):
                         "edited": ["merge", "top_words"], "fixed": ["top_words"],
                         "more": ["top_words"]}
     assert s["broken"] == {"top_words": "failed"}
+    task, at, line = s["failure"]  # raise_for_status(): the task, its error, the user's line
+    assert task == "  task 'top_words' failed: KeyError: 'merged'"
+    assert re.fullmatch(r"    at Cell In\[\d+\], line 5 in top_words", at), at
+    assert line.strip() == 'return dict(ctx.inputs["merged"].most_common(ctx.params["top_n"]))'
     assert s["calls"] == {"sources": 1, "count_string": 1, "count_glob": 1, "merge": 2,
                           "top_words": 5}
 

@@ -144,22 +144,18 @@ def workflow_bundle(wf: Any, include: Any = None, exclude: Any = None) -> dict[s
 # -- where a task failed -----------------------------------------------------------------------
 
 
-def _place(filename: str, lineno: int) -> str:
+def _place(frame: Any) -> str:
     """``Cell In[3], line 5`` for a notebook cell (as IPython prints it), else ``path:line``
     (relative to the working folder when inside it)."""
     import os
-    import sys
 
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    cells = getattr(getattr(shell, "compile", None), "_filename_map", None) or {}
-    if filename in cells:
-        return f"Cell In[{cells[filename]}], line {lineno}"
+    if frame.location.startswith("Cell In["):
+        return frame.location
     try:
-        rel = os.path.relpath(filename)
+        rel = os.path.relpath(frame.filename)
     except ValueError:  # another drive
-        rel = filename
-    return f"{filename if rel.startswith('..') else rel}:{lineno}"
+        rel = frame.filename
+    return f"{frame.filename if rel.startswith('..') else rel}:{frame.lineno}"
 
 
 def where(failure: Any) -> Any:
@@ -173,7 +169,7 @@ def where(failure: Any) -> Any:
     frame = user_frame(failure)
     if frame is None:
         return None
-    return _place(frame.filename, frame.lineno), frame.name, frame.line
+    return _place(frame), frame.name, frame.line
 
 
 def where_text(failure: Any) -> str | None:
