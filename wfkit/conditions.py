@@ -24,7 +24,15 @@ from typing import Any
 
 from wfkit.errors import ConditionError
 
-__all__ = ["OPS", "ConditionError", "Condition", "validate_condition", "evaluate", "get_path"]
+__all__ = [
+    "OPS",
+    "ConditionError",
+    "Condition",
+    "validate_condition",
+    "evaluate",
+    "get_path",
+    "describe_condition",
+]
 
 Condition = Mapping[str, Any] | Callable[[Mapping[str, Any]], Any]
 
@@ -188,3 +196,20 @@ def evaluate(cond: Condition, data: Mapping[str, Any]) -> bool:
         return bool(cond(data))
     validate_condition(cond)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def describe_condition(cond: Any) -> str:
+    """A short readable form for messages: ``inputs.route == 'big'``, ``not (...)``,
+    ``(... and ...)``, or a callable's name."""
+    if isinstance(cond, Mapping):
+        if "all" in cond or "any" in cond:
+            key = "all" if "all" in cond else "any"
+            joiner = " and " if key == "all" else " or "
+            return "(" + joiner.join(describe_condition(c) for c in cond[key]) + ")"
+        if "not" in cond:
+            return f"not {describe_condition(cond['not'])}"
+        if cond.get("op") == "exists" and "value" not in cond:
+            return f"{cond.get('field')} exists"
+        return f"{cond.get('field')} {cond.get('op')} {cond.get('value')!r}"
+    name = getattr(cond, "__qualname__", None) or getattr(cond, "__name__", None)
+    return f"{name}()" if name else repr(cond)

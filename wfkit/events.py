@@ -23,6 +23,7 @@ __all__ = [
     "TaskRetrying",
     "TaskSkipped",
     "TaskCancelled",
+    "TaskMapped",
     "RunFinished",
     "FlowMessageDelivered",
     "FlowMessageFailed",
@@ -116,6 +117,16 @@ class TaskCancelled(Event):
     agent_id: str | None
     attempt: int
     started_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMapped(Event):
+    """A mapped task expanded into ``count`` children ``task_id[0]`` ... ``task_id[count-1]``
+    (the run's task total grows by ``count``)."""
+
+    workflow_id: str
+    task_id: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)

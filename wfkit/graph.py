@@ -54,7 +54,10 @@ class TaskGraph:
     ``index`` maps an id to its number, ``below[i]`` holds the numbers of its direct
     dependents (in insertion order), ``indegree[i]`` its number of dependencies, ``roots``
     the tasks without any, ``order`` a topological order of the numbers and ``classes`` the
-    distinct required-capability sets. Building it checks what :func:`validate_tasks` checks.
+    distinct required-capability sets. ``dynamic`` is true when a task maps, has a condition
+    or a trigger rule other than ``all_success`` (runs then take the general path of
+    :class:`~wfkit.agents.dispatch.RunState`). Building it checks what :func:`validate_tasks`
+    checks.
 
     Why numbers and tuples: every run needs all of this, and a run of 100,000 tasks would
     otherwise spend more time on separate passes over dicts keyed by id than on dispatching.
@@ -63,7 +66,7 @@ class TaskGraph:
     """
 
     __slots__ = ("tasks", "ids", "task_list", "index", "below", "indegree", "roots", "order",
-                 "classes")
+                 "classes", "dynamic")
 
     def __init__(self, tasks: Iterable[WorkflowTask] | Mapping[str, WorkflowTask]) -> None:
         from wfkit.agents.model import WorkflowTask
@@ -78,6 +81,7 @@ class TaskGraph:
         classes: dict[frozenset[str], None] = {}
         wide: dict[int, list[int]] = {}
         forward = False  # a dependency named before its task: insertion order is not topological
+        dynamic = False
         for i, task in enumerate(tasks):  # one pass for the usual case: dependencies come first
             if type(task) is not WorkflowTask and not isinstance(task, WorkflowTask):
                 check_tasks([task])  # raises the type error
@@ -86,6 +90,8 @@ class TaskGraph:
                 raise DuplicateTaskError(tid)
             by_id[tid] = task
             classes[task._capset] = None
+            if task.map is not None or task.when is not None or task.trigger != "all_success":
+                dynamic = True
             deps = task.dependencies
             indegree.append(len(deps))
             if deps:
@@ -123,6 +129,16 @@ class TaskGraph:
         else:
             self.order = range(len(by_id))
             self.below = below
+        self.dynamic = dynamic
+        if dynamic:
+            for task in by_id.values():
+                source = by_id[task.map] if task.map is not None else None
+                if source is not None and source.map is not None and task.when is not None:
+                    raise ValidationError(
+                        f"task {task.task_id!r} maps over the mapped task {source.task_id!r} "
+                        f"(element by element) and has when=: put the condition on a task "
+                        f"before the maps, or map over a task that is not mapped"
+                    )
 
     def dependents(self, tid: str) -> list[str]:
         """The direct dependents of ``tid``, in insertion order."""

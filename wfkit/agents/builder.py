@@ -63,7 +63,7 @@ class Workflow:
     def __getitem__(self, task_id: str) -> WorkflowTask:
         return self._tasks[task_id]
 
-    def _resolve(self, ref: Any, owner: str) -> str:
+    def _resolve(self, ref: Any, owner: str, what: str = "after=") -> str:
         if isinstance(ref, WorkflowTask):
             return ref.task_id
         if isinstance(ref, str):
@@ -71,7 +71,7 @@ class Workflow:
         if callable(ref) and ref in self._by_function:
             return self._by_function[ref]
         raise ValidationError(
-            f"task {owner!r}: after= takes task ids, tasks or functions decorated with "
+            f"task {owner!r}: {what} takes task ids, tasks or functions decorated with "
             f"@{self.workflow_id}.task, got {ref!r}"
         )
 
@@ -117,11 +117,19 @@ class Workflow:
         cache_key: Callable[..., Any] | None = None,
         cache_version: Any = None,
         cache_expires: float | None = None,
+        map: Any = None,
+        when: Any = None,
+        trigger: str = "all_success",
     ) -> Any:
         """Decorator: ``@wf.task`` or ``@wf.task(requires=["analysis"], after=[load])``.
 
         Decorating again a function whose task id the workflow has (re-running its cell)
         replaces that task: action, dependencies, needs and options.
+
+        ``map=upstream`` runs the function once per item of ``upstream``'s result (children
+        ``name[0]``, ``name[1]``, ... that see ``ctx.item`` and ``ctx.index``; dependents get
+        the children's results as a list, in item order). ``when=`` and ``trigger=`` decide
+        whether it runs once its dependencies have ended (see :class:`WorkflowTask`).
         """
 
         def decorate(func: Callable[..., Any]) -> WorkflowTask:
@@ -134,6 +142,7 @@ class Workflow:
             if isinstance(refs, str | WorkflowTask) or callable(refs):
                 refs = [refs]
             deps = [self._resolve(r, tid) for r in refs]
+            source = None if map is None else self._resolve(map, tid, "map=")
             doc = (func.__doc__ or "").strip().splitlines()
             task = WorkflowTask(
                 tid,
@@ -150,6 +159,9 @@ class Workflow:
                 cache_key=cache_key,
                 cache_version=cache_version,
                 cache_expires=cache_expires,
+                map=source,
+                when=when,
+                trigger=trigger,
             )
             replacing = tid in self._tasks
             self.add(task, replace=True)

@@ -28,7 +28,7 @@ import asyncio
 import inspect
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from wfkit.agents.dispatch import RunState
@@ -48,6 +48,7 @@ from wfkit.cache import (
     warn_uncacheable,
 )
 from wfkit.callables import describe_error, is_async_callable
+from wfkit.conditions import describe_condition, evaluate
 from wfkit.errors import TaskTimeoutError, WorkerLostError
 from wfkit.events import (
     EventBus,
@@ -56,6 +57,7 @@ from wfkit.events import (
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
+    TaskMapped,
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
@@ -157,6 +159,9 @@ class WorkflowRun:
         self.resumed = tuple(self.results)
         self.state = RunState(graph, agents, policy, completed=self.resumed, pool=pool)
         self.pool = self.state.pool
+        self.tasks = self.state.tasks  # grows as mapped tasks expand
+        self._items: dict[str, list[Any]] = {}  # a mapped task's items, by its id
+        self._mapped_at: dict[str, float] = {}
         self.records: dict[str, Settled] = {}  # settled tasks that were started
         self._live: dict[str, _Record] = {}  # started tasks that have not settled yet
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -203,7 +208,9 @@ class WorkflowRun:
                 )
             )
         for tid in self.resumed:
-            self.tasks[tid].status = "completed"
+            task = self.tasks.get(tid)  # a mapped child joins the run when its parent maps
+            if task is not None:
+                task.status = "completed"
         unsubscribe = self.pool.subscribe(self._advance)  # other runs free shared slots
         try:
             self.dispatch()
@@ -231,13 +238,17 @@ class WorkflowRun:
 
     def dispatch(self) -> None:
         """Start every assignment the run state allows now; a task whose result is cached
-        completes at once (and may make more tasks ready: hence the loop)."""
+        completes at once (and may make more tasks ready: hence the loop). Held tasks (a
+        condition to check, a map to expand) are decided first."""
+        state = self.state
         create = self._loop.create_task
         live = self._live
         cache, default = self.cache, self.cache_default
         while True:
             served = False
-            for task, agent in self.state.assign():
+            if state.held:
+                self._decide()
+            for task, agent in state.assign():
                 if cache is not None and (default if task.cache is None else task.cache):
                     if self._from_cache(task, agent):
                         served = True
@@ -262,12 +273,17 @@ class WorkflowRun:
         try:
             if task.cache_key is not None:
                 ctx = TaskContext(
-                    task, agent, {d: self.results[d] for d in deps}, 0, self.run_id,
-                    self.workflow_id, RunParams(self.params),
+                    task, agent, {d: self.results[d] for d in deps if d in self.results}, 0,
+                    self.run_id, self.workflow_id, RunParams(self.params),
                 )
+                if task.map_index is not None:
+                    self._set_item(ctx, task)
                 custom = task.cache_key(ctx)
                 return digest_key(["custom", tid, repr(custom), repr(task.cache_version)])
-            return keymaker.base_key(task, task.action or agent.handler, self.keys, self.results)
+            key = keymaker.base_key(task, task.action or agent.handler, self.keys, self.results)
+            if task.map_index is not None:  # the same inputs, another item
+                key = digest_key([key, f"map_index={task.map_index}"])
+            return key
         except Unhashable as exc:
             warn_uncacheable(tid, f"{exc}, which cannot be hashed")
         except Exception as exc:  # a cache_key callable that failed
@@ -321,28 +337,36 @@ class WorkflowRun:
             self.params_read[tid] = frozenset(entry.params)
         self.records[tid] = (None, 0, now, now, None, None, None)
         task.status = "completed"
-        self.state.complete(tid)  # frees the slot it was given for a moment
+        ended = self.state.complete(tid)  # frees the slot it was given for a moment
         if self._listening:
             self.bus.emit(
                 TaskCompleted(self.run_id, now, self.workflow_id, tid, None, 0, now,
                               entry.value, True)
             )
+        if ended:
+            self._ended(ended, now)
 
     async def _attempt(self, task: WorkflowTask, agent: AgentProfile, record: _Record) -> None:
         tid = task.task_id
         results = self.results
         attempt = record.attempts
         deps = task.dependencies
+        try:
+            inputs = {d: results[d] for d in deps} if deps else {}
+        except KeyError:  # a trigger rule let it run without some: the completed ones only
+            inputs = {d: results[d] for d in deps if d in results}
         ctx = TaskContext(
             task,
             agent,
-            {d: results[d] for d in deps} if deps else {},
+            inputs,
             attempt,
             self.run_id,
             self.workflow_id,
             RunParams(self.params),
             self,
         )
+        if task.map_index is not None:
+            self._set_item(ctx, task)
         CURRENT.set(ctx)  # this attempt's own asyncio task: runs started in it are its children
         fn = task.action or agent.handler
         started = _now()
@@ -392,6 +416,13 @@ class WorkflowRun:
         except BaseException as exc:  # a fault in our own bookkeeping: end the run with it
             self._abort(exc)
 
+    def _set_item(self, ctx: TaskContext, task: WorkflowTask) -> None:
+        """A mapped child's item: its parent's input at its index, or (element by element)
+        the result of the child it maps over."""
+        index = ctx.index = task.map_index
+        items = self._items.get(task.parent_task_id)  # type: ignore[arg-type]
+        ctx.item = items[index] if items is not None else self.results[task.map]  # type: ignore[index]
+
     async def _call(
         self, task: WorkflowTask, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile
     ) -> Any:
@@ -432,7 +463,7 @@ class WorkflowRun:
         self.records[tid] = record.settled()
         task.status = "completed"
         agent.record_outcome(task, end - started, True)
-        self.state.complete(tid)
+        ended = self.state.complete(tid)
         if self._listening:
             self.bus.emit(
                 TaskCompleted(
@@ -440,6 +471,8 @@ class WorkflowRun:
                     started, result,
                 )
             )
+        if ended:
+            self._ended(ended, end)
         self._advance()
 
     def _failed(
@@ -480,15 +513,138 @@ class WorkflowRun:
         del self._live[tid]
         self.records[tid] = record.settled()
         task.status = "failed"
-        skipped = self.state.fail(tid)
-        for sid, reason in skipped:
-            self.tasks[sid].status = "skipped"
-            if self._listening:
-                self.bus.emit(TaskSkipped(self.run_id, end, self.workflow_id, sid, reason))
+        self._ended(self.state.fail(tid), end)
         if self.fail_fast:
             self._stopper = self._loop.create_task(self._fail_fast())
             return
         self._advance()
+
+    def _ended(self, ended: Any, now: float) -> None:
+        """Record the tasks that ended as a consequence of a transition: skipped ones, and
+        mapped tasks whose last child ended (their result is their children's, in order)."""
+        finished, tasks, listening = self.state.finished, self.tasks, self._listening
+        for tid, reason in ended:
+            status = finished[tid]
+            tasks[tid].status = status
+            if status == "skipped":
+                if listening:
+                    self.bus.emit(TaskSkipped(self.run_id, now, self.workflow_id, tid, reason))
+                continue
+            started = self._mapped_at.get(tid, now)
+            if status == "completed":
+                results = self.results
+                value = results[tid] = [results[c] for c in self.state.children(tid)]
+                self.records[tid] = (None, 0, started, now, None, None)
+                if listening:
+                    self.bus.emit(
+                        TaskCompleted(
+                            self.run_id, now, self.workflow_id, tid, None, 0, started, value
+                        )
+                    )
+            else:  # a mapped task one of whose children failed, or a condition that raised
+                self._unstarted_failure(tid, reason, None, started, now)
+
+    def _unstarted_failure(
+        self, tid: str, error: str, exc: BaseException | None, started: float, now: float
+    ) -> None:
+        self.records[tid] = (None, 0, started, now, error, exc)
+        if self._listening:
+            self.bus.emit(
+                TaskFailed(self.run_id, now, self.workflow_id, tid, None, 0, started, error, True)
+            )
+
+    def _decide(self) -> None:
+        """Settle the held tasks (their dependencies ended): check each one's condition,
+        expand a map into its children, or let it run as itself. Deciding may end tasks
+        (a false condition skips dependents), and that may hold others: repeat until none."""
+        state = self.state
+        while state.held:
+            for task in state.take_held():
+                tid = task.task_id
+                now = _now()
+                inputs = {
+                    d: self.results[d] for d in task.dependencies
+                    if state.finished.get(d) == "completed"
+                }
+                if task.when is not None:
+                    try:
+                        go = self._condition_holds(task, inputs)
+                    except Exception as exc:
+                        error = f"condition of task {tid!r} raised {describe_error(exc)}"
+                        task.status = "failed"
+                        self._unstarted_failure(tid, error, exc, now, now)
+                        self._ended(state.fail_unstarted(tid, error), now)
+                        continue
+                    if not go:
+                        reason = f"condition {describe_condition(task.when)} was false"
+                        task.status = "skipped"
+                        if self._listening:
+                            self.bus.emit(
+                                TaskSkipped(self.run_id, now, self.workflow_id, tid, reason)
+                            )
+                        self._ended(state.skip(tid, reason), now)
+                        continue
+                if task.map is None:
+                    state.release(tid)
+                    continue
+                items = self._map_items(task, inputs)
+                if isinstance(items, str):  # what is wrong with the map's input
+                    task.status = "failed"
+                    self._unstarted_failure(tid, items, None, now, now)
+                    self._ended(state.fail_unstarted(tid, items), now)
+                    continue
+                self._items[tid] = items
+                self._mapped_at[tid] = now
+                task.status = "running"
+                children, ended = state.expand(tid, len(items))
+                if self._listening:
+                    self._emit_mapped(tid, children, now)
+                for child in children:  # those a resumed run had finished
+                    status = state.finished.get(child.task_id)
+                    if status is not None:
+                        child.status = status
+                self._ended(ended, now)
+
+    def _emit_mapped(self, tid: str, children: list[WorkflowTask], now: float) -> None:
+        counts: dict[str, int] = {}
+        for child in children:  # the expanded task and those mapping over it element-wise
+            parent = child.parent_task_id or tid
+            counts[parent] = counts.get(parent, 0) + 1
+        counts.setdefault(tid, 0)
+        for parent, n in counts.items():
+            self.bus.emit(TaskMapped(self.run_id, now, self.workflow_id, parent, n))
+
+    def _map_items(self, task: WorkflowTask, inputs: Mapping[str, Any]) -> list[Any] | str:
+        """The items a mapped task runs over, or a message saying why there are none."""
+        source = task.map
+        if source not in inputs:
+            return (
+                f"task {task.task_id!r} maps over {source!r}, which did not complete "
+                f"({self.state.finished.get(source, 'not run')})"
+            )
+        value = inputs[source]
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+            return (
+                f"task {task.task_id!r} maps over the result of {source!r}, which is a "
+                f"{type(value).__name__}, not a list: return a list (or another iterable) "
+                f"of the items to map over"
+            )
+        return list(value)
+
+    def _condition_holds(self, task: WorkflowTask, inputs: dict[str, Any]) -> bool:
+        when = task.when
+        if callable(when) and not isinstance(when, Mapping):
+            ctx = TaskContext(
+                task, None, inputs, 0, self.run_id, self.workflow_id,  # type: ignore[arg-type]
+                RunParams(self.params), self,
+            )
+            outcome = when(ctx)
+            if inspect.isawaitable(outcome):
+                if hasattr(outcome, "close"):
+                    outcome.close()
+                raise TypeError("when= takes a plain function (ctx) -> bool, not a coroutine")
+            return bool(outcome)
+        return evaluate(when, {"inputs": inputs, "params": self.params})
 
     def _requeue(self, tid: str) -> None:
         self._timers.pop(tid, None)

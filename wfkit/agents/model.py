@@ -15,12 +15,29 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from wfkit.agents.params import NO_PARAMS
 from wfkit.errors import ValidationError
 
-__all__ = ["AgentCapability", "AgentProfile", "WorkflowTask", "TaskContext", "capability_set"]
+__all__ = [
+    "AgentCapability",
+    "AgentProfile",
+    "WorkflowTask",
+    "TaskContext",
+    "capability_set",
+    "TRIGGER_RULES",
+]
+
+# When a task may run, given how its dependencies ended (Airflow's trigger rules):
+# all_success   every dependency completed (the default);
+# all_done      every dependency ended, however;
+# one_success   one dependency completed (it runs then, without waiting for the others);
+# none_failed   no dependency failed (completed or skipped), all ended;
+# none_failed_min_one_success   no dependency failed and at least one completed.
+TRIGGER_RULES = (
+    "all_success", "all_done", "one_success", "none_failed", "none_failed_min_one_success",
+)
 
 
 class AgentCapability(StrEnum):
@@ -192,7 +209,18 @@ class WorkflowTask:
     A task is usable as its function: ``task(ctx)`` calls the action (``task.fn``), and a task
     bound to a module-level name (what ``@wf.task`` at the top level of a module makes) pickles
     by reference, so worker processes import it instead of receiving a copy.
+
+    Dynamic workflows: ``map`` (the id of a dependency) runs the task once per item of that
+    dependency's result, as child tasks ``task_id[i]`` (a map over a mapped task maps element
+    by element); ``when`` (a :mod:`wfkit.conditions` condition on ``{"inputs", "params"}``, or
+    a callable ``when(ctx) -> bool``) is checked once the dependencies have ended and skips the
+    task when false; ``trigger`` (one of :data:`TRIGGER_RULES`) says which endings of the
+    dependencies let it run. A child task has ``parent_task_id`` and ``map_index`` set.
     """
+
+    # Set on the children of a mapped task only (class defaults keep other tasks light).
+    parent_task_id: ClassVar[str | None] = None
+    map_index: ClassVar[int | None] = None
 
     task_id: str
     description: str
@@ -210,6 +238,9 @@ class WorkflowTask:
     cache_key: Callable[..., Any] | None = field(default=None, repr=False)
     cache_version: Any = None
     cache_expires: float | None = None
+    map: str | None = None
+    when: Any = field(default=None, repr=False)
+    trigger: str = "all_success"
 
     def __post_init__(self) -> None:
         if not isinstance(self.task_id, str) or not self.task_id:
@@ -246,6 +277,29 @@ class WorkflowTask:
             _number(self.cache_expires, "cache_expires", owner)
             if self.cache_expires <= 0:
                 raise ValidationError(f"{owner}: cache_expires must be > 0 seconds or None")
+        if self.map is not None:
+            if not isinstance(self.map, str) or not self.map:
+                raise ValidationError(
+                    f"{owner}: map must be the id of the task whose result it maps over, "
+                    f"got {self.map!r}"
+                )
+            if self.map == self.task_id:
+                raise ValidationError(f"{owner}: a task cannot map over its own result")
+            if self.map not in self.dependencies:  # the mapped result is an input
+                self.dependencies.insert(0, self.map)
+        if self.when is not None:
+            from wfkit.conditions import validate_condition
+            from wfkit.errors import ConditionError
+
+            try:
+                validate_condition(self.when)
+            except ConditionError as exc:
+                raise ValidationError(f"{owner}: when= {exc}") from None
+        if self.trigger not in TRIGGER_RULES:
+            raise ValidationError(
+                f"{owner}: trigger must be one of {', '.join(map(repr, TRIGGER_RULES))}, "
+                f"got {self.trigger!r}"
+            )
 
     @property
     def capability_set(self) -> frozenset[str]:
@@ -321,6 +375,8 @@ class TaskContext:
     workflow_id: str = ""
     params: Mapping[str, Any] = field(default_factory=lambda: NO_PARAMS)
     _run: Any = field(default=None, repr=False, compare=False)  # the engine's run, if any
+    item: Any = None  # a mapped child's item (the parent's input at map_index)
+    index: int | None = None  # a mapped child's map_index
 
     @property
     def task_id(self) -> str:
