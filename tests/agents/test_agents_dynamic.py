@@ -487,3 +487,45 @@ async def test_a_skipped_chain_of_any_length_is_settled_without_recursion():
         wf.task(lambda ctx: 1, task_id=f"t{i}", requires=["work"], after=[f"t{i - 1}"])
     result, _ = await run(wf)
     assert result["skipped_tasks"] == 3000
+
+
+async def test_mapped_children_are_cached_each_under_its_own_item():
+    wf = Workflow("cached", cache=True)
+
+    @wf.task(requires=["work"])
+    def items(ctx):
+        return ["a", "b", "c"]
+
+    @wf.task(requires=["work"], map=items)
+    def upper(ctx):
+        return ctx.item.upper()
+
+    orch = orchestrator()
+    started = []
+    orch.subscribe(lambda e: started.append(e.task_id) if isinstance(e, TaskStarted) else None)
+    await orch.create_workflow(wf)
+    first = await orch.execute_workflow("cached")
+    n = len(started)
+    second = await orch.execute_workflow("cached")
+    orch.close()
+    assert first["task_results"]["upper"]["result"] == ["A", "B", "C"]
+    assert second["task_results"]["upper"]["result"] == ["A", "B", "C"]
+    assert n == 4 and len(started) == n  # the second run took every child from the cache
+    assert all(second["task_results"][f"upper[{i}]"]["cached"] for i in range(3))
+
+
+async def test_a_condition_reads_the_run_parameters():
+    wf = Workflow("params", params={"mode": "fast"})
+
+    @wf.task(requires=["work"], when={"field": "params.mode", "op": "==", "value": "full"})
+    def full(ctx):
+        return "full"
+
+    orch = orchestrator()
+    await orch.create_workflow(wf)
+    skipped = await orch.execute_workflow("params")
+    ran = await orch.execute_workflow("params", params={"mode": "full"})
+    orch.close()
+    assert skipped["task_results"]["full"]["status"] == "skipped"
+    assert skipped["task_results"]["full"]["error"] == "condition params.mode == 'full' was false"
+    assert ran["task_results"]["full"]["result"] == "full"

@@ -534,7 +534,7 @@ class WorkflowRun:
             if status == "completed":
                 results = self.results
                 value = results[tid] = [results[c] for c in self.state.children(tid)]
-                self.records[tid] = (None, 0, started, now, None, None)
+                self.records[tid] = (None, 0, started, now, None, None, None)
                 if listening:
                     self.bus.emit(
                         TaskCompleted(
@@ -547,7 +547,7 @@ class WorkflowRun:
     def _unstarted_failure(
         self, tid: str, error: str, exc: BaseException | None, started: float, now: float
     ) -> None:
-        self.records[tid] = (None, 0, started, now, error, exc)
+        self.records[tid] = (None, 0, started, now, error, exc, None)
         if self._listening:
             self.bus.emit(
                 TaskFailed(self.run_id, now, self.workflow_id, tid, None, 0, started, error, True)
