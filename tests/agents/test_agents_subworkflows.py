@@ -324,3 +324,25 @@ async def test_a_caller_that_times_out_cancels_its_child_and_gets_its_slot_back(
     assert finished["slow"] == "cancelled"
     assert result.task_results["other"]["result"] == "ran"
     assert orch.pool.load(orch.agents["a"]) == 0
+
+
+async def test_a_run_on_another_orchestrator_is_a_child_but_not_part_of_the_chain():
+    same_name = Workflow("job")
+
+    @same_name.task(requires=["work"])
+    def leaf(ctx):
+        return "leaf"
+
+    other = orchestrator()
+    outer = Workflow("job")  # the same id, on another orchestrator: not a cycle
+
+    @outer.task(requires=["work"])
+    async def call(ctx):
+        return (await other.execute_workflow(same_name)).results()["leaf"]
+
+    orch = orchestrator(capacity=1)
+    seen = []
+    other.subscribe(lambda e: seen.append(e) if isinstance(e, RunStarted) else None)
+    result = await orch.execute_workflow(outer)
+    assert result.results() == {"call": "leaf"}
+    assert (seen[0].parent_run_id, seen[0].parent_task_id) == (result.run_id, "call")

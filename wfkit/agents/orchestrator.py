@@ -285,7 +285,7 @@ class CollectiveAgentWorkflowOrchestrator:
         wf, diff = await self._current(workflow_id)
         workflow_id = wf["workflow_id"]
         parent = parent_context()
-        if parent is not None and workflow_id in parent._run.chain:
+        if parent is not None and parent._run.owner is self and workflow_id in parent._run.chain:
             raise SubWorkflowCycleError([*parent._run.chain, workflow_id], parent.task.task_id)
         if parent is None and self._runs_of(workflow_id):
             raise WfkitError(
@@ -338,6 +338,8 @@ class CollectiveAgentWorkflowOrchestrator:
             parent=parent,
             pool=self.pool,
         )
+        if parent is not None and parent._run.owner is not self:
+            run.chain = (workflow_id,)  # another orchestrator's workflows are others
         run.owner = self
         wf["status"] = "running"
         wf["runs"].append(run_id)
