@@ -428,8 +428,13 @@ def lower_bounds(
             )
         duration = lambda t: fastest[t.task_id]  # noqa: E731
     duration = duration or _estimate
-    _, cp = critical_path(tasks, duration) if tasks else ([], 0.0)
     work = {tid: float(duration(t)) for tid, t in tasks.items()}
+    dependents = dependents_of(tasks)
+    order = topological_order(tasks, dependents)
+    up = upward_ranks(
+        tasks, lambda t: work[t.task_id], order=order, dependents=dependents
+    )
+    cp = max(up.values(), default=0.0)
     total_capacity = sum(a.capacity for a in agents if a.availability)
     total = sum(work.values()) / total_capacity if total_capacity else 0.0
     # every task is confined to the agents able to run it; group tasks by that agent set
@@ -444,7 +449,7 @@ def lower_bounds(
             continue
         confined = sum(w for other, w in work_by_sig.items() if sets[other] <= agents_of)
         classes[sig] = confined / capacity[sig]
-    energy, window = _energy_bounds(tasks, duration, work, sets, capacity, total_capacity)
+    energy, window = _energy_bounds(tasks, order, up, work, sets, capacity, total_capacity)
     bound = float(max([cp, total, energy, *classes.values()]))
     return {
         "critical_path": float(cp),
@@ -461,7 +466,8 @@ _ENERGY_CELLS = 2_000_000  # (window heads) x (window tails) x tasks evaluated, 
 
 def _energy_bounds(
     tasks: Mapping[str, WorkflowTask],
-    duration: Durations,
+    order: Sequence[str],
+    up: Mapping[str, float],
     work: Mapping[str, float],
     sets: Mapping[frozenset[str], frozenset[str]],
     capacity: Mapping[frozenset[str], int],
@@ -472,9 +478,6 @@ def _energy_bounds(
         return 0.0, None
     import numpy as np
 
-    dependents = dependents_of(tasks)
-    order = topological_order(tasks, dependents)
-    up = upward_ranks(tasks, duration, order=order, dependents=dependents)
     ids = list(tasks)
     head_of: dict[str, float] = {}
     for tid in order:

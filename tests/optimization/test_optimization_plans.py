@@ -1,6 +1,7 @@
 """plan_schedule(): HEFT as published, critical-path list scheduling, CP-SAT exact plans."""
 
 import math
+import random
 
 import pytest
 from optimization_checks import (
@@ -173,3 +174,22 @@ def test_exact_stops_at_the_time_limit_with_a_proven_bound():
     else:
         assert s.info["status"] == "FEASIBLE"  # the warm start is always a solution
         assert s.lower_bound < s.makespan
+
+
+def test_the_gap_search_finds_what_a_scan_of_every_interval_finds():
+    """HEFT's lanes search idle gaps only; a scan over every busy interval agrees."""
+    from wfkit.optimization.heft import _Lane, earliest_gap
+
+    rng = random.Random(5)
+    for _ in range(200):
+        lane = _Lane()
+        starts, finishes = [], []
+        for _ in range(40):
+            ready = rng.choice([0.0, rng.uniform(0, 50), float(rng.randint(0, 50))])
+            d = rng.choice([0.0, float(rng.randint(1, 6)), rng.uniform(0, 5)])
+            t = lane.earliest(ready, d)
+            assert t == earliest_gap(starts, finishes, ready, d)
+            lane.insert(t, d)
+            at = sum(1 for f in finishes if f <= t)
+            starts.insert(at, t)
+            finishes.insert(at, t + d)

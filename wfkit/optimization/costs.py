@@ -55,7 +55,9 @@ class DurationModel:
         # per task: a float (same on every agent) or {agent_id: float}
         self.table: dict[str, float | dict[str, float]] | None = None
         self.fn: Callable[[WorkflowTask, AgentProfile], float] | None = None
-        if durations is None:
+        if isinstance(durations, DurationModel):  # already checked: share its figures
+            self.kind, self.table, self.fn = durations.kind, durations.table, durations.fn
+        elif durations is None:
             self.kind = "estimate"
         elif isinstance(durations, Mapping):
             self.kind = "matrix"
@@ -137,8 +139,23 @@ class DurationModel:
     def matrix(self) -> dict[str, dict[str, float]]:
         """{task_id: {agent_id: seconds}} over the available agents able to run each task."""
         out: dict[str, dict[str, float]] = {}
+        capable = self.capable
+        table = self.table
+        if table is not None:
+            for tid, task in self.tasks.items():
+                entry = table[tid]
+                if entry.__class__ is float:
+                    out[tid] = dict.fromkeys(
+                        [a.agent_id for a in capable[task.capability_set]], entry
+                    )
+                else:
+                    out[tid] = {
+                        a.agent_id: entry[a.agent_id]  # type: ignore[index]
+                        for a in capable[task.capability_set]
+                    }
+            return out
         for tid, task in self.tasks.items():
-            out[tid] = {a.agent_id: self(task, a) for a in self.capable[task.capability_set]}
+            out[tid] = {a.agent_id: self(task, a) for a in capable[task.capability_set]}
         return out
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
-from wfkit.graph import topological_order
+from wfkit.graph import capable_agents, topological_order
 from wfkit.optimization.costs import CommModel, DurationModel
 
 __all__ = ["PlanFollower"]
@@ -91,7 +91,10 @@ class PlanFollower:
         else:
             self.comm = CommModel(tasks, None)
         if plan is None:
-            plan = heft(Problem(tasks, self.agents, self.estimate, self.comm.cost or None))
+            beliefs: Any = self.estimate
+            if beliefs is _expected:  # a snapshot of what the agents expect now
+                beliefs = _expectations(tasks, self.agents)
+            plan = heft(Problem(tasks, self.agents, beliefs, self.comm.cost or None))
         self.plan = plan
         # ties in planned start go in topological order (zero-duration tasks)
         self.index = {tid: i for i, tid in enumerate(topological_order(tasks))}
@@ -184,6 +187,11 @@ class PlanFollower:
         tasks = self.tasks
         for agent in self.agents:
             running = self.active[agent.agent_id]
+            if not running:
+                if agent.current_load:
+                    self.exact = False  # work we did not dispatch
+                    return
+                continue
             ours = 0
             for tid, (fin, _est, expected) in running.items():
                 status = tasks[tid].status
@@ -490,3 +498,35 @@ class PlanFollower:
 
 def _expected(task: WorkflowTask, agent: AgentProfile) -> float:
     return agent.expected_duration(task)
+
+
+def _expectations(
+    tasks: Mapping[str, WorkflowTask], agents: Sequence[AgentProfile]
+) -> DurationModel:
+    """``expected_duration`` of every capable agent for every task, as a checked model
+    (agents that learned nothing expect each task's estimate times their speed)."""
+    capable = capable_agents(tasks, agents)
+    model = DurationModel(tasks, agents, None, capable=capable)
+    table: dict[str, Any] = {}
+    plain = {
+        a.agent_id: a.performance_metrics["speed_ratio"]
+        for a in agents
+        if not a.learned_durations
+    }
+    speeds = {  # per capability class: (agent id, speed) when no agent of it learned anything
+        sig: [(a.agent_id, float(plain[a.agent_id])) for a in cands]
+        if all(a.agent_id in plain for a in cands) else None
+        for sig, cands in capable.items()
+    }
+    for tid, task in tasks.items():
+        est = float(task.estimated_duration)
+        pairs = speeds[task.capability_set]
+        if pairs is not None:
+            table[tid] = {aid: est * sp for aid, sp in pairs}
+        else:
+            table[tid] = {
+                a.agent_id: float(a.expected_duration(task))
+                for a in capable[task.capability_set]
+            }
+    model.kind, model.table = "matrix", table
+    return model

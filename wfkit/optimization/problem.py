@@ -49,11 +49,9 @@ class Problem:
     def bounds(self) -> dict[str, Any]:
         """:func:`wfkit.graph.lower_bounds` on each task's fastest capable agent."""
         if self._bounds is None:
-            dur = self.dur
+            fastest = {tid: min(row.values()) for tid, row in self.dur.items()}
             self._bounds = lower_bounds(
-                self.tasks,
-                self.agents,
-                agent_duration=lambda t, a: dur[t.task_id][a.agent_id],
+                self.tasks, self.agents, lambda t: fastest[t.task_id]
             )
         return self._bounds
 
@@ -123,10 +121,10 @@ class Problem:
         lower_bound: float | None = None,
         info: dict[str, Any] | None = None,
     ) -> Schedule:
-        lb = self.lower_bound if lower_bound is None else lower_bound
+        # the bound (and whether the plan meets it, then it is proven optimal) is computed on
+        # first use: a plan made inside a run never needs it
+        lb: Any = (lambda: self.lower_bound) if lower_bound is None else lower_bound
         makespan = max(finish.values(), default=0.0)
-        if optimal is None:  # a schedule that meets a lower bound is proven optimal
-            optimal = makespan <= lb * (1 + 1e-12) + 1e-12
         return Schedule(
             task_ids=self.tasks,
             agent=agent,

@@ -44,7 +44,7 @@ class Schedule:
         capacities: Mapping[str, int],
         lower_bound: float | Callable[[], float],
         method: str,
-        optimal: bool = False,
+        optimal: bool | None = False,
         status: Mapping[str, str] | None = None,
         attempts: Mapping[str, int] | None = None,
         slot: Mapping[str, int] | None = None,
@@ -63,7 +63,7 @@ class Schedule:
         self._finish = _own(finish) if rows is None else None
         self.capacities = dict(capacities)
         self.method = method
-        self.optimal = optimal
+        self._optimal = optimal  # None: decided on first use, by meeting the lower bound
         self.status = dict(status) if status is not None else None
         self.attempts = dict(attempts) if attempts is not None else None
         self._slot = dict(slot) if slot is not None else None
@@ -118,6 +118,18 @@ class Schedule:
         if callable(self._lower_bound):
             self._lower_bound = float(self._lower_bound())
         return float(self._lower_bound)
+
+    @property
+    def optimal(self) -> bool:
+        """True only when proven: by a solver, or because the makespan meets the lower bound."""
+        if self._optimal is None:
+            lb = self.lower_bound
+            self._optimal = self.makespan <= lb * (1 + 1e-12) + 1e-12
+        return bool(self._optimal)
+
+    @optimal.setter
+    def optimal(self, value: bool) -> None:
+        self._optimal = value
 
     @property
     def gap(self) -> float:

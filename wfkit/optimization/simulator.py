@@ -167,7 +167,7 @@ def simulate(
         setattr(pol, "clock", lambda: now)  # noqa: B010 - policies with a clock see virtual time
     if lend:
         assert isinstance(pol, Heft)
-        pol.durations = beliefs
+        pol.durations = believed if believed.kind != "estimate" else beliefs
         if pol.comm_costs is None:
             pol.comm_costs = comm_costs
     try:
