@@ -9,7 +9,7 @@ import nbformat
 from nbrun import NOTEBOOKS
 
 EXPECTED = ["01_quickstart", "02_collective_agents", "03_integration", "04_coordination",
-            "05_optimization_experiments", "06_monitoring"]
+            "05_optimization_experiments", "06_monitoring", "07_dynamic_workflows"]
 
 
 def test_every_notebook_is_there_with_a_parameters_and_a_summary_cell():
