@@ -134,6 +134,16 @@ def mark_and_sleep(folder, seconds, ctx):
     return ctx.task.task_id
 
 
+def mark_and_wait(folder, gate, ctx):
+    """Mark the start, then hold the worker until the test opens ``gate`` (bounded): what a
+    started task does then cannot depend on how loaded the machine is."""
+    Path(folder, ctx.task.task_id).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 120
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return ctx.task.task_id
+
+
 def agent(capacity=2, caps=("cpu",), agent_id="a", handler=None):
     return AgentProfile(agent_id, agent_id, list(caps), capacity=capacity, handler=handler)
 
@@ -313,7 +323,9 @@ async def test_a_lost_worker_is_a_retryable_failure(client, tmp_path):
 
 
 async def test_cancelling_the_run_cancels_its_futures(client, tmp_path):
-    work = functools.partial(mark_and_sleep, str(tmp_path), 1.5)
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    started.mkdir()
+    work = functools.partial(mark_and_wait, str(started), str(gate))
     tasks = [task(f"s{i}", work) for i in range(4)]
     events = []
     orch = CollectiveAgentWorkflowOrchestrator(executor=DaskExecutor(client), progress=False)
@@ -321,7 +333,7 @@ async def test_cancelling_the_run_cancels_its_futures(client, tmp_path):
     orch.subscribe(events.append)
     await orch.create_workflow("wf", tasks)
     running = asyncio.ensure_future(orch.execute_workflow("wf"))
-    await wait_for(lambda: len(list(tmp_path.iterdir())) == 2, "two tasks to start")
+    await wait_for(lambda: len(list(started.iterdir())) == 2, "two tasks to start")
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
@@ -329,13 +341,14 @@ async def test_cancelling_the_run_cancels_its_futures(client, tmp_path):
         "s0", "s1", "s2", "s3",
     ]
     await no_keys_left(client)  # the queued futures are gone from the scheduler
+    gate.touch()  # only now may the two started tasks end
 
     def idle():
         busy = client.run(lambda dask_worker: len(dask_worker.state.executing))
         return not any(busy.values())
 
     await wait_for(idle, "the workers to finish what they had started")
-    assert len(list(tmp_path.iterdir())) == 2  # the two queued tasks never ran
+    assert len(list(started.iterdir())) == 2  # the two queued tasks never ran
 
 
 async def test_a_timeout_cancels_the_future(client, tmp_path):
