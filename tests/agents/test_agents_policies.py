@@ -1,6 +1,8 @@
 """Policies: least_loaded, fastest (learned), round_robin, heft and callables."""
 
+import wfkit
 from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, WorkflowTask
+from wfkit.agents.policies import Heft
 from wfkit.events import TaskStarted
 
 
@@ -86,3 +88,35 @@ async def test_a_deferring_policy_never_stalls_an_idle_run():
     agents = [AgentProfile("a", "", ["work"], handler=noop)]
     order, orch = await assignments(lambda t, c: None, agents, tasks(3))
     assert order == ["a", "a", "a"]
+
+
+class Watched(Heft):
+    """A Heft that records every attribute written on this very instance after __init__."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.__dict__["writes"] = []
+
+    def __setattr__(self, name, value):
+        if "writes" in self.__dict__:
+            self.writes.append(name)
+        super().__setattr__(name, value)
+
+    def fresh(self):
+        copy = super().fresh()
+        copy.__dict__["writes"] = []  # the copy's own record
+        return copy
+
+
+async def test_runs_and_simulations_never_write_into_the_callers_policy():
+    # The optimiser may simulate (on virtual time, in a thread) while a run follows the same
+    # policy object: each works on its own copy, so neither sees the other's plan or clock.
+    agents = [AgentProfile(f"a{i}", "", ["work"], capacity=1, handler=noop) for i in range(2)]
+    policy = Watched()
+    wfkit.simulate(tasks(4), agents, policy=policy)
+    order, _ = await assignments(policy, agents, tasks(4))
+    assert len(order) == 4
+    assert policy.writes == []
+    assert policy.schedule is not None and set(policy.schedule.task_ids) == {
+        f"t{i}" for i in range(4)
+    }

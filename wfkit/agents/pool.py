@@ -67,14 +67,15 @@ class AgentPool:
     def release(self, agent: AgentProfile) -> None:
         """Give a slot on ``agent`` back: to a task waiting in :meth:`take` if there is one,
         else to every run (each is woken to dispatch)."""
-        waiting = self._waiting.get(agent)
-        while waiting:
-            fut = waiting.popleft()
-            if not fut.done():
-                fut.set_result(None)  # the slot passes to the waiter: the count stays
-                return
-        if waiting is not None:
-            del self._waiting[agent]
+        if self._waiting:
+            waiting = self._waiting.get(agent)
+            while waiting:
+                fut = waiting.popleft()
+                if not fut.done():
+                    fut.set_result(None)  # the slot passes to the waiter: the count stays
+                    return
+            if waiting is not None:
+                del self._waiting[agent]
         n = self._load.get(agent, 0) - 1
         if n > 0:
             self._load[agent] = n
