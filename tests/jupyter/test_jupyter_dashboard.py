@@ -446,3 +446,33 @@ async def test_cached_tasks_are_coloured_as_cached_in_the_dashboard_dag_and_repr
     assert html.count(">cached</span>") == 1  # load's status badge
     assert "cached <b>1</b>" in html and "completed <b>1</b>" in html
     dash.close()
+
+
+async def test_the_totals_grow_as_tasks_are_mapped():
+    orch = orchestrator()
+    wf = Workflow("mapping")
+    seen: list[tuple[int, int]] = []
+
+    @wf.task(requires=["analysis"])
+    def items(ctx):
+        return list(range(7))
+
+    @wf.task(requires=["analysis"], map=items)
+    async def each(ctx):
+        seen.append((dash.progress.max, dash.status_counts["running"]))
+        return ctx.item
+
+    @wf.task(requires=["generation"], after=[each])
+    def total(ctx):
+        return sum(ctx.inputs["each"])
+
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    result = await orch.execute_workflow("mapping")
+    assert result["task_results"]["total"]["result"] == 21
+    dash.flush()
+    assert dash.progress.value == dash.progress.max == 10  # 3 tasks and 7 mapped children
+    assert dash.progress.description == "10 / 10 tasks · 100%"
+    assert dash.status_counts["completed"] == 10
+    assert node_statuses(dash) == {"items": "completed", "each": "completed",
+                                   "total": "completed"}

@@ -191,3 +191,21 @@ def test_a_notebook_bar_takes_the_run_colour(outcome):
     bar.close()
     assert bar.container.children[1].style.bar_color == RUN_BAR_COLORS[outcome]
     assert progress.bar_colour(bar, "running") is None
+
+
+async def test_the_bar_total_grows_as_tasks_are_mapped(capsys):
+    wf = Workflow("mapped")
+
+    @wf.task(requires=["x"])
+    def items(ctx):
+        return list(range(5))
+
+    @wf.task(requires=["x"], map=items)
+    async def each(ctx):
+        return ctx.item
+
+    orch = CollectiveAgentWorkflowOrchestrator(progress=True)
+    orch.register_agent(AgentProfile("a", "A", ["x"], capacity=2))
+    await orch.create_workflow(wf)
+    await orch.execute_workflow("mapped")
+    assert "7/7" in capsys.readouterr().err  # 2 tasks and 5 children

@@ -6,6 +6,8 @@
     store_child.py dag STORE LOG MODE                 the resume DAG; MODE is "kill" (the gate
                                                       and the long tasks block until killed),
                                                       "resume" (resume="latest") or "plain"
+    store_child.py map STORE LOG MODE                 a map of 10 children; in "kill" mode
+                                                      children 5..9 block until killed
 
 Prints one JSON line describing the run on stdout.
 """
@@ -126,12 +128,56 @@ def dag(store: str, log_path: str, mode: str) -> dict:
     return asyncio.run(main())
 
 
+def mapped(store: str, log_path: str, mode: str) -> dict:
+    """items -> square (mapped over 10 items) -> total."""
+    from wfkit import Workflow
+
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    pid = os.getpid()
+    wf = Workflow("mapped")
+
+    @wf.task(requires=["w"])
+    def items(ctx):
+        return list(range(10))
+
+    @wf.task(requires=["w"], map=items)
+    async def square(ctx):
+        os.write(fd, f"{pid} start {ctx.task_id}\n".encode())
+        if mode == "kill" and ctx.item >= 5:
+            await asyncio.Event().wait()  # until SIGKILL
+        os.write(fd, f"{pid} done {ctx.task_id}\n".encode())
+        return ctx.item**2
+
+    @wf.task(requires=["w"], after=[square])
+    def total(ctx):
+        return ctx.inputs["square"]
+
+    async def main() -> dict:
+        orch = CollectiveAgentWorkflowOrchestrator(store=store, progress=False)
+        orch.register_agent(AgentProfile("ag", "agent", ["w"], capacity=10))
+        await orch.create_workflow(wf)
+        result = await orch.execute_workflow(
+            "mapped", resume="latest" if mode == "resume" else None
+        )
+        orch.store.close()
+        return {
+            "run_id": result.run_id,
+            "status": result.status,
+            "total": result["task_results"]["total"]["result"],
+            "resumed": sorted(t for t, r in result.task_results.items() if r["resumed"]),
+        }
+
+    return asyncio.run(main())
+
+
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     if cmd == "sweep":
         out = sweep(args[0], int(args[1]), int(args[2]), args[3])
     elif cmd == "dag":
         out = dag(*args)
+    elif cmd == "map":
+        out = mapped(*args)
     else:
         raise SystemExit(f"unknown command {cmd!r}")
     print(json.dumps(out))

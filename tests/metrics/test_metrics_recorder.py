@@ -158,7 +158,7 @@ def test_frames_are_typed_even_when_empty():
     tasks = m.task_frame()
     assert list(tasks.columns) == ["run_id", "workflow_id", "task_id", "agent_id", "status",
                                    "attempt", "started_at", "finished_at", "duration", "error",
-                                   "final", "cached"]
+                                   "final", "cached", "parent_task_id", "map_index"]
     assert is_utc_time(tasks["started_at"]) and tasks["attempt"].dtype == "Int64"
     assert pd.api.types.is_string_dtype(tasks["task_id"])
 
@@ -337,3 +337,34 @@ async def test_attached_runs_and_messages_stay_within_max_rows(tmp_path):
     assert m.dropped_rows["integration"] == 16 and m.dropped_rows["flow_steps"] == 36
     assert len(m.integration_metrics["f"]) == 4
     assert len(m._message_by_key) == len(m._message_steps) == len(m._message_record) == 4
+
+
+async def test_task_frame_names_the_parent_and_index_of_mapped_children():
+    from wfkit import (
+        AdvancedWorkflowMetrics,
+        AgentProfile,
+        CollectiveAgentWorkflowOrchestrator,
+        Workflow,
+    )
+
+    wf = Workflow("frames")
+
+    @wf.task(requires=["w"])
+    def items(ctx):
+        return ["x", "y"]
+
+    @wf.task(requires=["w"], map=items)
+    def each(ctx):
+        return ctx.item
+
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+    orch.register_agent(AgentProfile("a", "a", ["w"], capacity=2))
+    metrics = AdvancedWorkflowMetrics().attach(orch)
+    await orch.create_workflow(wf)
+    await orch.execute_workflow("frames")
+    orch.close()
+    df = metrics.task_frame().set_index("task_id")
+    assert df.loc["each[1]", "parent_task_id"] == "each" and df.loc["each[1]", "map_index"] == 1
+    assert df.loc["each[0]", "map_index"] == 0
+    assert df["parent_task_id"].isna()["items"] and df["parent_task_id"].isna()["each"]
+    assert df.loc["each", "status"] == "completed" and not df.loc["each", "cached"]

@@ -156,3 +156,35 @@ def test_processes_share_one_store_without_locking_errors_or_lost_rows(tmp_path)
                     f"t{i}": {"process": index, "task": f"t{i}", "square": i * i}
                     for i in range(n_tasks)
                 }
+
+
+def test_a_map_killed_half_way_resumes_with_its_finished_children(tmp_path):
+    store_path, log = tmp_path / "runs.db", tmp_path / "effects.log"
+    child = start("map", str(store_path), str(log), "kill")
+    deadline = time.monotonic() + 120
+    done: set[str] = set()
+    while len(done) < 5:  # wait until the store holds the five children that finish
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "the children never completed"
+        time.sleep(0.05)
+        if store_path.exists():
+            with RunStore(store_path) as store:
+                tasks = store.task_frame()
+            done = set(tasks.loc[tasks["status"] == "completed", "task_id"]) - {"items"}
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    assert done == {f"square[{i}]" for i in range(5)}
+
+    with RunStore(store_path) as store:
+        tasks = store.task_frame()
+        children = tasks[tasks["parent_task_id"] == "square"]
+        assert sorted(children["map_index"].dropna().astype(int).unique()) == list(range(10))
+        assert set(children.loc[children["status"] == "completed", "task_id"]) == done
+
+    resumed = finish(start("map", str(store_path), str(log), "resume"))
+    assert resumed["status"] == "completed"
+    assert resumed["total"] == [i * i for i in range(10)]
+    assert resumed["resumed"] == sorted(["items", *done])
+    second = {tid for pid, what, tid in log_lines(log) if what == "start" and pid != child.pid}
+    assert second == {f"square[{i}]" for i in range(5, 10)}  # the finished ones did not run again

@@ -37,6 +37,7 @@ from wfkit.events import (
     TaskCancelled,
     TaskCompleted,
     TaskFailed,
+    TaskMapped,
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
@@ -80,21 +81,42 @@ class _RunView:
     """What the dashboard knows of one run: a status code per task, folded from events."""
 
     __slots__ = ("run_id", "workflow_id", "task_ids", "index", "codes", "last", "started_at",
-                 "finished_at", "state", "resumed")
+                 "finished_at", "state", "resumed", "own_index")
 
     def __init__(self, ev: RunStarted, index: dict[str, int] | None, rich: bool) -> None:
         self.run_id = ev.run_id
         self.workflow_id = ev.workflow_id
         self.task_ids = ev.task_ids
+        self.own_index = index is None  # else the DAG view's, shared by runs: never grown
         self.index = index if index is not None else {t: i for i, t in enumerate(ev.task_ids)}
         self.codes = bytearray(len(ev.task_ids))  # all PENDING
         self.last: list[Event | None] | None = [None] * len(ev.task_ids) if rich else None
         for tid in ev.resumed:
-            self.codes[self.index[tid]] = COMPLETED
+            i = self.index.get(tid)  # a mapped child that finished before is counted later
+            if i is not None:
+                self.codes[i] = COMPLETED
         self.started_at = ev.timestamp
         self.finished_at: float | None = None
         self.state = "running"
         self.resumed = len(ev.resumed)
+
+    def add_children(self, task_id: str, count: int) -> None:
+        """A task mapped into ``count`` children: the run's total grows by ``count``."""
+        if not self.own_index:
+            self.index = dict(self.index)
+            self.own_index = True
+        index = self.index
+        base = len(self.task_ids)
+        children = [f"{task_id}[{c}]" for c in range(count)]
+        for c, cid in enumerate(children):
+            index[cid] = base + c
+        self.task_ids = (*self.task_ids, *children)
+        self.codes.extend(bytes(count))  # PENDING
+        if self.last is not None:
+            self.last.extend([None] * count)
+        i = index.get(task_id)
+        if i is not None:
+            self.codes[i] = RUNNING  # until its last child ends
 
     @property
     def total(self) -> int:
@@ -289,6 +311,12 @@ class Dashboard(widgets.VBox):
                 for rid in list(self._runs)[:-20]:
                     if self._runs[rid].state != "running":
                         del self._runs[rid]
+        elif isinstance(ev, TaskMapped):
+            view = self._runs.get(ev.run_id)
+            if view is None:
+                return
+            view.add_children(ev.task_id, ev.count)
+            self._follow(view, ev.run_id)  # the fast path reads the grown index
         elif isinstance(ev, RunFinished):
             view = self._runs.get(ev.run_id)
             if view is None:
@@ -773,20 +801,22 @@ def _seconds(value: float) -> str:
 def _describe(ev: Event) -> tuple[str, str, str, str, str]:
     """(event name, task, agent, detail as HTML, status for the dot) for the events table."""
     esc = html.escape
+    if isinstance(ev, TaskMapped):
+        return "mapped", ev.task_id, "", f"{ev.count:,} children", "running"
     if isinstance(ev, TaskStarted):
         return "started", ev.task_id, ev.agent_id, f"attempt {ev.attempt}", "running"
     if isinstance(ev, TaskCompleted):
         if ev.cached:
             return "cached", ev.task_id, "", "from the result cache: not run", "cached"
         took = _seconds(ev.timestamp - ev.started_at)
-        return "completed", ev.task_id, ev.agent_id, took, "completed"
+        return "completed", ev.task_id, ev.agent_id or "", took, "completed"
     if isinstance(ev, TaskFailed):
         what = "failed" if ev.final else "failed, will retry"
         detail = esc(_clip(ev.error, 120))
         at = _where(ev)
         if at:
             detail += f"<br><span class='wfkit-where' style='color:#555'>at {esc(_clip(at, 160))}</span>"
-        return what, ev.task_id, ev.agent_id, detail, "failed"
+        return what, ev.task_id, ev.agent_id or "", detail, "failed"
     if isinstance(ev, TaskRetrying):
         detail = f"attempt {ev.attempt} in {_seconds(ev.delay)}"
         return "retrying", ev.task_id, "", detail, "retrying"

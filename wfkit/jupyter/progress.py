@@ -53,6 +53,10 @@ def attach_progress(orchestrator: Any, run: Any, *, explicit: bool = False) -> C
     closed = False
 
     def catch_up() -> None:
+        total = len(run.tasks)  # grows as mapped tasks expand
+        if total != bar.total:
+            bar.total = total
+            bar.refresh()
         done = len(run.state.finished)
         if done > bar.n:
             bar.update(done - bar.n)

@@ -8,7 +8,7 @@ durations as float seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "FLOW_STEP_COLUMNS",
     "AGENT_LOAD_COLUMNS",
     "build_frame",
+    "child_of",
     "agent_load",
 ]
 
@@ -60,6 +61,8 @@ TASK_COLUMNS: Schema = (
     ("error", "string"),
     ("final", "boolean"),
     ("cached", "boolean"),  # completed from the result cache, without running
+    ("parent_task_id", "string"),  # a mapped child's parent (``parse`` for ``parse[3]``)
+    ("map_index", "Int64"),  # a mapped child's index
 )
 
 INTEGRATION_COLUMNS: Schema = (
@@ -101,6 +104,30 @@ AGENT_LOAD_COLUMNS: Schema = (
     ("capacity", "Int64"),
     ("utilization", "float64"),
 )
+
+
+def child_of(task_id: str, static: Container[str]) -> tuple[str | None, int | None]:
+    """``(parent, index)`` for a mapped child ``parent[index]`` of a run whose own tasks are
+    ``static``; ``(None, None)`` for every other task."""
+    if task_id.endswith("]") and task_id not in static:
+        k = task_id.rfind("[")
+        index = task_id[k + 1 : -1]
+        if k > 0 and index.isdigit() and task_id[:k] in static:
+            return task_id[:k], int(index)
+    return None, None
+
+
+def with_map_columns(
+    rows: Iterable[Sequence[Any]], static_of: Mapping[str, Container[str]]
+) -> list[tuple[Any, ...]]:
+    """Task rows (run id first, task id third) with ``parent_task_id`` and ``map_index``
+    appended; ``static_of[run_id]`` holds the run's own task ids."""
+    out = []
+    empty: frozenset[str] = frozenset()
+    for row in rows:
+        parent, index = child_of(row[2], static_of.get(row[0], empty))
+        out.append((*row, parent, index))
+    return out
 
 
 def build_frame(rows: Iterable[Sequence[Any]], schema: Schema) -> Any:

@@ -106,6 +106,7 @@ class AdvancedWorkflowMetrics:
         self._run_by_id: dict[str, list[Any]] = {}
         self._run_record: dict[str, dict[str, Any]] = {}  # run_id -> its workflow_metrics entry
         self._tasks: deque[tuple[Any, ...]] = deque()  # TASK_COLUMNS rows of ended attempts
+        self._static: dict[str, frozenset[str]] = {}  # run id -> the run's own task ids
         # (run_id, task_id) -> the row of its running attempt
         self._open: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._capacity: dict[str, int] = {}
@@ -174,6 +175,7 @@ class AdvancedWorkflowMetrics:
     def _run_started(self, e: RunStarted) -> None:
         for agent_id, capacity in e.agents:
             self._capacity[agent_id] = capacity
+        self._static[e.run_id] = frozenset(e.task_ids)  # to tell mapped children apart
         row = self._run_by_id.get(e.run_id)
         if row is None:  # a resumed run keeps its row (and first start)
             row = [e.run_id, e.workflow_id, "running", e.timestamp, None, None,
@@ -466,7 +468,9 @@ class AdvancedWorkflowMetrics:
         ``final`` is False for a failed attempt that was retried."""
         rows = [*self._tasks, *self._open.values()]
         rows.sort(key=_start_or_end)  # stable: in the order things happened
-        return frames.build_frame(rows, frames.TASK_COLUMNS)
+        return frames.build_frame(
+            frames.with_map_columns(rows, self._static), frames.TASK_COLUMNS
+        )
 
     def agent_load_frame(self) -> Any:
         """Each agent's load and capacity over time, from the task attempts' intervals."""

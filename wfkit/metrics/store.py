@@ -971,7 +971,11 @@ class RunStore:
         """One row per task attempt of every stored run (see AdvancedWorkflowMetrics), runs
         oldest first."""
         where, params = self._where(run_id=run_id, workflow_id=workflow_id)
-        workflow_of = dict(self._runs("run_id, workflow_id", where, params))
+        workflow_of: dict[str, str] = {}
+        static_of: dict[str, frozenset[str]] = {}
+        for rid, wf, graph in self._runs("run_id, workflow_id, graph", where, params):
+            workflow_of[rid] = wf
+            static_of[rid] = frozenset(graph)  # the run's own tasks: the others are children
         if run_id is not None:
             states = self._read_states(run_id) if workflow_of else {}
         else:
@@ -988,6 +992,10 @@ class RunStore:
                 st[_ERROR], None if final is None else bool(final),
                 st[_STATUS] == "completed" and attempt == 0,  # from the result cache
             ))
+        rows = frames.with_map_columns(rows, static_of)
+        mapped = {(r[0], r[-2]) for r in rows if r[-2] is not None}
+        if mapped:  # a mapped task ends without an attempt of its own: it is not cached
+            rows = [(*r[:11], False, *r[12:]) if (r[0], r[2]) in mapped else r for r in rows]
         return frames.build_frame(rows, frames.TASK_COLUMNS)
 
     def tracebacks(self, run_id: str) -> dict[str, str]:
