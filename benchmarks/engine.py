@@ -7,6 +7,10 @@ is the best of ``--repeat`` runs. Printed as ratios to the floor, because machin
 
     python benchmarks/engine.py                 # 10,000 and 100,000 tasks
     python benchmarks/engine.py --sizes 10000 --repeat 5 --no-dask
+    python benchmarks/engine.py --sizes 10000 --variants floor fanout-static fanout-map
+
+The last compares a task mapped over 10,000 items with 10,000 static tasks doing the same
+no-op work (files -> the fan-out -> combine), and prints their ratio.
 
 Other benchmarks import :func:`build_graph`, :func:`make_tasks` and :func:`make_agents`.
 Variants live in :data:`VARIANTS`: name -> async function(graph) running the whole graph.
@@ -143,13 +147,66 @@ def _attach_store(orch: Any) -> None:
     RunStore(Path(tmp) / "runs.db").attach(orch)
 
 
+def fanout(mapped: bool):
+    """files -> N no-op tasks -> combine, as N static tasks or as one task mapped over N
+    items. Both time building the workflow, checking it and running it: what a user pays
+    for a fan-out of N either way."""
+
+    async def run(n: int) -> None:
+        from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, Workflow
+
+        orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+        for i in range(8):
+            orch.register_agent(AgentProfile(f"a{i}", "agent", ["work"], capacity=8))
+        wf = Workflow("fanout")
+
+        @wf.task(requires=["work"])
+        async def files(ctx):
+            return list(range(n))
+
+        if mapped:
+            @wf.task(requires=["work"], map=files)
+            async def parse(ctx):
+                return None
+
+            after = ["parse"]
+        else:
+            async def parse_one(ctx):
+                return None
+
+            after = [f"parse_{i}" for i in range(n)]
+            for tid in after:
+                wf.task(parse_one, task_id=tid, requires=["work"], after=[files])
+
+        @wf.task(requires=["work"], after=after)
+        async def combine(ctx):
+            return len(ctx.inputs)
+
+        await orch.create_workflow(wf)
+        result = await orch.execute_workflow("fanout")
+        assert result["successful_tasks"] == n + 2 + mapped, result
+        orch.close()
+
+    def prepare(graph: Graph) -> int:
+        import wfkit  # noqa: F401  # imported before the clock starts, as in a session
+
+        return len(graph)
+
+    run.prepare = prepare  # type: ignore[attr-defined]
+    return run
+
+
 VARIANTS: dict[str, Callable[[Any], Awaitable[None]]] = {
     "floor": run_floor,
     "wfkit": wfkit_runner(),
     "wfkit+metrics": _imported(wfkit_runner(_attach_metrics), "wfkit.metrics"),
     "wfkit+store": _imported(wfkit_runner(_attach_store), "wfkit.metrics"),
     "dask": run_dask,
+    "fanout-static": fanout(mapped=False),
+    "fanout-map": fanout(mapped=True),
 }
+# Compared with each other, not with the floor (which runs the layered graph).
+FANOUT = ("fanout-static", "fanout-map")
 
 
 def _rss_kib() -> int:
@@ -204,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child[0], int(args.child[1]))))
         return 0
 
-    names = args.variants or [v for v in VARIANTS if v != "dask"]
+    names = args.variants or [v for v in VARIANTS if v != "dask" and v not in FANOUT]
     try:
         import dask  # noqa: F401
 
@@ -232,8 +289,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['mem_kib'] / 1024:>10.1f}{r['mem_kib'] / max(floor['mem_kib'], 1):>11.2f}"
             )
         for name in names:
-            if name.startswith("wfkit") and name != "wfkit":
+            if name.startswith("wfkit") and name != "wfkit" and "wfkit" in best:
                 print(f"{name} / wfkit: {best[name]['seconds'] / best['wfkit']['seconds']:.2f}")
+        if all(name in best for name in FANOUT):
+            ratio = best["fanout-map"]["seconds"] / best["fanout-static"]["seconds"]
+            print(f"a map of {n:,} children / {n:,} static tasks: {ratio:.2f}")
     if len(args.sizes) >= 2:
         small, large = min(args.sizes), max(args.sizes)
         for name in names:
