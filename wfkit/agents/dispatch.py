@@ -174,6 +174,13 @@ class RunState:
     def unfinished(self) -> list[str]:
         return [tid for tid in self.tasks if tid not in self.finished]
 
+    def mapped(self) -> dict[str, list[str]]:
+        """{mapped task: its children's ids, in item order} for the tasks mapped so far."""
+        if not self.dynamic:
+            return {}
+        ids = self.ids
+        return {ids[p]: [ids[c] for c in kids] for p, kids in self._children.items()}
+
     def children(self, tid: str) -> list[str]:
         """The ids of a mapped task's children, in item order ([] if it was not mapped)."""
         ids = self.ids

@@ -112,6 +112,7 @@ def simulate(
     failures: float | Mapping[str, float] | None = None,
     backoff: float = 0.1,
     max_backoff: float = 30.0,
+    map_sizes: Mapping[str, int] | None = None,
 ) -> Schedule:
     """Run the workflow on virtual time with the engine's dispatch logic; return its Schedule.
 
@@ -128,8 +129,15 @@ def simulate(
     callable ``(duration, rng) -> duration``; ``seed`` makes it repeatable. ``failures`` (a
     probability, or {task_id: probability}) fails attempts at random; the tasks' ``retries``
     and the engine's backoff (``backoff`` doubled per attempt, with jitter) apply as in a run.
+
+    Dynamic workflows: ``map_sizes`` ({task_id: n}) says how many items each mapped task
+    will map over (a map over a mapped task follows its size); its children ``task[i]`` then
+    take the task's durations, failure probability and estimates. Conditions (``when=``)
+    cannot be known ahead, so every task is planned as if they held (the longest case);
+    trigger rules apply as in a run. The schedule lists the children, not the mapped task.
     """
     graph = task_graph(tasks)  # CycleError too
+    sizes = _map_sizes(map_sizes, graph.tasks)
     by_id = graph.tasks
     pool = agent_list(agents)
     copies = [copy_agent(a) for a in pool if a.availability]
@@ -145,6 +153,9 @@ def simulate(
     rng = random.Random(seed)
     draw = _noise_fn(noise, rng)
     fail_p = _failure_map(failures, by_id)
+    dynamic = graph.dynamic
+    if dynamic and model.table is not None:  # the children's rows are added as they appear
+        model.table = dict(model.table)
     pol = resolve_policy(policy)
     track_status = type(pol) not in _STATUS_BLIND
     learn = type(pol) not in _LEARNING_BLIND
@@ -185,7 +196,26 @@ def simulate(
         fn = model if model.kind == "callable" else None
         cost = comm.cost
 
+        def settle_held() -> None:
+            """Conditions are taken to hold; maps expand to their given sizes."""
+            while state.held:
+                for t in state.take_held():
+                    if t.map is None:
+                        state.release(t.task_id)
+                        continue
+                    children, ended = state.expand(t.task_id, sizes[t.task_id])
+                    for child in children:
+                        parent = child.parent_task_id
+                        if table is not None:
+                            table[child.task_id] = table[parent]  # type: ignore[index]
+                        if parent in fail_p:
+                            fail_p[child.task_id] = fail_p[parent]  # type: ignore[index]
+                    for sid, _reason in ended:
+                        status_of[sid] = state.finished[sid]
+
         def dispatch() -> None:
+            if state.held:
+                settle_held()
             for task, agent in state.assign():
                 tid = task.task_id
                 aid = agent.agent_id
@@ -224,7 +254,7 @@ def simulate(
 
         def finish(tid: str) -> None:
             agent = state.running[tid]
-            task = run_tasks[tid]
+            task = state.tasks[tid]
             if tid in failing:
                 failing.discard(tid)
                 if learn:
@@ -245,19 +275,20 @@ def simulate(
                 if track_status:
                     task.status = "failed"
                 for sid, _reason in state.fail(tid):
-                    status_of[sid] = "skipped"
+                    status_of[sid] = state.finished[sid]
                     if track_status:
-                        run_tasks[sid].status = "skipped"
+                        state.tasks[sid].status = state.finished[sid]
                 return
             if learn:
                 agent.record_outcome(task, finish_of[tid] - start_of[tid], True)
             if track_status:
                 task.status = "completed"
-            state.complete(tid)
+            for sid, _reason in state.complete(tid):  # a mapped task ended with its children
+                status_of[sid] = state.finished[sid]
 
         status_of: dict[str, str] = {}
         rows: list[tuple[str, str, float, float]] | None = None
-        if not (fn or draw or cost or fail_p or track_status or learn):
+        if not (fn or draw or cost or fail_p or track_status or learn or dynamic):
             rows = []
             now = _run_plain(state, table, rows)
             ends = []
@@ -274,7 +305,7 @@ def simulate(
                 tid = heappop(timers)[1]
                 state.requeue(tid)
                 if track_status:
-                    run_tasks[tid].status = "pending"
+                    state.tasks[tid].status = "pending"
             dispatch()
         if not state.done:  # pragma: no cover - RunState never stalls an idle run
             raise WfkitError(
@@ -287,15 +318,23 @@ def simulate(
             pol.durations, pol.comm_costs = lent
 
     name = getattr(pol, "name", "policy")
+    bound_tasks: Mapping[str, WorkflowTask] = by_id
+    task_ids = list(by_id)
+    if dynamic:
+        mapped = state.mapped()
+        task_ids = [tid for tid in state.tasks if tid not in mapped]
+        if mapped:
+            bound_tasks = _expanded(state.tasks, mapped)
+            status_of = {tid: s for tid, s in status_of.items() if tid not in mapped}
     return Schedule(
-        task_ids=list(by_id),
+        task_ids=task_ids,
         agent=agent_of,
         start=start_of,
         finish=finish_of,
         rows=rows,
         capacities={a.agent_id: a.capacity for a in copies},
         lower_bound=lambda: graph_lower_bound(
-            by_id, pool, agent_duration=None if model.kind == "estimate" else model
+            bound_tasks, pool, agent_duration=None if model.kind == "estimate" else model
         ),
         method=f"simulate:{name}",
         status=status_of or None,
@@ -306,6 +345,57 @@ def simulate(
         info={"policy": name, "seed": seed, "noise": noise},
         model=(model, comm),
     )
+
+
+def _map_sizes(
+    map_sizes: Mapping[str, int] | None, tasks: Mapping[str, WorkflowTask]
+) -> dict[str, int]:
+    """Check ``map_sizes`` against the workflow: a size for every task that maps over
+    run-time data (a map over a mapped task follows that one), nothing else."""
+    wanted = [
+        tid for tid, t in tasks.items() if t.map is not None and tasks[t.map].map is None
+    ]
+    if not isinstance(map_sizes, Mapping | None):
+        raise ScheduleError(f"map_sizes must be a dict {{task_id: n}}, got {map_sizes!r}")
+    given = dict(map_sizes or {})
+    extra = [tid for tid in given if tid not in wanted]
+    if extra:
+        follows = [tid for tid in extra if tid in tasks and tasks[tid].map is not None]
+        hint = (
+            f" ({', '.join(map(repr, follows))} map element by element over a mapped task and "
+            f"take its size)" if follows else ""
+        )
+        raise ScheduleError(
+            f"map_sizes names {', '.join(map(repr, extra[:5]))}, which do not map over "
+            f"run-time data{hint}; give sizes for {', '.join(map(repr, wanted)) or 'no task'}"
+        )
+    missing = [tid for tid in wanted if tid not in given]
+    if missing:
+        example = ", ".join(f"{tid!r}: n" for tid in missing[:3])
+        raise ScheduleError(
+            f"task(s) {', '.join(map(repr, missing))} map over data known only at run time: "
+            f"say how many items to plan for, simulate(..., map_sizes={{{example}}})"
+        )
+    for tid, n in given.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ScheduleError(f"map_sizes[{tid!r}] must be an int >= 0, got {n!r}")
+    return given
+
+
+def _expanded(
+    tasks: Mapping[str, WorkflowTask], mapped: Mapping[str, list[str]]
+) -> dict[str, WorkflowTask]:
+    """The tasks that ran, as a static workflow: mapped tasks replaced by their children
+    (for the lower bound)."""
+    out: dict[str, WorkflowTask] = {}
+    for tid, t in tasks.items():
+        if tid in mapped:
+            continue
+        clone = copy.copy(t)
+        clone.dependencies = [c for d in t.dependencies for c in mapped.get(d, (d,))]
+        clone.map, clone.when, clone.trigger = None, None, "all_success"
+        out[tid] = clone
+    return out
 
 
 def _run_plain(
