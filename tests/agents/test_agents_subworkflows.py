@@ -346,3 +346,35 @@ async def test_a_run_on_another_orchestrator_is_a_child_but_not_part_of_the_chai
     result = await orch.execute_workflow(outer)
     assert result.results() == {"call": "leaf"}
     assert (seen[0].parent_run_id, seen[0].parent_task_id) == (result.run_id, "call")
+
+
+async def test_work_a_task_left_behind_starts_top_level_runs_and_borrows_no_slot():
+    leaf = Workflow("leaf")
+
+    @leaf.task(requires=["work"])
+    def one(ctx):
+        return 1
+
+    left_behind = []
+    go = asyncio.Event()
+    outer = Workflow("outer")
+
+    @outer.task(requires=["work"])
+    async def fire_and_forget(ctx):
+        async def later():
+            await go.wait()
+            return await ctx.run_workflow(leaf)  # the task has ended by then
+
+        left_behind.append(asyncio.ensure_future(later()))
+        return "done"
+
+    orch = orchestrator(capacity=1)
+    seen = []
+    orch.subscribe(lambda e: seen.append(e) if isinstance(e, RunStarted) else None)
+    result = await orch.execute_workflow(outer)
+    assert result.results() == {"fire_and_forget": "done"}
+    go.set()
+    child = await left_behind[0]
+    assert child.results() == {"one": 1}
+    assert (seen[-1].workflow_id, seen[-1].parent_run_id) == ("leaf", None)
+    assert orch.pool.load(orch.agents["a"]) == 0

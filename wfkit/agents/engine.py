@@ -742,6 +742,18 @@ class WorkflowRun:
             counts[s] += 1
         return counts
 
+    def is_running(self, ctx: TaskContext) -> bool:
+        """Whether ``ctx``'s attempt is running now, holding its slot on ``ctx.agent`` (not
+        ended, not waiting for a retry): only then may a run it starts borrow that slot."""
+        tid = ctx.task.task_id
+        record = self._live.get(tid)
+        return (
+            self.status == "running"
+            and record is not None
+            and record.attempts == ctx.attempt
+            and self.state.running.get(tid) is ctx.agent
+        )
+
     def participants(self) -> tuple[str, ...]:
         return tuple(sorted({r[0] for r in self.records.values() if r[0]}))
 

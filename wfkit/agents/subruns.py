@@ -34,9 +34,13 @@ CURRENT: ContextVar[TaskContext | None] = ContextVar("wfkit_task_context", defau
 
 
 def parent_context() -> TaskContext | None:
-    """The running task that is starting a run now, if a run is started from inside one."""
+    """The running task that is starting a run now, if a run is started from inside one.
+
+    Code the task left running after it ended (an asyncio task it did not await) still sees
+    its context: that attempt is over and holds no slot to lend, so it is no parent.
+    """
     ctx = CURRENT.get()
-    if ctx is None or getattr(ctx, "_run", None) is None:
+    if ctx is None or ctx._run is None or not ctx._run.is_running(ctx):
         return None
     return ctx
 
