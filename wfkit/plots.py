@@ -360,10 +360,43 @@ def _marker_size(n: int) -> float:
     return max(5.0, min(22.0, 40.0 / max(n, 1) ** 0.25))
 
 
-def _task_hover(task: WorkflowTask, outcome: Mapping[str, Any] | None) -> str:
+def _mapped_counts(
+    tasks: Mapping[str, WorkflowTask], outcomes: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, int]]:
+    """{mapped task: {status: number of its children}} from a run's outcomes: a mapped task
+    is drawn as one node that stands for its children, however many."""
+    from wfkit.metrics.frames import child_of
+
+    out: dict[str, dict[str, int]] = {}
+    for tid, o in outcomes.items():
+        if tid in tasks:
+            continue
+        parent, _ = child_of(tid, tasks)
+        if parent is not None:
+            counts = out.setdefault(parent, {})
+            s = o.get("status") or "pending"
+            counts[s] = counts.get(s, 0) + 1
+    return out
+
+
+def _count_text(counts: Mapping[str, int]) -> str:
+    order = list(STATUS_COLORS)
+    keys = sorted(counts, key=lambda k: order.index(k) if k in order else len(order))
+    return ", ".join(f"{counts[k]:,} {k}" for k in keys)
+
+
+def _task_hover(
+    task: WorkflowTask, outcome: Mapping[str, Any] | None,
+    children: Mapping[str, int] | None = None,
+) -> str:
     parts = [f"<b>{_esc(task.task_id, 80)}</b>"]
     if task.description and task.description != task.task_id:
         parts.append(_esc(task.description, 120))
+    if task.map is not None:
+        line = f"mapped over {_esc(task.map, 80)}"
+        if children is not None:
+            line += f": {sum(children.values()):,} tasks ({_count_text(children)})"
+        parts.append(line)
     caps = ", ".join(sorted(task.capability_set)) or "any agent"
     parts.append(f"needs: {_esc(caps, 120)}")
     parts.append(f"priority {task.priority:g} · estimate {_fmt_seconds(task.estimated_duration)}")
@@ -485,6 +518,9 @@ def build_dag_figure(
     on_path = set(path)
     idx = layout.index
     ordered = [tasks[tid] for tid in layout.ids]
+    mapped = _mapped_counts(tasks, outcomes) if outcomes else {}
+    if mapped:  # the nodes stand for the workflow's own tasks; children count in their node
+        outcomes = {tid: o for tid, o in outcomes.items() if tid in tasks}
 
     fig = Figure()
     ex, ey = _edge_xy(layout, layout.edges)
@@ -520,19 +556,30 @@ def build_dag_figure(
     critical = np.fromiter((t.task_id in on_path for t in ordered), dtype=bool, count=n)
     show_labels = n <= 40 if labels is None else labels
     ids = np.array(layout.ids, dtype=object)
+    group = [t.map is not None for t in ordered]  # a mapped task: one node for its children
+    text = ids
+    if show_labels and mapped:
+        text = np.array([
+            f"{t.task_id} [{sum(mapped[t.task_id].values()):,}]" if t.task_id in mapped
+            else t.task_id for t in ordered
+        ], dtype=object)
     fig.add_trace(go.Scatter(
         x=np.asarray(layout.x), y=np.asarray(layout.y),
         mode="markers+text" if show_labels else "markers",
-        text=ids if show_labels else None,
+        text=text if show_labels else None,
         textposition="top center",
         textfont={"size": 10},
         customdata=ids,
         hovertext=np.array(
-            [_task_hover(t, outcomes.get(t.task_id)) for t in ordered], dtype=object
+            [_task_hover(t, outcomes.get(t.task_id), mapped.get(t.task_id)) for t in ordered],
+            dtype=object,
         ),
         hoverinfo="text",
         marker={
-            "size": _marker_size(n),
+            "size": _marker_size(n) if not any(group) else np.where(
+                group, 1.5 * _marker_size(n), _marker_size(n)
+            ),
+            "symbol": np.where(group, "square", "circle") if any(group) else "circle",
             "color": codes,
             "colorscale": discrete_colorscale(palette),
             "cmin": -0.5,
@@ -559,6 +606,8 @@ def build_dag_figure(
             title += " · " + ", ".join(
                 f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: code_of.get(k, 99))
             )
+        if mapped:
+            title += f" · {sum(sum(c.values()) for c in mapped.values()):,} mapped"
     height = int(min(930, max(350, 150 + 34 * layout.width)))
     fig.update_layout(
         template=_TEMPLATE,

@@ -408,3 +408,42 @@ def test_figures_are_plain_plotly_figures():
     assert isinstance(go.FigureWidget(fig), go.FigureWidget)
     assert isinstance(np.asarray(nodes(fig).marker.color), np.ndarray)
     assert asyncio.iscoroutinefunction(run)  # (keeps the helper honest)
+
+
+async def test_a_mapped_task_is_one_group_node_with_its_child_counts():
+    from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, Workflow
+    from wfkit.plots import DAG_NODE_TRACE, dag_figure
+
+    wf = Workflow("mapped")
+
+    @wf.task(requires=["w"])
+    def items(ctx):
+        return list(range(10_000))
+
+    @wf.task(requires=["w"], map=items)
+    async def each(ctx):
+        if ctx.item % 1000 == 7:
+            raise ValueError("bad item")
+        return ctx.item
+
+    @wf.task(requires=["w"], after=[each])
+    def total(ctx):
+        return sum(ctx.inputs["each"])
+
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+    orch.register_agent(AgentProfile("a", "a", ["w"], capacity=64))
+    await orch.create_workflow(wf)
+    result = await orch.execute_workflow("mapped")
+    orch.close()
+    assert result["total_tasks"] == 10_003
+    fig = dag_figure(wf, result)
+    nodes = fig.data[DAG_NODE_TRACE]
+    assert list(nodes.customdata) == ["items", "each", "total"]  # never 10,000 nodes
+    hover = dict(zip(nodes.customdata, nodes.hovertext, strict=True))
+    assert "mapped over items: 10,000 tasks (9,990 completed, 10 failed)" in hover["each"]
+    assert list(nodes.text) == ["items", "each [10,000]", "total"]
+    assert list(nodes.marker.symbol) == ["circle", "square", "circle"]
+    assert "10,000 mapped" in fig.layout.title.text
+    assert "1 completed, 1 failed, 1 skipped" in fig.layout.title.text
+    plain = dag_figure(wf)  # before any run: the mapped task is still one (square) node
+    assert list(plain.data[DAG_NODE_TRACE].marker.symbol) == ["circle", "square", "circle"]
