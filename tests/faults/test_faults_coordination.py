@@ -180,6 +180,68 @@ async def test_update_sync_update_and_direct_writes_together_lose_nothing(manage
     assert state.retries <= updates + 2 * commits
 
 
+async def test_assign_from_threads_and_tasks_commits_each_whole(manager):
+    state = await shared(manager, {"a": 0, "b": 0})
+    torn: list = []
+    stop = threading.Event()
+
+    def assign(i):
+        for n in range(1000):
+            out = state.assign(f"t{i}", {"a": (i, n), "b": (i, n)})
+            assert out.status == "applied"
+
+    async def assign_async(i):
+        for n in range(100):
+            state.assign(f"p{i}", {"a": ("p", i, n), "b": ("p", i, n)})
+            await asyncio.sleep(0)
+
+    def read():
+        while not stop.is_set():
+            snap = state.read()
+            if snap["a"] != snap["b"]:
+                torn.append(snap.data)
+            items = dict(state.items())
+            if items["a"] != items["b"]:
+                torn.append(items)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        await asyncio.gather(in_threads(THREADS, assign), *(assign_async(i) for i in range(10)))
+    finally:
+        stop.set()
+        await asyncio.to_thread(reader.join, 30)
+    assert state.version == THREADS * 1000 + 10 * 100
+    assert torn == [] and manager.conflicts == {}
+
+
+async def test_resolving_conflicts_from_many_threads_resolves_each_once(manager):
+    state = await shared(manager, {f"k{i}": 0 for i in range(200)}, strategy="manual")
+    conflicts = []
+    for i in range(200):
+        base = state.version
+        state.write("alice", {f"k{i}": "alice"}, base_version=base)
+        out = state.write("bob", {f"k{i}": "bob"}, base_version=base)
+        assert out.status == "held"
+        conflicts.append(out.conflict)
+    version = state.version
+    won: list[str] = []  # list.append is atomic; a Counter's += is not
+
+    def resolve(i):
+        side = "incoming" if i % 2 else "current"
+        for c in conflicts:
+            if state.resolve(c, side):
+                won.append(side)
+
+    await in_threads(THREADS, resolve)
+    wins = Counter(won)
+    assert sum(wins.values()) == 200  # every conflict resolved exactly once
+    assert all(not c.pending for c in conflicts)
+    assert state.version == version + wins["incoming"]  # "current" keeps the value: no commit
+    bobs = sum(1 for i in range(200) if state[f"k{i}"] == "bob")
+    assert bobs == wins["incoming"]
+
+
 # -- contended updates take turns ---------------------------------------------------------------
 
 
