@@ -601,3 +601,63 @@ async def test_secrets_in_a_task_error_are_masked_in_json_store_and_report(tmp_p
         assert "***" in text, where
         for secret in SECRETS:
             assert secret not in text, (where, secret)
+
+
+class Stubborn:
+    """An async task that ignores every cancellation until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.let_go = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+
+    async def __call__(self, ctx):
+        self.tasks.append(asyncio.current_task())
+        while not self.let_go.is_set():
+            try:
+                await self.let_go.wait()
+            except asyncio.CancelledError:
+                pass  # ignored, every time
+        return "much too late"
+
+    async def release(self) -> None:
+        self.let_go.set()
+        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), HANG)
+
+
+async def test_a_task_that_ignores_every_cancellation_cannot_hold_a_run_open(
+    monkeypatch, caplog
+):
+    import wfkit.agents.engine as engine
+
+    monkeypatch.setattr(engine, "CANCEL_GRACE", 0.1)
+    caplog.set_level(logging.WARNING, logger="wfkit.engine")
+    stubborn = Stubborn()
+    orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=2))
+    inject(2)
+    try:
+        # after its timeout
+        result = await run(orch, [task("stubborn", action=stubborn, timeout=0.05)])
+        error = result["task_results"]["stubborn"]["error"]
+        assert result["task_results"]["stubborn"]["status"] == "failed"
+        assert "did not finish within its timeout" in error and "ignored its cancellation" in error
+        # when its run is cancelled
+        started = asyncio.Event()
+
+        async def starts(ctx):
+            started.set()
+            return await stubborn(ctx)
+
+        await orch.create_workflow("c", [task("stuck", action=starts),
+                                        task("next", ["stuck"], action=starts)])
+        running = asyncio.create_task(orch.execute_workflow("c"))
+        await asyncio.wait_for(started.wait(), HANG)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(running, HANG)
+        assert orch.workflows["c"]["status"] == "cancelled"
+        assert orch.pool.load(orch.agents["a"]) == 0
+        warned = [r.getMessage() for r in caplog.records]
+        assert sum("ignored its cancellation" in m for m in warned) == 2
+        assert any("'stubborn'" in m for m in warned) and any("'stuck'" in m for m in warned)
+    finally:
+        await stubborn.release()

@@ -4,7 +4,11 @@ One asyncio task per running attempt; when it ends, the attempt's outcome is app
 run state (the only place transitions happen) and newly ready tasks are dispatched at once,
 from the same callback, so a free agent never waits for a central loop. The run owns every
 task and timer it starts: on cancellation it cancels them, awaits them, and marks the tasks
-``cancelled`` before the cancellation propagates.
+``cancelled`` before the cancellation propagates. An attempt that ignores its cancellation
+(a coroutine that catches ``CancelledError`` and carries on) gets :data:`CANCEL_GRACE`
+seconds to end; then the run goes on without it (a warning names it) and it is left to
+finish in the background, its result discarded. The same holds after a task's timeout, so a
+timeout always ends the attempt.
 
 Every run ends. Only the run's own cancellation propagates out of an attempt; anything else a
 task raises (any ``BaseException``, a ``CancelledError`` of its own included) fails that
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -70,6 +75,38 @@ from wfkit.tracebacks import format_traceback, user_frame
 __all__ = ["WorkflowRun"]
 
 _now = time.time
+log = logging.getLogger("wfkit.engine")
+
+#: Seconds a cancelled attempt (the run's cancellation, or its task's timeout) may take to
+#: end before the run stops waiting for it.
+CANCEL_GRACE = 5.0
+_abandoned: set[asyncio.Task[Any]] = set()  # strong references, until they end
+
+
+def _abandon(task: asyncio.Task[Any], what: str) -> None:
+    log.warning(
+        "%s ignored its cancellation for %g s; the run goes on without it (it keeps running "
+        "in the background and its result will be discarded)", what, CANCEL_GRACE,
+    )
+    _abandoned.add(task)
+    task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: nobody waits for it any more
+
+
+async def _stop(task: asyncio.Task[Any], what: str) -> bool:
+    """Cancel ``task`` and wait for it, at most :data:`CANCEL_GRACE`; False if it goes on."""
+    task.cancel()
+    try:
+        await asyncio.wait((task,), timeout=CANCEL_GRACE)
+    finally:
+        if not task.done():
+            _abandon(task, what)
+    return task.done()
 
 
 def _cancelling() -> int:
@@ -395,6 +432,8 @@ class WorkflowRun:
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:
+                if self.status != "running" and _cancelling():  # raised as the run's
+                    raise asyncio.CancelledError from exc  # cancellation reached it
                 del self._running[tid]
                 self._failed(task, agent, record, started, exc)
             else:
@@ -429,16 +468,36 @@ class WorkflowRun:
         """The general path: sync work through the executor, and the task's timeout."""
         if task.timeout is None:
             return await self._invoke(fn, ctx, agent)
+        # Its own asyncio task, so that the attempt ends at the timeout (plus the grace) even
+        # if the work ignores its cancellation.
+        work = self._loop.create_task(self._contained(fn, ctx, agent))
+        what = f"task {task.task_id!r}"
         try:
-            async with asyncio.timeout(task.timeout) as scope:
-                result = await self._invoke(fn, ctx, agent)
-        except TimeoutError:
-            if scope.expired():
-                raise TaskTimeoutError(task.task_id, task.timeout) from None
+            await asyncio.wait((work,), timeout=task.timeout)
+        except asyncio.CancelledError:  # the run's cancellation: pass it on to the work
+            await _stop(work, what)
             raise
-        if scope.expired():  # it caught the CancelledError of its timeout and went on
+        if work.done():
+            ok, value = work.result()  # raises what the work raised
+            if not ok:
+                raise value  # KeyboardInterrupt or SystemExit
+            return value
+        if not await _stop(work, what) or not work.cancelled() and work.exception() is None:
+            # it caught the CancelledError of its timeout and went on (or still goes on)
             raise TaskTimeoutError(task.task_id, task.timeout, ignored_cancel=True)
-        return result
+        raise TaskTimeoutError(task.task_id, task.timeout) from (
+            None if work.cancelled() else work.exception()
+        )
+
+    async def _contained(
+        self, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile
+    ) -> tuple[bool, Any]:
+        """:meth:`_invoke` for a task of its own: an interrupt or exit is returned, because
+        raised out of an asyncio task it would stop the event loop itself."""
+        try:
+            return True, await self._invoke(fn, ctx, agent)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            return False, exc
 
     async def _invoke(self, fn: Callable[[Any], Any], ctx: TaskContext, agent: AgentProfile) -> Any:
         if is_async_callable(fn):
@@ -690,11 +749,16 @@ class WorkflowRun:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        running = list(self._running.values())
-        for t in running:
+        running = dict(self._running)
+        for t in running.values():
             t.cancel()
         if running:
-            await asyncio.gather(*running, return_exceptions=True)
+            done, _ = await asyncio.wait(running.values(), timeout=CANCEL_GRACE)
+            for tid, t in running.items():
+                if t not in done:
+                    _abandon(t, f"task {tid!r}")
+                elif not t.cancelled():
+                    t.exception()  # retrieved (an attempt settles its own outcome)
         self._running.clear()
         now = _now()
         for tid, agent in self.state.cancel_all():
