@@ -277,10 +277,11 @@ async def test_thread_updaters_take_turns_too(manager):
             attempts.append(out.attempts)
 
     await in_threads(8, work)
-    assert state["counter"] == 8 * per_thread
-    # no other group commits here: in its turn an update never fails again
-    assert max(attempts) <= 2
-    assert state.retries == sum(a - 1 for a in attempts) <= 8 * per_thread
+    updates = 8 * per_thread
+    assert state["counter"] == updates and len(attempts) == updates
+    # At most one failure before the turn; in the turn, each failure saw a commit made by an
+    # update still on its first try (which it then lost to nobody): at most one per commit.
+    assert state.retries == sum(a - 1 for a in attempts) <= updates + updates
 
 
 async def test_a_cancelled_updater_gives_its_turn_back(manager):
