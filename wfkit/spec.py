@@ -75,6 +75,10 @@ _TASK = {
     "args": "keyword arguments for the action",
     "retries": "extra attempts after a failure",
     "timeout": "seconds each attempt may take",
+    "map": "the task whose result (a list) it runs over, once per item (ctx.item)",
+    "when": "a condition on inputs and params ({field, op, value}; all, any, not)",
+    "trigger": "which endings of its dependencies let it run (all_success, all_done, "
+               "one_success, none_failed, none_failed_min_one_success)",
 }
 
 
@@ -696,9 +700,11 @@ def _build(data: Any, lines: _Lines, path: str, base: Path | None) -> Spec:
             action = functools.partial(action, **args)
         description_t = (c.string(spec["description"], (*at, "description"))
                          if spec.get("description") is not None else task_id)
+        dynamic = _dynamic_options(c, spec, at, task_id, tasks_data)
         try:
             tasks.append(WorkflowTask(task_id, description_t, requires, priority, estimate,
-                                      after, action=action, retries=retries, timeout=timeout))
+                                      after, action=action, retries=retries, timeout=timeout,
+                                      **dynamic))
         except ValidationError as exc:
             raise c.error(at, f"task {task_id!r}: {exc}") from None
 
@@ -706,6 +712,44 @@ def _build(data: Any, lines: _Lines, path: str, base: Path | None) -> Spec:
     return Spec(path=path, workflow_id=workflow_id, tasks=tasks, agents=agents, policy=policy,
                 description=description, fail_fast=fail_fast, store=store, backoff=backoff,
                 max_backoff=max_backoff, params=params, data=data)
+
+
+def _dynamic_options(
+    c: _Checker, spec: Mapping[str, Any], at: Path_, task_id: str, tasks: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A task's ``map``, ``when`` and ``trigger``, each checked at its line."""
+    from wfkit.agents.model import TRIGGER_RULES
+    from wfkit.conditions import validate_condition
+    from wfkit.errors import ConditionError
+
+    out: dict[str, Any] = {}
+    if spec.get("map") is not None:
+        source = c.string(spec["map"], (*at, "map"))
+        if source not in tasks or source == task_id:
+            close = difflib.get_close_matches(
+                source, [str(t) for t in tasks if t != task_id], n=1
+            )
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise c.error((*at, "map"), f"task {task_id!r} maps over {source!r}, which is not "
+                                        f"another task: {hint}fix the name or add it")
+        out["map"] = source
+    if spec.get("when") is not None:
+        try:
+            validate_condition(spec["when"])
+        except ConditionError as exc:
+            raise c.error((*at, "when"), f"task {task_id!r}: {exc}") from None
+        if callable(spec["when"]):  # pragma: no cover - YAML gives no callables
+            raise c.error((*at, "when"), "when must be a condition mapping")
+        out["when"] = spec["when"]
+    if spec.get("trigger") is not None:
+        trigger = c.string(spec["trigger"], (*at, "trigger"))
+        if trigger not in TRIGGER_RULES:
+            close = difflib.get_close_matches(trigger, TRIGGER_RULES, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise c.error((*at, "trigger"), f"unknown trigger {trigger!r}: {hint}use one of "
+                                            f"{', '.join(TRIGGER_RULES)}")
+        out["trigger"] = trigger
+    return out
 
 
 def _check_graph(c: _Checker, tasks: list[Any], agents: list[Any]) -> None:

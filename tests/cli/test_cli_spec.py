@@ -53,6 +53,15 @@ def test_valid_spec_builds_model_objects(spec_dir):
      "  t: {timeout: 0}\n", 4, "tasks.t.timeout must be > 0"),
     ("workflow: w\nagents: {a: {capabilities: [x], handler: simulated}}\ntasks:\n"
      "  t: {args: {n: 1}}\n", 4, "has args but no action"),
+    ("workflow: w\nagents: {a: {capabilities: [x], handler: simulated}}\ntasks:\n"
+     "  t: {}\n  u: {map: tt}\n", 5, "maps over 'tt', which is not another task: did you "
+     "mean 't'"),
+    ("workflow: w\nagents: {a: {capabilities: [x], handler: simulated}}\ntasks:\n"
+     "  t: {}\n  u:\n    after: [t]\n    when: {field: inputs.t, op: '~', value: 1}\n", 7,
+     "unknown op '~'"),
+    ("workflow: w\nagents: {a: {capabilities: [x], handler: simulated}}\ntasks:\n"
+     "  t: {}\n  u: {after: [t], trigger: all_sucess}\n", 5,
+     "unknown trigger 'all_sucess': did you mean 'all_success'"),
     ("workflow: 2024-13-45\nagents: {}\ntasks: {}\n", 1, "cannot be read"),
     ("a: &x [*x]\n", 1, "not valid YAML|too large or nested"),
     ("workflow: !!python/object:os.system x\n", 1, "not valid YAML"),
@@ -64,6 +73,38 @@ def test_errors_name_the_line_and_the_fix(spec_dir, text, line, match):
     assert info.value.path == str(path)
     assert info.value.line == line
     assert str(info.value).startswith(f"{path}, line {line}: ")
+
+
+async def test_map_when_and_trigger_in_a_spec_run(spec_dir):
+    from wfkit import CollectiveAgentWorkflowOrchestrator
+
+    path = write(spec_dir, (
+        "workflow: dynamic\n"
+        "agents: {a: {capabilities: [analysis], capacity: 4}}\n"
+        "tasks:\n"
+        "  load: {requires: [analysis], action: 'spec_tasks:load', args: {n: 3}}\n"
+        "  each: {requires: [analysis], map: load, action: 'spec_tasks:analyse'}\n"
+        "  big:\n"
+        "    requires: [analysis]\n"
+        "    after: [load]\n"
+        "    action: 'spec_tasks:analyse'\n"
+        "    when: {field: inputs.load.2, op: '>', value: 10}\n"
+        "  join: {requires: [analysis], after: [each, big], action: 'spec_tasks:analyse',\n"
+        "         trigger: none_failed}\n"
+    ), "dynamic.yaml")
+    spec = load_spec(path)
+    tasks = {t.task_id: t for t in spec.tasks}
+    assert tasks["each"].map == "load" and tasks["each"].dependencies == ["load"]
+    assert tasks["join"].trigger == "none_failed" and tasks["big"].when["op"] == ">"
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+    for agent in spec.agents:
+        orch.register_agent(agent)
+    await orch.create_workflow(spec.workflow_id, spec.tasks)
+    result = await orch.execute_workflow("dynamic")
+    orch.close()
+    status = {t: r["status"] for t, r in result["task_results"].items()}
+    assert status["big"] == "skipped" and status["join"] == "completed"
+    assert result["task_results"]["each"]["result"] == [f"each[{i}] by a" for i in range(3)]
 
 
 def test_missing_file_and_folder(tmp_path):
