@@ -208,6 +208,10 @@ def test_the_bound_on_shared_values_costs_the_distinct_objects_only():
     shared = [1, 2, 3]
     assert decode.measure({"a": [shared] * 10}, "v") == (1 + 1 + 10 * 4, 30, 3)
     assert decode.measure(deep_list(199), "v")[2] == 200  # 200 lists, the innermost empty
+    # a pickled result may hold any int; JSON text of one past 4,300 digits would fail
+    assert decode.measure([10**5000], "v", strict=False) == (2, 1, 1)
+    with pytest.raises(decode.Damaged, match="holds an integer of 16610 bits"):
+        decode.measure([10**5000], "v")
 
 
 def test_a_zero_byte_file_is_not_a_store_and_stays_empty(base, tmp_path, capsys):

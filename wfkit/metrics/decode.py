@@ -65,7 +65,7 @@ def _scalar_size(value: Any, what: str, strict: bool) -> int:
     if kind is str:
         return len(value)
     if kind is int:
-        if value.bit_length() > MAX_INT_BITS:
+        if strict and value.bit_length() > MAX_INT_BITS:  # JSON text of it would fail
             raise Damaged(f"{what} holds an integer of {value.bit_length()} bits")
         return 1
     if kind is float:
