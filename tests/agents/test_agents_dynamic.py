@@ -529,3 +529,37 @@ async def test_a_condition_reads_the_run_parameters():
     assert skipped["task_results"]["full"]["status"] == "skipped"
     assert skipped["task_results"]["full"]["error"] == "condition params.mode == 'full' was false"
     assert ran["task_results"]["full"]["result"] == "full"
+
+
+@pytest.mark.parametrize("policy", ["heft", "fastest", "round_robin"])
+async def test_maps_run_under_every_policy(policy):
+    from wfkit import simulate
+
+    wf = Workflow("policies")
+
+    @wf.task(requires=["work"])
+    def items(ctx):
+        return list(range(6))
+
+    @wf.task(requires=["work"], map=items)
+    async def each(ctx):
+        await asyncio.sleep(0.001)
+        return ctx.item
+
+    @wf.task(requires=["work"], map=each)
+    async def double(ctx):
+        return ctx.item * 2
+
+    @wf.task(requires=["work"], after=[double])
+    def total(ctx):
+        return sum(ctx.inputs["double"])
+
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False, policy=policy)
+    for name in ("a", "b"):
+        orch.register_agent(AgentProfile(name, name, ["work"], capacity=2))
+    result, _ = await run(wf, orch)
+    assert result["task_results"]["total"]["result"] == 30
+    plan = simulate(wf, list(orch.agents.values()), policy=policy,
+                    durations={"items": 1.0, "each": 2.0, "double": 1.0, "total": 1.0},
+                    map_sizes={"each": 4})
+    assert plan.makespan == pytest.approx(1 + 2 + 1 + 1)  # four children at once

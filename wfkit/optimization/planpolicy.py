@@ -132,8 +132,9 @@ class PlanFollower:
             self.pstart[tid] = start[tid]
             queues.setdefault(aid, []).append(tid)
         index = self.index
+        last = len(index)  # a mapped task's children come after the tasks planned ahead
         for q in queues.values():
-            q.sort(key=lambda t: (self.pstart[t], index[t]))
+            q.sort(key=lambda t: (self.pstart[t], index.get(t, last)))
         self.queue = queues
         self.qpos = {tid: i for q in queues.values() for i, tid in enumerate(q)}
         self.head = dict.fromkeys(queues, 0)
@@ -220,7 +221,10 @@ class PlanFollower:
         from wfkit.optimization.heft import heft_ranks, place
         from wfkit.optimization.problem import Problem
 
-        tasks = self.tasks
+        # the tasks planned ahead; a mapped task's children (the run adds them to the same
+        # mapping as they appear) are placed as they come, and hold their agents meanwhile
+        index = self.index
+        tasks = {tid: t for tid, t in self.tasks.items() if tid in index}
         only = [
             tid for tid, t in tasks.items()
             if tid not in self.dispatched and t.status in ("pending", "retrying")
@@ -229,8 +233,9 @@ class PlanFollower:
             return
         fixed: dict[str, tuple[str | None, float]] = {}
         for tid in self.dispatched:
-            f, where = self._finished_at(tid, now)
-            fixed[tid] = (where, f)
+            if tid in index:
+                f, where = self._finished_at(tid, now)
+                fixed[tid] = (where, f)
         for tid, t in tasks.items():
             if tid not in fixed and tid not in only:
                 fixed[tid] = (None, now if t.status == "running" else 0.0)
@@ -257,7 +262,12 @@ class PlanFollower:
 
     def d(self, task: WorkflowTask, agent: AgentProfile) -> float:
         """The expected duration: the estimate, times the agent's observed speed this run."""
-        d = self.estimate(task, agent)
+        try:
+            d = self.estimate(task, agent)
+        except KeyError:  # a mapped task's child: estimated as its task
+            if task.parent_task_id is None:
+                raise
+            d = self.estimate(self.tasks[task.parent_task_id], agent)
         if self.correct:
             r = self.ratio.get(agent.agent_id)
             if r is not None:
