@@ -315,3 +315,18 @@ async def test_a_store_that_refuses_pickles_caches_json_results_only(tmp_path):
     assert calls == {"as_tuple": 1} and result.task_results["as_json"]["cached"]
     assert orch.cache.frame()["task"].tolist() == ["as_json"]
     store.close()
+
+
+async def test_a_failing_cache_key_makes_the_task_uncacheable_with_a_warning():
+    orch = orchestrator()
+    wf = wfkit.Workflow("k", cache=True)
+
+    @wf.task(requires=["w"], cache_key=lambda ctx: 1 / 0)
+    def keyed(ctx):
+        calls["keyed"] += 1
+
+    with pytest.warns(UncacheableWarning, match="'keyed' is not cached in this run: its "
+                                                "cache_key raised ZeroDivisionError"):
+        await run(orch, wf)
+        await run(orch, wf)
+    assert calls == {"keyed": 1}

@@ -323,8 +323,9 @@ class WorkflowRun:
             return key
         except Unhashable as exc:
             warn_uncacheable(tid, f"{exc}, which cannot be hashed")
-        except Exception as exc:  # a cache_key callable that failed
-            warn_uncacheable(tid, f"its cache_key raised {type(exc).__name__}: {exc}")
+        except Exception as exc:  # a cache_key callable that failed, or a digest that did
+            what = "its cache_key" if task.cache_key is not None else "computing its key"
+            warn_uncacheable(tid, f"{what} raised {type(exc).__name__}: {exc}")
         return None
 
     def _from_cache(self, task: WorkflowTask, agent: AgentProfile) -> bool:
