@@ -438,8 +438,11 @@ class ResultCache:
         self._path = path
         self._json_only = json_only
         self._backend: Any = _Memory() if path is None else None
-        # the in-memory entries by base key, read directly on the hot path (None with a store)
-        self._by_base = self._backend.by_base if self._backend is not None else None
+        # The in-memory entries by base key (None with a store): the engine tests a base key
+        # against it before calling lookup(), so a miss costs no call.
+        self.index: dict[str, Any] | None = (
+            self._backend.by_base if self._backend is not None else None
+        )
         self._lock = threading.Lock()
 
     @property
@@ -461,7 +464,7 @@ class ResultCache:
         self, base: str, current: Callable[[Iterable[str]], dict[str, str]]
     ) -> CacheEntry | None:
         """The entry for ``base`` whose parameters still have their values, or None."""
-        if self._by_base is not None and base not in self._by_base:
+        if self.index is not None and base not in self.index:
             return None  # the common miss, without a call
         candidates = (self._backend or self.backend).candidates(base)
         if not candidates:
@@ -477,7 +480,7 @@ class ResultCache:
         """Keep an entry, given as :meth:`CacheEntry.row` (key, base, task id, workflow id,
         sorted (parameter, digest) pairs, value, created, expires); False when its value
         cannot be stored (then it is not cached)."""
-        by_base = self._by_base
+        by_base = self.index
         if by_base is not None and row[1] not in by_base:  # a new base key: no call
             by_base[row[1]] = (row,)
             return True

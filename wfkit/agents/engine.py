@@ -341,8 +341,9 @@ class WorkflowRun:
             base = self._base_key(task, agent)
         if base is None:
             return False
-        if self.cache_mode == "use":
-            entry = self.cache.lookup(base, self._keymaker.param_digests)  # type: ignore[union-attr]
+        cache = self.cache
+        if self.cache_mode == "use" and (cache.index is None or base in cache.index):  # type: ignore[union-attr]
+            entry = cache.lookup(base, self._keymaker.param_digests)  # type: ignore[union-attr]
             if entry is not None:
                 self._completed_cached(task, entry)
                 return True
