@@ -6,7 +6,8 @@
    cache. Target: re-run <= 5 % of the first run (in memory, and with a run store).
 2. Checking the cache: 10,000 cacheable async no-op tasks on 8 agents of capacity 8, run with
    ``cache="use"`` on an empty cache (every key computed, looked up and kept) against the same
-   run with ``cache="off"``, back to back. Target: the median ratio <= 1.2.
+   run with ``cache="off"``, back to back, in CPU time (the run is CPU-bound; wall time on a
+   shared machine mostly measures the neighbours). Target: the median ratio <= 1.2.
 
 Re-run figures are the best of ``--repeat`` runs; check figures are the median ratio of
 back-to-back pairs. All are printed as ratios: the machine is shared and noisy.
@@ -57,11 +58,14 @@ def orchestrator(agents: int, capacity: int, store: Any = None) -> Any:
     return orch
 
 
-async def timed(orch: Any, wf: Any, **kw: Any) -> tuple[float, Any]:
+async def timed(orch: Any, wf: Any, cpu: bool = False, **kw: Any) -> tuple[float, Any]:
+    """Wall time of one run, or with ``cpu`` the CPU time this process spent on it (what a
+    CPU-bound run of no-op tasks costs, whatever else the shared machine is doing)."""
+    clock = time.process_time if cpu else time.perf_counter
     gc.collect()
-    t0 = time.perf_counter()
+    t0 = clock()
     result = await orch.execute_workflow(wf, **kw)
-    took = time.perf_counter() - t0
+    took = clock() - t0
     assert result["status"] == "completed", result
     return took, result
 
@@ -92,7 +96,7 @@ async def check_cost(n: int, repeat: int) -> tuple[float, float, float]:
         for mode in (("off", "use") if i % 2 == 0 else ("use", "off")):
             orch = orchestrator(8, 8)
             wf = workflow(n, noop, "noop")
-            took, result = await timed(orch, wf, cache=mode)
+            took, result = await timed(orch, wf, cpu=True, cache=mode)
             kept = len(orch.cache.frame()) if mode == "use" else 0
             assert kept == (n if mode == "use" else 0)
             pair[mode] = took
@@ -124,8 +128,9 @@ async def main() -> None:
     off, on, ratio = await check_cost(args.noop_tasks, args.check_repeat)
     verdict = "ok" if ratio <= 1.2 else "OVER the 20 % target"
     print(f"checking the cache, {args.noop_tasks} no-op tasks ({args.check_repeat} pairs):")
-    print(f"  cache='off' best {off:6.3f} s   cache='use' on an empty cache best {on:6.3f} s   "
-          f"median pair ratio {ratio:4.2f}x (best/best {on / off:4.2f}x)  ({verdict})")
+    print(f"  CPU time: cache='off' best {off:6.3f} s   cache='use' on an empty cache best "
+          f"{on:6.3f} s   median pair ratio {ratio:4.2f}x (best/best {on / off:4.2f}x)  "
+          f"({verdict})")
 
 
 if __name__ == "__main__":
