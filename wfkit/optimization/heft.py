@@ -184,7 +184,11 @@ def place(
                     if f > ready:
                         ready = f
             for k, lane in enumerate(slots[aid]):
-                st = lane.earliest(ready, d)
+                ge = lane.gap_ends
+                if d > 0 and (not ge or ge[-1] <= ready):  # no gap after ready: the tail
+                    st = lane.tail if lane.tail > ready else ready
+                else:
+                    st = lane.earliest(ready, d)
                 if best_slot < 0 or st + d < best_eft:
                     best_eft, best_start, best_agent, best_slot = st + d, st, aid, k
                 if st <= ready:  # no other slot of this agent can start it sooner
