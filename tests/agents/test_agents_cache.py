@@ -330,3 +330,26 @@ async def test_a_failing_cache_key_makes_the_task_uncacheable_with_a_warning():
         await run(orch, wf)
         await run(orch, wf)
     assert calls == {"keyed": 1}
+
+
+def scaled(ctx, factor):
+    calls[f"scaled x{factor}"] += 1
+    return factor
+
+
+async def test_arguments_bound_to_the_action_are_in_its_key():
+    import functools
+
+    orch = orchestrator()
+
+    def build(factor):
+        wf = wfkit.Workflow("args", cache=True)  # what a spec's args: builds
+        wf.add(wfkit.WorkflowTask("s", "", ["w"], 0, 1.0,
+                                  action=functools.partial(scaled, factor=factor)))
+        return wf
+
+    await run(orch, build(2))
+    await run(orch, build(2))
+    assert calls == {}
+    result = await run(orch, build(3))
+    assert calls == {"scaled x3": 1} and result.task_results["s"]["result"] == 3
