@@ -183,3 +183,16 @@ async def test_a_failure_in_a_worker_process_points_at_the_users_line():
     with pytest.raises(WorkflowFailedError, match=rf"at {__file__}:{line} in clean"):
         result.raise_for_status()
     assert user_frame(result.task_results["clean"]["traceback"]).lineno == line
+
+
+def connect(ctx):
+    raise ConnectionError("cannot reach db"); "postgresql://app:hunter2@db/sales"  # noqa: E702
+
+
+async def test_the_users_line_in_the_event_is_masked_like_the_traceback():
+    wf = wfkit.Workflow("sales")
+    wf.task(requires=["w"])(connect)
+    result, events = await _run(wf.tasks)
+    where = next(e for e in events if isinstance(e, TaskFailed)).where
+    assert where.startswith(f"{__file__}:{_line_of(connect, 'hunter2')} in connect")
+    assert "hunter2" not in where and "hunter2" not in result.task_results["connect"]["traceback"]

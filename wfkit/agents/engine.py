@@ -558,7 +558,8 @@ class WorkflowRun:
             self.bus.emit(
                 TaskFailed(
                     self.run_id, end, self.workflow_id, tid, agent.agent_id, attempt, started,
-                    record.error, final, record.traceback, None if where is None else str(where),
+                    record.error, final, record.traceback,
+                    None if where is None else redact_text(str(where)),
                 )
             )
         if not final:
