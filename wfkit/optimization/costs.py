@@ -149,9 +149,11 @@ class DurationModel:
                         [a.agent_id for a in capable[task.capability_set]], entry
                     )
                 else:
-                    out[tid] = {
+                    cands = capable[task.capability_set]
+                    # a checked row names every capable agent: as long, it names only them
+                    out[tid] = entry if len(entry) == len(cands) else {  # type: ignore[arg-type]
                         a.agent_id: entry[a.agent_id]  # type: ignore[index]
-                        for a in capable[task.capability_set]
+                        for a in cands
                     }
             return out
         for tid, task in self.tasks.items():

@@ -194,6 +194,7 @@ class PlanFollower:
                     return
                 continue
             ours = 0
+            ended: list[str] = []
             for tid, (fin, _est, expected) in running.items():
                 status = tasks[tid].status
                 if status == "running" or status == "pending":
@@ -209,12 +210,15 @@ class PlanFollower:
                     ):
                         self.exact = False  # it took another time than expected
                         return
+                    ended.append(tid)
                 else:
                     self.exact = False  # failed, retrying, cancelled
                     return
             if agent.current_load > ours:
                 self.exact = False  # work we did not dispatch
                 return
+            if ended:  # as expected: what _refresh would learn from them (a speed of 1)
+                self._fold(agent, ended)
 
     def _replan(self, now: float) -> None:
         """HEFT again for what has not started, from the run's state and corrected speeds."""
@@ -283,29 +287,34 @@ class PlanFollower:
         for agent in self.agents:
             running = self.active[agent.agent_id]
             ended = [t for t in running if tasks[t].status in _ENDED]
-            if not ended:
-                continue
-            sums = self.observed[agent.agent_id]
-            drift = self.drift[agent.agent_id]
-            for tid in ended:
-                _, est, expected = running.pop(tid)
-                seen = agent.learned_durations.get(tid)
-                if tasks[tid].status == "completed" and seen is not None and est > 0:
-                    sums[0] += seen
-                    sums[1] += est
-                    sums[2] += 1
-                    drift[0] += seen
-                    drift[1] += expected
-                    drift[2] += 1
-            if self.correct and sums[1] > 0:
-                # shrink towards 1 by PRIOR_TASKS tasks of average estimate: one or two
-                # noisy durations should not rewrite an agent's speed
-                prior = PRIOR_TASKS * sums[1] / sums[2]
-                r = (sums[0] + prior) / (sums[1] + prior)
-                if abs(r - 1.0) > 1e-6:  # below that it is rounding, not speed
-                    self.ratio[agent.agent_id] = r
-                else:
-                    self.ratio.pop(agent.agent_id, None)
+            if ended:
+                self._fold(agent, ended)
+
+    def _fold(self, agent: AgentProfile, ended: list[str]) -> None:
+        """Forget ``ended`` tasks of ``agent``; learn its speed from those that completed."""
+        tasks = self.tasks
+        running = self.active[agent.agent_id]
+        sums = self.observed[agent.agent_id]
+        drift = self.drift[agent.agent_id]
+        for tid in ended:
+            _, est, expected = running.pop(tid)
+            seen = agent.learned_durations.get(tid)
+            if tasks[tid].status == "completed" and seen is not None and est > 0:
+                sums[0] += seen
+                sums[1] += est
+                sums[2] += 1
+                drift[0] += seen
+                drift[1] += expected
+                drift[2] += 1
+        if self.correct and sums[1] > 0:
+            # shrink towards 1 by PRIOR_TASKS tasks of average estimate: one or two
+            # noisy durations should not rewrite an agent's speed
+            prior = PRIOR_TASKS * sums[1] / sums[2]
+            r = (sums[0] + prior) / (sums[1] + prior)
+            if abs(r - 1.0) > 1e-6:  # below that it is rounding, not speed
+                self.ratio[agent.agent_id] = r
+            else:
+                self.ratio.pop(agent.agent_id, None)
 
     def _finished_at(self, tid: str, now: float) -> tuple[float, str | None]:
         """(when ``tid``'s output is expected to exist, on which agent) for a started task."""
@@ -459,12 +468,15 @@ class PlanFollower:
         self, task: WorkflowTask, candidates: Sequence[AgentProfile]
     ) -> AgentProfile | None:
         now = self.clock() - self.t0
-        if self.exact and now != self._refreshed:
-            self._check_exact(now)
         if now != self._refreshed:
-            self._refresh(now)
-            if self.replans < MAX_REPLANS and self._drifted():
-                self._replan(now)
+            if self.exact:
+                self._check_exact(now)
+            if self.exact:  # the run is the plan: nothing has drifted
+                self._refreshed = now
+            else:
+                self._refresh(now)
+                if self.replans < MAX_REPLANS and self._drifted():
+                    self._replan(now)
         tid = task.task_id
         if self.exact:
             if tid not in self.dispatched:
