@@ -14,6 +14,13 @@ byte per task, in the run's task order): a task event is one dict lookup and one
 counts are ``bytearray.count``; the DAG's colours are one numpy gather. Rich per-node hover
 text (agent, attempt, duration, error) is kept up to ``hover_tasks`` tasks; beyond that the
 colours still follow every task. Agent load is read from the agents when drawing.
+
+What a saved notebook keeps: run headless (papermill, ``nbconvert --execute``: no notebook UI
+sent the cell), the dashboard's output is displayed under a display id and, at each run's end,
+replaced by :meth:`Dashboard.snapshot_html` (the counts, bar, DAG picture, load and events), so
+a reader without the kernel sees the final state; its figures save a small loader instead of
+Plotly's JavaScript (:mod:`wfkit.jupyter.livefigure`). In a notebook UI the output stays the
+live widget and nothing is redrawn.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from wfkit.events import (
     TaskSkipped,
     TaskStarted,
 )
-from wfkit.jupyter.livefigure import LiveFigure
+from wfkit.jupyter.livefigure import LiveFigure, run_by_notebook_ui
 from wfkit.plots import DAG_NODE_TRACE, build_dag_figure
 
 __all__ = ["Dashboard", "follows"]
@@ -199,8 +206,11 @@ class Dashboard(widgets.VBox):
             style={"description_width": "initial"},
             layout=widgets.Layout(width="100%", height="24px"),
         )
-        self.dag = LiveFigure(_placeholder("DAG: waiting for a workflow"))
-        self.load = LiveFigure(_load_figure())
+        # a notebook UI runs this cell: it shows the widgets (the figures keep Plotly's module
+        # and the output stays the live widget); else a picture replaces it at each run's end
+        self._ui = run_by_notebook_ui()
+        self.dag = LiveFigure(_placeholder("DAG: waiting for a workflow"), loader=not self._ui)
+        self.load = LiveFigure(_load_figure(), loader=not self._ui)
         self.events = widgets.HTML(value=self._events_html([]))
         super().__init__(
             children=[
@@ -569,8 +579,9 @@ class Dashboard(widgets.VBox):
 
     @property
     def live(self) -> bool:
-        """True once a browser has shown this dashboard's figures (a headless run never does)."""
-        return self.dag.frontend_seen or self.load.frontend_seen
+        """True when a browser shows this dashboard: a notebook UI ran the cell that made or
+        displayed it, or its figures said so (a headless run does neither)."""
+        return self._ui or self.dag.frontend_seen or self.load.frontend_seen
 
     def snapshot_html(self) -> str:
         """What the dashboard shows now, as plain HTML with the DAG as an SVG picture: the
@@ -613,13 +624,14 @@ class Dashboard(widgets.VBox):
                 + "".join(parts) + "</div>")
 
     def _bundle(self) -> dict[str, Any]:
-        """The output's data: the live widget while a browser shows it, and always the
-        snapshot. A headless run gets the snapshot alone, so that nbconvert's HTML shows it
-        rather than a widget it cannot load."""
+        """The output's data: the live widget while a browser may show it, with the snapshot
+        next to it; after a headless run, the snapshot alone, so that nbconvert's HTML shows
+        it rather than a widget it cannot load."""
         data: dict[str, Any] = {}
         if self.live or not self._displays_updated:
             data.update(super()._repr_mimebundle_() or {})
-        data["text/html"] = self.snapshot_html()
+        if not self._ui:  # a UI never updates it: a picture would only show the start
+            data["text/html"] = self.snapshot_html()
         data["text/plain"] = repr(self)
         return data
 
@@ -630,12 +642,16 @@ class Dashboard(widgets.VBox):
         run's end updates it, so a saved notebook shows the final state."""
         from IPython.display import display
 
+        self._ui = self._ui or run_by_notebook_ui()
         handle = display(self._bundle(), raw=True, display_id=True)
         if handle is not None:
             self._displays.append(handle)
 
     def _update_displays(self) -> None:
-        if not self._displays:
+        """Put the current snapshot in the outputs, unless a notebook UI shows the widget:
+        there an update would only redraw the live view (and a UI saves no widget state
+        unless asked, so its saved output is the widget's own)."""
+        if not self._displays or self._ui:
             return
         self._displays_updated = True
         data = self._bundle()

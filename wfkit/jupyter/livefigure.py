@@ -6,8 +6,8 @@ is its ``_esm`` trait, part of the widget's state. Headless runs (papermill, ``n
 added 5 MB to a saved notebook that could not even draw it without a kernel.
 
 A ``LiveFigure`` opens with Plotly's module (plus one line that keeps it on the page, see
-:data:`KEY`) and at once replaces its ``_esm`` with a small loader, so the state a notebook
-saves holds the loader only. In a browser the widget manager has started importing the full
+:data:`KEY`) and, unless a notebook UI is known to show it, at once replaces its ``_esm``
+with a small loader, so the state a headless run saves holds the loader only. In a browser the widget manager has started importing the full
 module when the loader arrives (messages are handled in order), and the loader takes it from
 the page; a page that never saw it (reloaded, or a view opened later) asks the kernel for it
 once with a custom message, which no saved state records. Without a kernel the loader says so:
@@ -24,7 +24,7 @@ from typing import Any
 import plotly
 import plotly.graph_objects as go
 
-__all__ = ["LiveFigure", "KEY"]
+__all__ = ["LiveFigure", "KEY", "run_by_notebook_ui"]
 
 #: The page-wide slot (``globalThis[Symbol.for(KEY)]``) that holds Plotly's widget module.
 KEY = f"wfkit.plotly-widget/{plotly.__version__}"
@@ -96,6 +96,25 @@ export default () => {
 };
 """
 
+def run_by_notebook_ui() -> bool:
+    """True when the code running now was sent from a notebook UI that shows widgets.
+
+    JupyterLab, Notebook 7 and VS Code tag each execute request with the cell's id
+    (``metadata.cellId``); papermill, ``nbconvert --execute`` and plain kernel clients do not.
+    """
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent("shell") if kernel is not None else None
+    except Exception:  # noqa: BLE001 - an older or foreign kernel: no telling
+        return False
+    metadata = (parent or {}).get("metadata") or {}
+    return bool(metadata.get("cellId"))
+
+
 _EXPORT = re.compile(r"export\s*\{([^}]*)\}\s*;?\s*(?:/\*.*?\*/\s*)*\Z", re.S)
 
 
@@ -134,13 +153,15 @@ class LiveFigure(go.FigureWidget):
         modules = _modules()
         return modules[0] if modules is not None else str(go.FigureWidget._esm)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, loader: bool = True, **kwargs: Any) -> None:
+        """``loader=False`` keeps Plotly's module in the state (a browser is known to show
+        the figure: swapping the module under a view would redraw it for nothing)."""
         super().__init__(*args, **kwargs)
         modules = _modules()
         # without the loader there is no telling: a browser is assumed
         self._frontend_seen = modules is None
         self._on_seen: list[Callable[[], None]] = []
-        if modules is not None:
+        if modules is not None and loader:
             self.set_trait("_esm", modules[1])
         self.on_msg(self._on_custom)
 
