@@ -364,34 +364,55 @@ class CacheEntry:
         return not self.params or current(self.params) == self.params
 
 
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range)
+
+
+def _freeze(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An in-memory row whose value is a private copy: the pickled value and a flag (a task
+    that changes its input in place must not change the cached result). Immutable scalars
+    stay as they are; a value that cannot be pickled is kept itself (shared)."""
+    value = row[5]
+    if type(value) in _IMMUTABLE:
+        return (*row, False)
+    try:
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return (*row, False)
+    return (*row[:5], blob, *row[6:], True)
+
+
+def _thaw(row: tuple[Any, ...]) -> Any:
+    return pickle.loads(row[5]) if row[8] else row[5]
+
+
 class _Memory:
     """Entries in this process only (an orchestrator without a store).
 
-    An entry is kept as a plain tuple (see :meth:`CacheEntry.row`) and its hit count in a dict
-    of str -> int: tuples of plain values and such dicts leave the cyclic garbage collector's
-    view, so thousands of entries do not slow every collection of a run down.
+    An entry is kept as a plain tuple (:meth:`CacheEntry.row`, its value pickled by
+    :func:`_freeze`) and its hit count in a dict of str -> int: tuples of plain values and such
+    dicts leave the cyclic garbage collector's view, so thousands of entries do not slow every
+    collection of a run down. Each hit unpickles a fresh copy of the value.
     """
 
     def __init__(self) -> None:
         self.by_base: dict[str, tuple[tuple[Any, ...], ...]] = {}
         self.hits: dict[str, int] = {}
-        self.sizes: dict[str, int] = {}
 
     def candidates(self, base: str) -> list[CacheEntry]:
         rows = self.by_base.get(base)
         if not rows:
             return []
-        return [CacheEntry(*row, hits=self.hits.get(row[0], 0)) for row in rows]
+        return [_Lazy(row, self.hits.get(row[0], 0)) for row in rows]
 
     def put(self, row: tuple[Any, ...]) -> None:
         key, base = row[0], row[1]
+        row = _freeze(row)
         rows = self.by_base.get(base)
         if rows is None:
             self.by_base[base] = (row,)
             return
         self.by_base[base] = (*(r for r in rows if r[0] != key), row)
         self.hits.pop(key, None)
-        self.sizes.pop(key, None)
 
     def hit(self, entry: CacheEntry) -> None:
         entry.hits += 1
@@ -401,28 +422,40 @@ class _Memory:
         out = []
         for rows in self.by_base.values():
             for row in rows:
-                key = row[0]
-                size = self.sizes.get(key)
-                if size is None:
-                    try:
-                        size = len(pickle.dumps(row[5], protocol=pickle.HIGHEST_PROTOCOL))
-                    except Exception:
-                        size = sys.getsizeof(row[5])
-                    self.sizes[key] = size
-                out.append(CacheEntry(*row, hits=self.hits.get(key, 0), size=size))
+                value = row[5]
+                size = len(value) if row[8] else sys.getsizeof(value)
+                out.append(CacheEntry(*row[:5], None, *row[6:8], hits=self.hits.get(row[0], 0),
+                                      size=size))
         return out
 
     def clear(self) -> int:
         n = sum(len(v) for v in self.by_base.values())
         self.by_base.clear()
         self.hits.clear()
-        self.sizes.clear()
         return n
 
     def flush(self) -> None:
         pass
 
     def close(self) -> None:
+        pass
+
+
+class _Lazy(CacheEntry):
+    """An in-memory entry whose value is unpickled only if it is used (a hit)."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: tuple[Any, ...], hits: int) -> None:
+        super().__init__(*row[:5], None, *row[6:8], hits=hits)
+        self._row = row
+
+    @property  # type: ignore[override]
+    def value(self) -> Any:
+        return _thaw(self._row)
+
+    @value.setter
+    def value(self, _: Any) -> None:
         pass
 
 
@@ -482,7 +515,7 @@ class ResultCache:
         cannot be stored (then it is not cached)."""
         by_base = self.index
         if by_base is not None and row[1] not in by_base:  # a new base key: no call
-            by_base[row[1]] = (row,)
+            by_base[row[1]] = (_freeze(row),)
             return True
         return (self._backend or self.backend).put(row) is not False
 

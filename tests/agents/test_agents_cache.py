@@ -353,3 +353,25 @@ async def test_arguments_bound_to_the_action_are_in_its_key():
     assert calls == {}
     result = await run(orch, build(3))
     assert calls == {"scaled x3": 1} and result.task_results["s"]["result"] == 3
+
+
+async def test_a_task_that_changes_its_input_in_place_does_not_change_the_cached_result():
+    orch = orchestrator()
+    wf = wfkit.Workflow("m")
+
+    @wf.task(requires=["w"], cache=True)
+    def rows(ctx):
+        calls["rows"] += 1
+        return pd.DataFrame({"x": [1.0, None, 3.0]})
+
+    @wf.task(requires=["w"], after=[rows])  # not cached: runs each time, edits in place
+    def clean(ctx):
+        df = ctx.inputs["rows"]
+        missing = int(df["x"].isna().sum())
+        df["x"] = df["x"].fillna(0.0)  # changes the frame it was given
+        return missing
+
+    first = await run(orch, wf)
+    second = await run(orch, wf)
+    assert calls == {} and second.task_results["rows"]["cached"]
+    assert first.task_results["clean"]["result"] == second.task_results["clean"]["result"] == 1

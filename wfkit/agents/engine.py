@@ -369,7 +369,7 @@ class WorkflowRun:
         """ready -> completed without running: the result comes from the cache."""
         tid = task.task_id
         now = _now()
-        self.results[tid] = entry.value
+        value = self.results[tid] = entry.value  # a fresh copy of an in-memory value
         self.keys[tid] = entry.key
         self.cached.add(tid)
         if entry.params:
@@ -379,8 +379,7 @@ class WorkflowRun:
         ended = self.state.complete(tid)  # frees the slot it was given for a moment
         if self._listening:
             self.bus.emit(
-                TaskCompleted(self.run_id, now, self.workflow_id, tid, None, 0, now,
-                              entry.value, True)
+                TaskCompleted(self.run_id, now, self.workflow_id, tid, None, 0, now, value, True)
             )
         if ended:
             self._ended(ended, now)
