@@ -12,6 +12,7 @@ describes the problem as attributes, and says in its message what to change::
     │   ├── MissingCapabilityError             .missing  {task_id: [capability, ...]}
     │   ├── UnknownPolicyError                 .name, .valid
     │   ├── SpecError                          .path, .line  (the `wfkit run` spec loader)
+    │   │   └── WfFormatError                  .path, .task_id, .field  (a bad WfFormat trace)
     │   ├── ScheduleError                      bad simulate / plan_schedule input
     │   ├── ConditionError                     .path, .condition  (wfkit.conditions)
     │   ├── FrameError                         .missing, .columns  (a frame a figure cannot use)
@@ -59,6 +60,7 @@ __all__ = [
     "MissingCapabilityError",
     "UnknownPolicyError",
     "SpecError",
+    "WfFormatError",
     "ScheduleError",
     "ConditionError",
     "IntegrationConfigError",
@@ -174,6 +176,21 @@ class SpecError(ValidationError):
         if line is not None:
             where = f"{where}, line {line}"
         super().__init__(f"{where}: {message}")
+
+
+class WfFormatError(SpecError):
+    """A WfFormat document wfkit cannot read: ``.task_id`` and ``.field`` say where (either may
+    be None when the problem is not one task's), ``.path`` the file when there is one."""
+
+    def __init__(
+        self, message: str, *, path: str | None = None, task_id: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.field = field
+        self.path = path
+        self.line = None
+        ValidationError.__init__(self, f"{path or 'WfFormat document'}: {message}")
 
 
 class ScheduleError(ValidationError):

@@ -824,6 +824,8 @@ class WorkflowRun:
         return tuple(sorted({r[0] for r in self.records.values() if r[0]}))
 
     def result(self) -> RunResult:
+        from wfkit.wfformat import run_graph
+
         finished = self.state.finished
         results = self.results
         records = self.records
@@ -870,4 +872,6 @@ class WorkflowRun:
             parent_run_id=self.parent_run_id,
             parent_task_id=self.parent_task_id,
             task_results=task_results,
+            graph=run_graph(self.tasks),
+            agents=[[a.agent_id, a.capacity] for a in self.state.agents],
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from os import PathLike
 from typing import Any
 
 __all__ = ["ResultDict", "RunResult", "TASK_STATUSES"]
@@ -25,8 +26,9 @@ class ResultDict(dict):
 class RunResult(ResultDict):
     """The result of ``execute_workflow``: a dict with ``total_tasks``, ``successful_tasks``,
     ``failed_tasks``, ``skipped_tasks``, ``cancelled_tasks``, ``success_rate``, ``makespan``,
-    ``run_id``, ``workflow_id``, ``status``, ``params`` (what the run ran with) and
-    ``task_results``.
+    ``run_id``, ``workflow_id``, ``status``, ``params`` (what the run ran with),
+    ``task_results``, ``graph`` (each task's dependencies) and ``agents`` (``[agent_id,
+    capacity]`` pairs).
     """
 
     @property
@@ -66,6 +68,39 @@ class RunResult(ResultDict):
         )
         cause = failed[0].get("exception") if failed else None
         raise error from cause
+
+    def to_wfformat(self, path: str | PathLike[str] | None = None) -> dict[str, Any]:
+        """This run as a WfFormat 1.5 document (https://wfcommons.org), saved as JSON to
+        ``path`` when given: each task's parents and children, the runtime of its last attempt
+        (0 for a task that did not run: skipped, cancelled before it started, resumed) and its agent,
+        and the agents as machines with ``cpu.coreCount`` = capacity. ``wfkit.load_wfformat``
+        reads it back as the same graph with these runtimes."""
+        from wfkit.wfformat import run_document, write_json
+
+        if "graph" not in self:
+            from wfkit.errors import WfFormatError
+
+            raise WfFormatError(
+                "this result does not hold the run's graph (it was made before wfkit wrote "
+                "WfFormat); write the run from its RunStore: RunStore(path).to_wfformat(run_id)"
+            )
+        results = self["task_results"]
+        doc = run_document(
+            name=str(self.get("workflow_id") or "workflow"),
+            description=f"wfkit run {self.get('run_id')} of {self.get('workflow_id')!r}: "
+            f"{self.get('status')}",
+            graph=self["graph"],
+            attempts={
+                tid: (r.get("agent_id"), r.get("started_at"), r.get("finished_at"))
+                for tid, r in results.items()
+            },
+            agents=[tuple(a) for a in self.get("agents", ())],
+            started_at=self["started_at"],
+            makespan=self["makespan"],
+        )
+        if path is not None:
+            write_json(doc, path)
+        return doc
 
     def results(self) -> dict[str, Any]:
         """Each completed task's return value, by task id."""

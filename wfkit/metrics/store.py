@@ -998,6 +998,50 @@ class RunStore:
             rows = [(*r[:11], False, *r[12:]) if (r[0], r[2]) in mapped else r for r in rows]
         return frames.build_frame(rows, frames.TASK_COLUMNS)
 
+    def to_wfformat(self, run_id: str, path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """Stored run ``run_id`` as a WfFormat 1.5 document (see ``RunResult.to_wfformat``),
+        saved as JSON to ``path`` when given. Each task's runtime is its last attempt's; a
+        child ``name[i]`` of a mapped task gets that task's dependencies (the store keeps
+        the graph as it was before the run mapped) and the mapped task depends on it."""
+        from wfkit.wfformat import run_document, write_json
+
+        rows = self._runs(
+            "run_id, workflow_id, status, started_at, finished_at, agents, graph",
+            " WHERE run_id = ?", (run_id,),
+        )
+        if not rows:
+            raise StoreError(f"no run {run_id!r} in the store {self.path}", path=self.path)
+        _, workflow_id, status, started_at, finished_at, agents, graph = rows[0]
+        if any(deps is None for deps in graph.values()):
+            raise StoreError(
+                f"{self.path}: run {run_id} was stored without its dependencies (its "
+                f"orchestrator was not attached to the store), so it has no graph to write",
+                path=self.path,
+            )
+        last: dict[str, tuple[Any, ...]] = {}
+        for (_, _, tid, _), st in self._read_states(run_id).items():
+            last[tid] = st  # attempts in the order they appeared: the last one wins
+        full = {tid: list(deps) for tid, deps in graph.items()}
+        for tid in last:
+            parent = tid.rsplit("[", 1)[0]
+            if tid not in full and parent in graph:  # a mapped child name[i]: it waited
+                full[tid] = list(graph[parent])  # for what its task waited for, which
+                full[parent].append(tid)  # ended when its children ended
+        ends = [st[_FINISHED] for st in last.values() if st[_FINISHED] is not None]
+        end = finished_at if finished_at is not None else max(ends, default=started_at)
+        doc = run_document(
+            name=workflow_id,
+            description=f"wfkit run {run_id} of {workflow_id!r}: {status}",
+            graph=full,
+            attempts={tid: (st[_AGENT], st[_STARTED], st[_FINISHED]) for tid, st in last.items()},
+            agents=[(a, c) for a, c in agents],
+            started_at=started_at,
+            makespan=end - started_at,
+        )
+        if path is not None:
+            write_json(doc, path)
+        return doc
+
     def tracebacks(self, run_id: str) -> dict[str, str]:
         """The full traceback of each task that failed for good in ``run_id`` (the last one
         when a resume failed it again), by task id."""
