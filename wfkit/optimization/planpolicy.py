@@ -142,6 +142,8 @@ class PlanFollower:
     def _install_slots(self, plan: Any) -> bool:
         """Each slot's planned tasks in order; False when the plan cannot be followed exactly
         here (a task it does not place, an agent or slot this pool does not have)."""
+        if any(getattr(t, "map", None) is not None for t in self.tasks.values()):
+            return False  # mapped tasks: the run makes children the plan does not know
         slot_of = getattr(plan, "slot", None) or {}
         queues: dict[tuple[str, int], list[str]] = {}
         for tid in self.tasks:
@@ -479,9 +481,9 @@ class PlanFollower:
                     self._replan(now)
         tid = task.task_id
         if self.exact:
-            if tid not in self.dispatched:
+            if tid not in self.dispatched and tid in self.slot_of:
                 return self._follow_exactly(task, candidates, now)
-            self.exact = False  # a retry: the run is no longer the plan
+            self.exact = False  # a retry, or a task the plan does not know
         planned = self.plan_agent.get(tid)
         if planned is None or tid in self.dispatched:
             # not planned here, or a retry: the free agent that finishes it first
