@@ -2,6 +2,10 @@
 
 - ``wfkit run SPEC.yaml [--store runs.db] [--set key=value ...] [--json]`` runs a declarative
   spec (see :mod:`wfkit.spec`).
+- ``wfkit run TRACE.json --simulate [--agents N]`` simulates a WfFormat trace (a recorded run
+  of Pegasus, Makeflow, Nextflow, ... or of wfkit) with its recorded runtimes, plans it, and
+  prints each makespan with its certified gap (``--simulate`` works on a spec too, with its
+  estimates).
 - ``wfkit report STORE.db -o report.html`` writes a standalone HTML report of the stored runs.
 - ``wfkit demo`` runs the showcase on a real data set and writes ``build/report.html``.
 
@@ -42,6 +46,11 @@ their top. --check imports them too, running their top-level code. 'handler: sim
 waits each task's estimate (times 'time_scale'). --set takes a key path into the spec,
 e.g. --set policy=fastest --set tasks.load.retries=3 --set agents.analyst.capacity=4
 (values are read as YAML).
+A WfFormat trace (JSON, https://wfcommons.org) is simulated, not run:
+  wfkit run trace.json --simulate --agents 16 --policy heft --method exact
+replays it on 16 one-slot agents (default: the trace's machines, a slot per core) with
+its recorded runtimes and prints the simulated and planned makespans, each with its
+lower bound and certified gap (makespan / lower bound - 1; 0 is proven optimal).
 Exit code: 0 when every task completed, 1 when the run did not, 2 for a bad spec.
 """
 
@@ -64,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("spec", metavar="SPEC.yaml", help="the workflow spec")
+    run.add_argument("spec", metavar="SPEC.yaml", help="the workflow spec, or a WfFormat "
+                     "trace (TRACE.json) to simulate")
     run.add_argument("--store", metavar="FILE", help="record the run in this SQLite run store "
                      "(overrides the spec's 'store')")
     run.add_argument("--set", dest="overrides", action="append", default=[],
@@ -83,6 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only load and validate the spec, run no task; this imports the "
                      "modules its actions, handlers and policy name (running their top-level "
                      "code), so check only specs you would run")
+    run.add_argument("--simulate", action="store_true",
+                     help="run no task: simulate the workflow on virtual time (a trace with its "
+                     "recorded runtimes, a spec with its estimates) and plan it; prints each "
+                     "makespan with its lower bound and certified gap")
+    run.add_argument("--agents", type=int, metavar="N",
+                     help="with --simulate: N identical one-slot agents (default: the trace's "
+                     "machines or the spec's agents)")
+    run.add_argument("--policy", dest="policies", action="append", metavar="NAME",
+                     help="with --simulate: a dispatch policy to simulate (repeatable; default "
+                     "least_loaded and heft)")
+    run.add_argument("--method", dest="methods", action="append", metavar="NAME",
+                     help="with --simulate: a planning method (heft, list, exact; repeatable; "
+                     "default heft and list)")
+    run.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+                     help="with --simulate --method exact: the solver's time limit (default 10)")
     prog = run.add_mutually_exclusive_group()
     prog.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="always show a progress bar (on standard error)")
@@ -241,11 +266,97 @@ def _failures(result: Any) -> list[str]:
     return lines
 
 
+def _is_wfformat(path: str) -> bool:
+    """A ``.json`` file whose ``workflow`` is an object (a spec's is a name) is a trace."""
+    if not path.lower().endswith(".json"):
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return True  # the WfFormat reader says what is wrong with it
+    return isinstance(doc, dict) and isinstance(doc.get("workflow"), dict)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """``wfkit run ... --simulate``: simulated and planned makespans with certified gaps."""
+    from wfkit.agents.model import AgentProfile
+    from wfkit.errors import WfkitError
+    from wfkit.optimization.planning import plan_schedule
+    from wfkit.optimization.simulator import simulate
+
+    if args.store or args.resume is not None or args.json_only_results:
+        raise WfkitError("--simulate runs nothing, so it records nothing: drop --store, "
+                         "--resume and --json-only-results")
+    recorded = None
+    if _is_wfformat(args.spec):
+        from wfkit.wfformat import read_wfformat, wfformat_agents
+
+        trace = read_wfformat(args.spec)
+        name, tasks, durations = trace.name, list(trace.tasks.values()), trace.runtimes
+        agents = wfformat_agents(args.spec) if args.agents is None else []
+        recorded, kind = trace.makespan, f"WfFormat {trace.version or '?'}"
+    else:
+        from wfkit.spec import load_spec
+
+        spec = load_spec(args.spec, args.overrides)
+        name, tasks, durations = spec.workflow_id, spec.tasks, None
+        agents, kind = list(spec.agents), "spec, estimated durations"
+    if args.agents is not None:
+        if args.agents < 1:
+            raise WfkitError(f"--agents must be at least 1, got {args.agents}")
+        caps = sorted({c for t in tasks for c in t.required_capabilities})
+        agents = [AgentProfile(f"p{i}", f"processor {i}", caps)
+                  for i in range(1, args.agents + 1)]
+    if not agents:
+        raise WfkitError(f"{args.spec} records no machines: say how many agents to simulate "
+                         f"with --agents N")
+    rows: list[dict[str, Any]] = []
+    for policy in args.policies or ["least_loaded", "heft"]:
+        s = simulate(tasks, agents, policy=policy, durations=durations)
+        rows.append({"kind": "simulated", "name": policy, "makespan": s.makespan,
+                     "lower_bound": s.lower_bound, "gap": s.gap, "optimal": s.optimal})
+    for method in args.methods or ["heft", "list"]:
+        s = plan_schedule(tasks, agents, method=method, durations=durations,
+                          time_limit=args.time_limit)
+        rows.append({"kind": "planned", "name": method, "makespan": s.makespan,
+                     "lower_bound": s.lower_bound, "gap": s.gap, "optimal": s.optimal})
+    slots = sum(a.capacity for a in agents)
+    edges = sum(len(t.dependencies) for t in tasks)
+    if args.json:
+        _print_json(_plain({"workflow_id": name, "source": kind, "tasks": len(tasks),
+                            "dependencies": edges, "agents": len(agents), "slots": slots,
+                            "recorded_makespan": recorded, "schedules": rows}))
+        return EXIT_OK
+    print(f"{name} ({kind}): {len(tasks)} tasks, {edges} dependencies, on {len(agents)} "
+          f"agent(s) with {slots} slot(s)")
+    if recorded is not None:
+        print(f"  recorded makespan {recorded:.6g} s (as it ran, on its own machines)")
+    width = max(len(f"{r['kind']} {r['name']}") for r in rows)
+    for r in rows:
+        label = f"{r['kind']} {r['name']}".ljust(width)
+        proven = ", optimal" if r["optimal"] else ""
+        print(f"  {label}  makespan {r['makespan']:.6g} s, lower bound "
+              f"{r['lower_bound']:.6g} s, certified gap {100 * r['gap']:.2f} %{proven}")
+    return EXIT_OK
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from wfkit.errors import WfkitError
     from wfkit.jupyter.runsync import run_sync
     from wfkit.spec import load_spec
 
+    if args.simulate:
+        return _simulate(args)
+    if args.agents is not None or args.policies or args.methods:
+        raise WfkitError("--agents, --policy and --method choose what --simulate simulates: "
+                         "add --simulate")
+    if _is_wfformat(args.spec):
+        from wfkit.wfformat import read_wfformat
+
+        trace = read_wfformat(args.spec)  # a bad trace says what is wrong with it first
+        raise WfkitError(f"{args.spec} is a WfFormat trace ({len(trace.tasks)} tasks): it "
+                         f"records a run and has no work to run; simulate it with --simulate")
     spec = load_spec(args.spec, args.overrides)
     if args.fail_fast:
         spec.fail_fast = True
