@@ -382,3 +382,45 @@ async def test_results_too_large_or_deep_for_inline_json_are_stored_and_the_run_
     orch.close()
     with RunStore(db) as store:
         assert len(store.task_frame()) == 4
+
+
+@pytest.mark.parametrize("column, value", [("params", "not json"), ("created", "yesterday"),
+                                           ("hits", "x"), ("params", '{"year": 2007}'),
+                                           ("params", "[" * 5000 + "]" * 5000)])
+async def test_a_damaged_cache_entry_is_a_miss_for_a_run_and_a_store_error_for_a_reader(
+    tmp_path, column, value
+):
+    import wfkit
+
+    calls = []
+
+    def make():
+        wf = wfkit.Workflow("c", cache=True)
+
+        @wf.task(requires=["x"])
+        def step(ctx):
+            calls.append(1)
+            return {"n": len(calls)}
+
+        return wf
+
+    def orchestrator():
+        orch = CollectiveAgentWorkflowOrchestrator(store=tmp_path / "runs.db", progress=False)
+        orch.register_agent(AgentProfile("a", "a", ["x"]))
+        return orch
+
+    first = orchestrator()
+    await first.execute_workflow(make())
+    first.close()
+    con = sqlite3.connect(tmp_path / "runs.db")
+    con.execute(f"UPDATE cache SET {column} = ?", (value,))
+    con.commit()
+    con.close()
+    second = orchestrator()
+    result = await second.execute_workflow(make())  # the entry is not used: the task runs
+    assert result.status == "completed" and len(calls) == 2
+    assert not result.task_results["step"]["cached"]
+    with pytest.raises(StoreError, match=r"runs\.db: cannot be read: its result cache is "
+                                         r"damaged or was not written by wfkit"):
+        second.cache.frame()
+    second.close()

@@ -23,6 +23,7 @@ from typing import Any
 
 from wfkit.cache import CacheEntry, UncacheableWarning
 from wfkit.errors import StoreError
+from wfkit.metrics import decode
 from wfkit.metrics.codec import NotStorable, from_pickle, json_exact, to_pickle
 
 __all__ = ["StoredCache"]
@@ -45,6 +46,23 @@ CREATE TABLE IF NOT EXISTS cache (
 );
 CREATE INDEX IF NOT EXISTS cache_by_base ON cache (base);
 """
+
+
+def _checked(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A cache row (key, base, task_id, workflow_id, params, ..., created, expires, hits) with
+    each value checked like the run history's (metrics.decode): a damaged or crafted row is
+    decode.Damaged, not a wrong type further on."""
+    key, base, tid, wid, params, *middle, created, expires, hits = row
+    what = f"the cache entry of task {tid!r}" if type(tid) is str else "a cache entry"
+    for value in (key, base, tid, wid):
+        decode.text(value, what)
+    params = decode.json_column(params, f"the parameters of {what}", decode.mapping)
+    if any(type(v) is not str for v in params.values()):
+        raise decode.Damaged(f"the parameters of {what} are not digests")
+    return (key, base, tid, wid, params, *middle,
+            decode.timestamp(created, f"created of {what}"),
+            decode.timestamp(expires, f"expires of {what}"),
+            decode.count(hits, f"hits of {what}"))
 
 
 class StoredCache:
@@ -92,17 +110,18 @@ class StoredCache:
         if self.json_only:
             rows = [r for r in rows if r[5] == "json"]
         out = []
-        for key, base_, tid, wid, params, enc, data, size, created, expires, hits in [
-            *rows, *((*row, 0) for row in pending)
-        ]:
-            try:
+        for row in [*rows, *((*row, 0) for row in pending)]:
+            try:  # a damaged entry, or a class that no longer imports: run the task again
+                key, base_, tid, wid, params, enc, data, size, created, expires, hits = (
+                    _checked(row)
+                )
                 value = json.loads(data) if enc == "json" else from_pickle(data)
-            except Exception as exc:  # a class that no longer imports: run the task again
-                log.warning("cached result of task %r cannot be loaded (%s: %s); it runs again",
-                            tid, type(exc).__name__, exc)
+            except Exception as exc:  # noqa: BLE001 - the entry is not used, the task runs
+                log.warning("%s: a cached result of task %r cannot be loaded (%s: %s); the "
+                            "task runs again", self.path, row[2], type(exc).__name__, exc)
                 continue
-            out.append(CacheEntry(key, base_, tid, wid, json.loads(params), value, created,
-                                  expires, hits, size))
+            out.append(CacheEntry(key, base_, tid, wid, params, value, created, expires, hits,
+                                  size))
         return out
 
     def put(self, row: tuple[Any, ...]) -> bool:
@@ -137,8 +156,15 @@ class StoredCache:
                 "SELECT key, base, task_id, workflow_id, params, size, created, expires, hits "
                 "FROM cache ORDER BY created"
             ).fetchall()
-        return [CacheEntry(k, b, t, w, json.loads(p), None, c, e, h, s)
-                for k, b, t, w, p, s, c, e, h in rows]
+        try:
+            checked = [_checked(row) for row in rows]
+        except decode.Damaged as exc:
+            raise StoreError(
+                f"{self.path}: cannot be read: its result cache is damaged or was not written "
+                f"by wfkit ({exc}); it was left unchanged", path=self.path,
+            ) from None
+        return [CacheEntry(k, b, t, w, p, None, c, e, h, s)
+                for k, b, t, w, p, s, c, e, h in checked]
 
     def clear(self) -> int:
         with self._lock:
