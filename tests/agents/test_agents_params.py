@@ -196,3 +196,14 @@ async def test_params_are_stored_with_the_run_and_resume_keeps_them(tmp_path):
         row = store.workflow_frame().iloc[0]
         assert row["params"] == {"year": 2010, "region": "EU"}
         assert row["parent_run_id"] is None or str(row["parent_run_id"]) == "<NA>"
+
+
+async def test_a_default_edited_on_the_workflow_applies_to_its_next_run():
+    orch = orchestrator()
+    wf = sales()
+    first = await orch.execute_workflow(wf)
+    wf.params["year"] = 2010  # a notebook cell changes a default
+    second = await orch.execute_workflow(wf)
+    by_id = await orch.execute_workflow("sales")
+    assert (first.results()["pick"], second.results()["pick"]) == ("EU-2007", "EU-2010")
+    assert by_id.params == {"year": 2010, "region": "EU"}

@@ -293,7 +293,9 @@ class CollectiveAgentWorkflowOrchestrator:
             )
         graph: TaskGraph = wf["_graph"]
         by_id = graph.tasks
-        values = resolve_params(workflow_id, wf.get("params", {}), params)
+        source = wf.get("_source")  # a Workflow's defaults as they are now (edited in a cell)
+        declared = source.params if source is not None else wf.get("params", {})
+        values = resolve_params(workflow_id, declared, params)
         pol = resolve_policy(self.policy if policy is None else policy)
         try:
             agents = self._check_runnable(by_id)
