@@ -43,9 +43,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "load_wfformat", "wfformat_durations", "wfformat_agents", "read_wfformat", "run_document",
-    "run_graph", "write_json",
+    "run_graph", "write_json", "example_trace",
 ]
 
+EXAMPLES = Path(__file__).resolve().parent / "data" / "wfcommons"
 # what WfFormat 1.5 allows in a task id, and wfkit's reversible escape for anything else
 _ID_CHAR = re.compile(r"[0-9a-zA-Z\-_.]")
 _ESCAPED = re.compile(r"#([0-9a-f]+)#")
@@ -312,6 +313,16 @@ def run_graph(tasks: Mapping[str, WorkflowTask]) -> dict[str, list[str]]:
         if parent is not None and parent in graph:
             graph[parent].append(tid)
     return graph
+
+
+def example_trace(name: str) -> Path:
+    """The path of a real trace that comes with wfkit (WfCommons' WfInstances, LGPL-3.0):
+    ``"methylseq"`` (Nextflow, 36 tasks) or ``"1000genome"`` (Pegasus, 328 tasks)."""
+    for path in sorted(EXAMPLES.glob("*.json")):
+        if path.name.split("-")[0] == name:
+            return path
+    known = sorted(p.name.split("-")[0] for p in EXAMPLES.glob("*.json") if "schema" not in p.name)
+    raise WfFormatError(f"no example trace {name!r}: use one of {', '.join(map(repr, known))}")
 
 
 def _iso(timestamp: float) -> str:

@@ -4,16 +4,15 @@ line, each makespan with its certified gap; a trace is never run, and a bad one 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from cli_support import wfkit, write
 
 from wfkit import AgentProfile, load_wfformat, plan_schedule, simulate, wfformat_durations
 from wfkit.cli import main
+from wfkit.wfformat import example_trace
 
-TRACE = (Path(__file__).resolve().parents[2] / "notebooks" / "data" / "wfcommons"
-         / "1000genome-chameleon-8ch-250k-001.json")
+TRACE = example_trace("1000genome")
 
 
 def test_a_trace_simulated_on_16_agents_prints_makespans_and_certified_gaps():

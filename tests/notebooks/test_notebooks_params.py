@@ -113,10 +113,15 @@ def test_04_coordination_failure_threshold_and_contenders(tmp_path):
 def test_05_optimization_sweep_parameters(tmp_path):
     s, _ = run_notebook("05_optimization_experiments.ipynb", tmp_path, policies=["heft",
                         "round_robin"], pool_sizes=[1, 3], seeds=3, training_runs=2,
-                        work_scale=0.5)
+                        work_scale=0.5, trace="methylseq", trace_agents=2)
     assert s["policies"] == ["heft", "round_robin"] and s["workers"] == [1, 3]
     assert s["variants"] == ["heft / 1 workers", "heft / 3 workers", "round_robin / 1 workers",
                              "round_robin / 3 workers"]
     assert s["rows"] == 4 * 3 and s["seeds"] == [0, 1, 2]
     assert s["training_runs"] == 2
     assert s["best"].endswith("/ 3 workers")  # more workers beat one on this wide graph
+    # the real trace: the one asked for, planned with a certified gap, the policies compared
+    t = s["trace"]
+    assert (t["name"], t["tasks"], t["agents"]) == ("methylseq", 36, 2)
+    assert 0 <= t["plan_gap"] < 1 and t["plan_makespan"] > 0
+    assert t["policies"] == ["heft", "round_robin"] and t["rows"] == 2

@@ -15,7 +15,7 @@ from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, RunStore, W
 from wfkit.errors import SpecError, WfFormatError
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "notebooks" / "data" / "wfcommons"
+DATA = ROOT / "wfkit" / "data" / "wfcommons"
 SCHEMA = json.loads((DATA / "wfformat-1.5.schema.json").read_text())
 # the five published traces the benchmarks use (next to the repository, or where told)
 SHARED = Path(os.environ.get("WFKIT_WFCOMMONS", ROOT.parent / "shared" / "benchmarks"
@@ -61,6 +61,15 @@ def test_public_names_and_the_bundled_traces():
     assert len(machines) >= 2 and {a.capacity for a in machines} == {48}
     # the recorded graph as published passes the schema the writer is checked against
     validate(json.loads(path.read_text()))
+
+
+def test_example_traces_are_found_by_name():
+    from wfkit.wfformat import example_trace
+
+    assert example_trace("methylseq") == DATA / "methylseq-dirt02-001.json"
+    assert example_trace("1000genome").is_file()
+    with pytest.raises(WfFormatError, match="'1000genome', 'methylseq'"):
+        example_trace("montage")
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the published WfCommons traces are not here")
