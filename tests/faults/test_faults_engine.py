@@ -661,3 +661,36 @@ async def test_a_task_that_ignores_every_cancellation_cannot_hold_a_run_open(
         assert any("'stubborn'" in m for m in warned) and any("'stuck'" in m for m in warned)
     finally:
         await stubborn.release()
+
+
+async def test_stuck_threads_are_replaced_only_up_to_max_stuck(caplog):
+    from wfkit import ThreadExecutor
+
+    release = threading.Event()
+    ran = []
+
+    def sleeper(ctx):
+        ran.append(ctx.task.task_id)
+        release.wait(HANG)
+
+    executor = ThreadExecutor(max_stuck=1)
+    orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=1), executor=executor)
+    tasks = [task(f"s{i}", action=sleeper, priority=9 - i, timeout=0.1) for i in range(3)]
+    inject(3)
+    caplog.set_level(logging.WARNING, logger="wfkit.executors")
+    try:
+        result = await run(orch, tasks)
+        # s0 stuck, s1 on its replacement and stuck too; no third thread for s2: it timed out
+        # waiting, without ever running
+        assert ran == ["s0", "s1"]
+        assert [result["task_results"][f"s{i}"]["status"] for i in range(3)] == ["failed"] * 3
+        assert sorted(executor.stuck) == ["s0", "s1"]
+        assert any("sync tasks now wait for a thread" in r.getMessage() for r in caplog.records)
+    finally:
+        release.set()
+    for _ in range(HANG * 100):
+        if not executor.stuck:
+            break
+        await asyncio.sleep(0.01)
+    assert executor.stuck == [] and ran == ["s0", "s1"]
+    executor.close()

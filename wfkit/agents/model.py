@@ -112,6 +112,9 @@ class AgentProfile:
     ``handler(ctx)`` (sync or async) does the work of tasks that have no ``action`` of their
     own. ``performance_metrics`` is updated from observed runs; the ``fastest`` and ``heft``
     policies read it. Agents compare by identity: two profiles are two agents.
+    ``current_load`` shows how many tasks it runs now, over every run of its orchestrator: it
+    mirrors the orchestrator's :class:`~wfkit.agents.pool.AgentPool`, which does the
+    accounting (writing it changes nothing).
     """
 
     agent_id: str
