@@ -563,3 +563,34 @@ async def test_maps_run_under_every_policy(policy):
                     durations={"items": 1.0, "each": 2.0, "double": 1.0, "total": 1.0},
                     map_sizes={"each": 4})
     assert plan.makespan == pytest.approx(1 + 2 + 1 + 1)  # four children at once
+
+
+async def test_the_readmes_map_example_runs(tmp_path, monkeypatch):
+    import re
+    import textwrap
+    from glob import glob
+    from pathlib import Path
+
+    import pandas as pd
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                 if "map=files" in b)
+    (tmp_path / "data").mkdir()
+    for i in range(3):
+        pd.DataFrame({"x": [i, None, i + 10]}).to_csv(tmp_path / "data" / f"{i}.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    wf = Workflow("readme")
+    scope = {"wf": wf, "glob": glob, "pd": pd}
+    exec(compile(textwrap.dedent(block), "README.md", "exec"), scope)
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+    orch.register_agent(AgentProfile("a", "a", ["io", "analysis"], capacity=4))
+    result, events = await run(wf, orch)
+    assert result["status"] == "completed"
+    combined = result["task_results"]["combine"]["result"]
+    assert sorted(combined["x"]) == [0, 1, 2, 10, 11, 12]
+    assert result["task_results"]["clean[2]"]["status"] == "completed"
+    assert {(e.task_id, e.count) for e in events if isinstance(e, TaskMapped)} == {
+        ("parse", 3), ("clean", 3)
+    }
+    assert result["task_results"]["publish"]["status"] == "completed"
