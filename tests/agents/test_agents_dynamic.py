@@ -594,3 +594,23 @@ async def test_the_readmes_map_example_runs(tmp_path, monkeypatch):
         ("parse", 3), ("clean", 3)
     }
     assert result["task_results"]["publish"]["status"] == "completed"
+
+
+async def test_fail_fast_stops_the_run_when_a_condition_raises():
+    wf = Workflow("fast")
+
+    @wf.task(requires=["work"])
+    def a(ctx):
+        return 1
+
+    @wf.task(requires=["work"], after=[a], when=lambda ctx: 1 / 0)
+    def b(ctx):
+        return 2
+
+    @wf.task(requires=["work"], after=[a])
+    async def c(ctx):
+        await asyncio.Event().wait()  # only fail_fast's cancellation ends it
+
+    result, _ = await run(wf, fail_fast=True)
+    st = status(result)
+    assert st["b"] == "failed" and st["c"] == "cancelled" and result["status"] == "failed"

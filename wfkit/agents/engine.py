@@ -285,6 +285,8 @@ class WorkflowRun:
             served = False
             if state.held:
                 self._decide()
+                if self._stopper is not None:  # fail_fast: a held task failed
+                    return
             for task, agent in state.assign():
                 if cache is not None and (default if task.cache is None else task.cache):
                     if self._from_cache(task, agent):
@@ -613,13 +615,15 @@ class WorkflowRun:
             self.bus.emit(
                 TaskFailed(self.run_id, now, self.workflow_id, tid, None, 0, started, error, True)
             )
+        if self.fail_fast and self._stopper is None:  # as for a task that failed running
+            self._stopper = self._loop.create_task(self._fail_fast())
 
     def _decide(self) -> None:
         """Settle the held tasks (their dependencies ended): check each one's condition,
         expand a map into its children, or let it run as itself. Deciding may end tasks
         (a false condition skips dependents), and that may hold others: repeat until none."""
         state = self.state
-        while state.held:
+        while state.held and self._stopper is None:
             for task in state.take_held():
                 tid = task.task_id
                 now = _now()
