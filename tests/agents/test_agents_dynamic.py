@@ -90,10 +90,22 @@ async def test_empty_map_completes_with_an_empty_list():
     def combine(ctx):
         return ctx.inputs["parse"]
 
+    @wf.task(requires=["work"], map=parse)
+    def clean(ctx):
+        raise AssertionError("no item, no child")
+
+    @wf.task(requires=["work"], after=[clean])
+    def after_clean(ctx):
+        return ctx.inputs["clean"]
+
     result, events = await run(wf)
-    assert status(result) == {"files": "completed", "parse": "completed", "combine": "completed"}
+    assert status(result) == {"files": "completed", "parse": "completed", "combine": "completed",
+                              "clean": "completed", "after_clean": "completed"}
     assert result["task_results"]["combine"]["result"] == []
-    assert [(e.task_id, e.count) for e in events if isinstance(e, TaskMapped)] == [("parse", 0)]
+    assert result["task_results"]["after_clean"]["result"] == []
+    assert sorted((e.task_id, e.count) for e in events if isinstance(e, TaskMapped)) == [
+        ("clean", 0), ("parse", 0)
+    ]
 
 
 async def test_a_failing_child_fails_the_map_the_others_still_run_dependents_skip():

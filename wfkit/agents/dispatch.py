@@ -157,6 +157,7 @@ class RunState:
         self._left: dict[int, int] = {}  # mapped parent -> children not ended yet
         self._resumed = {tid for tid in done if tid not in self.index}  # children of a map
         self._work: deque[tuple[str, str, bool]] = deque()  # endings to apply (_drain)
+        self.expanded: list[tuple[str, int]] = []  # (task, children) of the last expand()
         for tid in done - self._resumed:
             self.finished[tid] = "completed"
         for i, t in enumerate(self.task_list):
@@ -387,14 +388,12 @@ class RunState:
         completed when a resumed run had finished them). A task that maps element by element
         over this one is expanded with it, so its child ``i`` waits only for child ``i``
         here. Returns the new children and what ended as a consequence (an empty map
-        completes at once)."""
+        completes at once); ``expanded`` then lists each task expanded and its count."""
         new: list[WorkflowTask] = []
         resumed: list[str] = []
+        self.expanded = []
         self._expand(self.index[tid], count, None, new, resumed)
-        work = self._work
-        if count == 0:
-            work.append((tid, "completed", True))
-        work.extend((cid, "completed", False) for cid in resumed)
+        self._work.extend((cid, "completed", False) for cid in resumed)
         out: list[tuple[str, str]] = []
         self._drain(out)
         return new, out
@@ -418,6 +417,9 @@ class RunState:
         numbers = list(range(base, base + count))
         self._children[i] = numbers
         self._left[i] = count
+        self.expanded.append((pid, count))
+        if not count:  # nothing to run: it completes with an empty list
+            self._work.append((pid, "completed", True))
         attrs = parent.__dict__
         source_children = self._children[source] if source is not None else None
         others = [d for d in parent.dependencies if d != parent.map]

@@ -659,25 +659,19 @@ class WorkflowRun:
                     self._ended(state.fail_unstarted(tid, items), now)
                     continue
                 self._items[tid] = items
-                self._mapped_at[tid] = now
-                task.status = "running"
                 children, ended = state.expand(tid, len(items))
-                if self._listening:
-                    self._emit_mapped(tid, children, now)
+                for mapped_id, count in state.expanded:  # with those mapping element-wise
+                    self._mapped_at[mapped_id] = now
+                    self.tasks[mapped_id].status = "running"
+                    if self._listening:
+                        self.bus.emit(
+                            TaskMapped(self.run_id, now, self.workflow_id, mapped_id, count)
+                        )
                 for child in children:  # those a resumed run had finished
                     status = state.finished.get(child.task_id)
                     if status is not None:
                         child.status = status
                 self._ended(ended, now)
-
-    def _emit_mapped(self, tid: str, children: list[WorkflowTask], now: float) -> None:
-        counts: dict[str, int] = {}
-        for child in children:  # the expanded task and those mapping over it element-wise
-            parent = child.parent_task_id or tid
-            counts[parent] = counts.get(parent, 0) + 1
-        counts.setdefault(tid, 0)
-        for parent, n in counts.items():
-            self.bus.emit(TaskMapped(self.run_id, now, self.workflow_id, parent, n))
 
     def _map_items(self, task: WorkflowTask, inputs: Mapping[str, Any]) -> list[Any] | str:
         """The items a mapped task runs over, or a message saying why there are none."""
