@@ -6,12 +6,12 @@ is its ``_esm`` trait, part of the widget's state. Headless runs (papermill, ``n
 added 5 MB to a saved notebook that could not even draw it without a kernel.
 
 A ``LiveFigure`` opens with Plotly's module (plus one line that keeps it on the page, see
-:data:`KEY`) and, unless a notebook UI is known to show it, at once replaces its ``_esm``
-with a small loader, so the state a headless run saves holds the loader only. In a browser the widget manager has started importing the full
-module when the loader arrives (messages are handled in order), and the loader takes it from
-the page; a page that never saw it (reloaded, or a view opened later) asks the kernel for it
-once with a custom message, which no saved state records. Without a kernel the loader says so:
-the dashboard's saved output carries a static picture of the final state instead.
+:data:`KEY`) and, unless a notebook UI is known to show it (:func:`run_by_notebook_ui`), at
+once replaces its ``_esm`` with a small loader, so the state a headless run saves holds the
+loader only. A browser that shows such a figure takes Plotly's module from the page when it
+is there, or asks the kernel for it once with a custom message, which no saved state
+records. Without a kernel the loader says so: the dashboard's saved output carries a static
+picture of the final state instead.
 """
 
 from __future__ import annotations
