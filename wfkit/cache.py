@@ -271,8 +271,8 @@ def _global_digest(ref: Any, module: str, memo: dict[int, str], visiting: set[in
 
 
 def digest_key(parts: list[str]) -> str:
-    """The digest of text parts that hold no control characters (the static part of a
-    task's key, reprs and hex joined by NUL, and its inputs' hex keys)."""
+    """The digest of text parts joined by a control character (a custom key's parts: the
+    task id and the reprs of what ``cache_key`` returned and of ``cache_version``)."""
     return hashlib.blake2b("\x01".join(parts).encode(), digest_size=16).hexdigest()
 
 
