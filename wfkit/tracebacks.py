@@ -93,9 +93,14 @@ def _from_text(text: str) -> UserFrame | None:
         if m is None or is_library_file(m["file"]):
             continue
         code = ""
+        # the code line is indented under its frame line; a frame without source (a REPL, a
+        # deleted file) is followed by the next frame or the exception's own line instead
+        depth = len(raw) - len(raw.lstrip())
         if i + 1 < len(lines) and not _FRAME_RE.match(lines[i + 1]):
-            nxt = lines[i + 1].strip()
-            if nxt and not set(nxt) <= set("^~ "):
+            after = lines[i + 1]
+            nxt = after.strip()
+            if (nxt and len(after) - len(after.lstrip()) > depth
+                    and not set(nxt) <= set("^~ ")):
                 code = nxt
         found = UserFrame(m["file"], int(m["line"]), m["name"].strip(), code)
     return found  # the last user frame in the text is the innermost
