@@ -318,10 +318,10 @@ def run_graph(tasks: Mapping[str, WorkflowTask]) -> dict[str, list[str]]:
 def example_trace(name: str) -> Path:
     """The path of a real trace that comes with wfkit (WfCommons' WfInstances, LGPL-3.0):
     ``"methylseq"`` (Nextflow, 36 tasks) or ``"1000genome"`` (Pegasus, 328 tasks)."""
-    for path in sorted(EXAMPLES.glob("*.json")):
-        if path.name.split("-")[0] == name:
-            return path
-    known = sorted(p.name.split("-")[0] for p in EXAMPLES.glob("*.json") if "schema" not in p.name)
+    traces = {p.name.split("-")[0]: p for p in EXAMPLES.glob("*.json") if "schema" not in p.name}
+    if name in traces:
+        return traces[name]
+    known = sorted(traces)
     raise WfFormatError(f"no example trace {name!r}: use one of {', '.join(map(repr, known))}")
 
 

@@ -70,6 +70,8 @@ def test_example_traces_are_found_by_name():
     assert example_trace("1000genome").is_file()
     with pytest.raises(WfFormatError, match="'1000genome', 'methylseq'"):
         example_trace("montage")
+    with pytest.raises(WfFormatError):
+        example_trace("wfformat")  # the schema is not a trace
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the published WfCommons traces are not here")
