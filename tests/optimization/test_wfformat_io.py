@@ -286,3 +286,32 @@ def test_a_result_without_its_graph_says_where_to_write_from():
                              task_results={}, started_at=0.0, makespan=0.0)
     with pytest.raises(WfFormatError, match="RunStore"):
         result.to_wfformat()
+
+
+async def test_a_failed_run_is_written_too_with_zero_runtimes_for_what_never_ran(tmp_path):
+    wf = Workflow("broken")
+
+    @wf.task(requires=["compute"])
+    def load(ctx):
+        raise ValueError("no data")
+
+    @wf.task(requires=["compute"], after=[load])
+    def report(ctx):
+        return "never"
+
+    store = RunStore(tmp_path / "runs.db")
+    orch = CollectiveAgentWorkflowOrchestrator(store=store)
+    orch.register_agent(AgentProfile("n1", "Node 1", ["compute"]))
+    await orch.create_workflow(wf)
+    result = await orch.execute_workflow("broken", progress=False)
+    assert result["task_results"]["report"]["status"] == "skipped"
+    for doc in (result.to_wfformat(), store.to_wfformat(result.run_id)):
+        validate(doc)
+        tasks = {t["id"]: t for t in doc["workflow"]["execution"]["tasks"]}
+        assert tasks["report"]["runtimeInSeconds"] == 0.0 and "executedAt" not in tasks["report"]
+        assert tasks["load"]["machines"] == ["n1"] and "executedAt" in tasks["load"]
+        assert {t.task_id: t.dependencies for t in wfkit.load_wfformat(doc).tasks} == {
+            "load": [], "report": ["load"]}
+    with pytest.raises(wfkit.StoreError, match="no run 'nope'"):
+        store.to_wfformat("nope")
+    store.close()
