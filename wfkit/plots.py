@@ -24,6 +24,7 @@ from wfkit.errors import BrowserNotFoundError, FrameError, ValidationError
 
 if TYPE_CHECKING:
     from wfkit.agents.model import WorkflowTask
+    from wfkit.grouping import GroupBy, Grouping
 
 __all__ = [
     "Figure",
@@ -31,6 +32,8 @@ __all__ = [
     "DagLayout",
     "dag_layout",
     "dag_figure",
+    "build_group_figure",
+    "group_stats",
     "build_dag_figure",
     "DAG_NODE_TRACE",
     "gantt_figure",
@@ -455,8 +458,17 @@ def dag_figure(
     *,
     title: str | None = None,
     labels: bool | None = None,
+    group: GroupBy = "auto",
+    max_nodes: int = 150,
+    expand: Iterable[str] = (),
 ) -> Figure:
     """The workflow's DAG: a layered layout, one marker per task, dependencies as lines.
+
+    Above ``max_nodes`` tasks (``group="auto"``) it is drawn as groups of tasks
+    (:func:`wfkit.grouping.group_tasks`): one square per group with its size, a stacked bar
+    of its status counts and its total and mean duration on hover; edges between groups
+    carry their multiplicity. ``group="none"`` draws every task, a callable names the
+    groups; ``expand=["mDiffFit"]`` draws those groups' tasks.
 
     With ``results`` (a RunResult, its ``task_results``, a task frame or ``{task_id:
     status}``) nodes are coloured by status and the hover text adds agent, attempts, duration
@@ -473,6 +485,12 @@ def dag_figure(
             f"results are for other tasks ({', '.join(map(repr, unknown[:5]))}): pass the "
             f"results of a run of workflow {workflow_id!r}"
         )
+    from wfkit.grouping import group_tasks
+
+    grouping = group_tasks(tasks, group, max_nodes=max_nodes, expand=expand)
+    if grouping.grouped:
+        return build_group_figure(workflow_id, tasks, grouping, outcomes, title=title,
+                                  labels=labels)
     return build_dag_figure(workflow_id, tasks, outcomes, title=title, labels=labels)
 
 
@@ -621,6 +639,240 @@ def build_dag_figure(
         yaxis={"visible": False, "range": [-(layout.width / 2) - 0.2, layout.width / 2 + 0.5]},
         meta={"wfkit": "dag", "workflow_id": workflow_id, "critical_path": path,
               "statuses": names if (outcomes or live) else None},
+    )
+    return fig
+
+
+def group_stats(
+    tasks: Mapping[str, WorkflowTask], grouping: Grouping,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per group: ``size`` (tasks, a mapped task counting its children once they exist),
+    ``counts`` by status (``pending`` for tasks that have not run), ``total`` and ``mean``
+    duration (observed where the task ran, else its estimate)."""
+    outcomes = outcomes or {}
+    children = _mapped_counts(tasks, outcomes) if outcomes else {}
+    child_time: dict[str, tuple[float, int]] = {}
+    if children:
+        from wfkit.metrics.frames import child_of
+
+        for tid, o in outcomes.items():
+            if tid not in tasks and o.get("duration") is not None:
+                parent, _ = child_of(tid, tasks)
+                if parent is not None:
+                    t, k = child_time.get(parent, (0.0, 0))
+                    child_time[parent] = (t + float(o["duration"]), k + 1)
+    out: dict[str, dict[str, Any]] = {}
+    for g, tids in grouping.members.items():
+        counts: dict[str, int] = {}
+        total, timed = 0.0, 0
+        for tid in tids:
+            if tid in children:
+                for st, k in children[tid].items():
+                    counts[st] = counts.get(st, 0) + k
+                t, k = child_time.get(tid, (0.0, 0))
+                total, timed = total + t, timed + k
+                continue
+            o = outcomes.get(tid) or {}
+            st = o.get("status") or "pending"
+            counts[st] = counts.get(st, 0) + 1
+            d = o.get("duration")
+            if d is None and not outcomes:  # a drawing before any run: the estimates
+                d = tasks[tid].estimated_duration
+            if d is not None:
+                total, timed = total + float(d), timed + 1
+        out[g] = {"size": sum(counts.values()), "counts": counts, "total": total,
+                  "mean": total / timed if timed else None, "tasks": len(tids)}
+    return out
+
+
+def _group_hover(g: str, stats: Mapping[str, Any], grouping: Grouping, measured: bool) -> str:
+    tids = grouping.members[g]
+    parts = [f"<b>{_esc(g, 80)}</b>", f"{stats['size']:,} task{'s' if stats['size'] != 1 else ''}"
+             + (f" ({_count_text(stats['counts'])})" if measured else "")]
+    what = "duration" if measured else "estimate"
+    parts.append(f"total {what} {_fmt_seconds(stats['total'])} · mean "
+                 f"{_fmt_seconds(stats['mean'])}")
+    shown = ", ".join(tids[:3]) + (f" … (+{len(tids) - 3})" if len(tids) > 3 else "")
+    parts.append(f"e.g. {_esc(shown, 160)}")
+    deps = grouping.deps[g]
+    if deps:
+        parts.append("after: " + _esc(", ".join(
+            f"{d} ×{grouping.edges[(d, g)]:,}" for d in deps[:5]
+        ) + (f" … (+{len(deps) - 5})" if len(deps) > 5 else ""), 200))
+    return "<br>".join(parts)
+
+
+def build_group_figure(
+    workflow_id: str,
+    tasks: Mapping[str, WorkflowTask],
+    grouping: Grouping,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    title: str | None = None,
+    labels: bool | None = None,
+) -> Figure:
+    """The DAG drawn as groups: a square per group (sized by its tasks, coloured by its most
+    urgent status), a stacked bar of its status counts under it, group edges labelled with
+    their multiplicity, and the tasks' critical path through the groups it crosses."""
+    import numpy as np
+
+    from wfkit.agents.model import WorkflowTask as Task
+    from wfkit.graph import critical_path
+
+    outcomes = outcomes or {}
+    measured = bool(outcomes)
+    stats = group_stats(tasks, grouping, outcomes)
+    nodes = {
+        g: Task(g, g, [], 0, stats[g]["total"], list(grouping.deps[g]))
+        for g in grouping.members
+    }
+    layout = dag_layout(nodes)
+    idx = layout.index
+    order = layout.ids
+    m = len(order)
+
+    def duration(task: WorkflowTask) -> float:
+        o = outcomes.get(task.task_id)
+        if o:
+            if o.get("status") in ("skipped", "cancelled", "failed", "cached"):
+                return 0.0
+            if o.get("duration") is not None and o.get("agent_id"):
+                return float(o["duration"])
+        return float(task.estimated_duration)
+
+    path, length = critical_path(tasks, duration)
+    gpath: list[str] = []
+    for tid in path:
+        g = grouping.of[tid]
+        if not gpath or gpath[-1] != g:
+            gpath.append(g)
+    on_path = set(gpath)
+
+    fig = Figure()
+    pairs = [(idx[a], idx[b]) for a, b in grouping.edges]
+    mult = np.fromiter(grouping.edges.values(), dtype=np.int64, count=len(pairs))
+    ex, ey = _edge_xy(layout, pairs)
+    fig.add_trace(go.Scatter(
+        x=ex, y=ey, mode="lines", line={"width": 1, "color": _EDGE_COLOR},
+        hoverinfo="skip", showlegend=False, name="dependencies",
+    ))
+    cx, cy = _edge_xy(layout, [(idx[a], idx[b]) for a, b in zip(gpath, gpath[1:], strict=False)])
+    fig.add_trace(go.Scatter(
+        x=cx, y=cy, mode="lines", line={"width": 3.5, "color": _CRITICAL_COLOR},
+        hoverinfo="skip", name=f"critical path ({_fmt_seconds(length)})",
+        legendgroup="critical", showlegend=len(gpath) > 1,
+    ))
+
+    sizes = np.array([stats[g]["size"] for g in order], dtype=float)
+    urgency = ["failed", "running", "retrying", "pending", "cancelled", "skipped", "completed",
+               "cached"]
+    if measured:
+        names = list(STATUS_COLORS)
+        extra = sorted({s for g in order for s in stats[g]["counts"] if s not in STATUS_COLORS})
+        names += extra
+
+        def shown_status(counts: Mapping[str, int]) -> str:
+            for s in urgency:
+                if counts.get(s):
+                    return s
+            return max(counts, key=counts.__getitem__) if counts else "pending"
+
+        keys = [shown_status(stats[g]["counts"]) for g in order]
+    else:
+        sigs = {g: ", ".join(sorted({c for t in grouping.members[g]
+                                      for c in tasks[t].capability_set})) or "any agent"
+                for g in order}
+        names = list(dict.fromkeys(sigs[g] for g in order))
+        keys = [sigs[g] for g in order]
+        if len(names) > len(_PALETTE):
+            names, keys = ["group"], ["group"] * m
+    palette = [status_color(s) for s in names] if measured else list(_PALETTE[: len(names)])
+    code_of = {s: i for i, s in enumerate(names)}
+    codes = np.fromiter((code_of[k] for k in keys), dtype=np.int16, count=m)
+    ids = np.array(order, dtype=object)
+    x, y = np.asarray(layout.x), np.asarray(layout.y)
+    show_labels = m <= 80 if labels is None else labels
+    text = np.array([f"{g} ×{stats[g]['size']:,}" if len(grouping.members[g]) > 1 or
+                     stats[g]["size"] > 1 else g for g in order], dtype=object)
+    critical = np.fromiter((g in on_path for g in order), dtype=bool, count=m)
+    fig.add_trace(go.Scatter(
+        x=x, y=y, mode="markers+text" if show_labels else "markers",
+        text=text if show_labels else None, textposition="top center", textfont={"size": 10},
+        customdata=ids,
+        hovertext=np.array([_group_hover(g, stats[g], grouping, measured) for g in order],
+                           dtype=object),
+        hoverinfo="text",
+        marker={
+            "size": np.clip(8 + 4 * np.log10(np.maximum(sizes, 1)) * 2, 8, 30),
+            "symbol": ["square" if len(grouping.members[g]) > 1 else "circle" for g in order],
+            "color": codes, "colorscale": discrete_colorscale(palette),
+            "cmin": -0.5, "cmax": len(palette) - 0.5, "showscale": False,
+            "line": {"width": np.where(critical, 2.5, 0.6), "color": _CRITICAL_COLOR},
+        },
+        name="groups", showlegend=False,
+    ))
+    if measured:  # a stacked bar of status counts under each group
+        width, drop = 0.5, 0.28
+        start = x - width / 2
+        done = np.zeros(m)
+        for s in names:
+            share = np.array([stats[g]["counts"].get(s, 0) for g in order], dtype=float) / \
+                np.maximum(sizes, 1)
+            if not share.any():
+                continue
+            a, b = start + done * width, start + (done + share) * width
+            keep = share > 0
+            bx = np.full(3 * int(keep.sum()), np.nan)
+            by = np.full(3 * int(keep.sum()), np.nan)
+            bx[0::3], bx[1::3] = a[keep], b[keep]
+            by[0::3] = by[1::3] = y[keep] - drop
+            fig.add_trace(go.Scatter(
+                x=bx, y=by, mode="lines", line={"width": 6, "color": status_color(s)},
+                name=s, legendgroup=s, hoverinfo="skip", showlegend=True,
+            ))
+            done += share
+    else:
+        for name in names:
+            fig.add_trace(go.Scatter(
+                x=[None], y=[None], mode="markers",
+                marker={"size": 10, "color": palette[code_of[name]]},
+                name=name, showlegend=True, hoverinfo="skip",
+            ))
+    many = mult > 1
+    if many.any():  # multiplicities at the edges' midpoints
+        a = np.fromiter((p[0] for p in pairs), dtype=np.intp, count=len(pairs))[many]
+        b = np.fromiter((p[1] for p in pairs), dtype=np.intp, count=len(pairs))[many]
+        fig.add_trace(go.Scatter(
+            x=(x[a] + x[b]) / 2, y=(y[a] + y[b]) / 2, mode="text",
+            text=[f"×{k:,}" for k in mult[many]], textfont={"size": 9, "color": "#555"},
+            hovertext=[f"{order[i]} → {order[j]}: {k:,} dependencies"
+                       for i, j, k in zip(a, b, mult[many], strict=True)],
+            hoverinfo="text", showlegend=False, name="multiplicity",
+        ))
+    n_tasks = sum(st["size"] for st in stats.values())
+    if title is None:
+        title = (f"<b>{html.escape(workflow_id)}</b> · {n_tasks:,} tasks in {m} groups "
+                 f"(by {grouping.level})")
+        if measured:
+            counts: dict[str, int] = {}
+            for st in stats.values():
+                for k, v in st["counts"].items():
+                    counts[k] = counts.get(k, 0) + v
+            title += " · " + _count_text(counts)
+    height = int(min(930, max(350, 150 + 44 * layout.width)))
+    fig.update_layout(
+        template=_TEMPLATE,
+        title={"text": title, "x": 0.01, "xanchor": "left"},
+        height=height, autosize=True,
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.01, "xanchor": "left", "x": 0},
+        xaxis={"visible": False, "range": [-0.5, layout.depth - 0.5]},
+        yaxis={"visible": False, "range": [-(layout.width / 2) - 0.5, layout.width / 2 + 0.5]},
+        meta={"wfkit": "dag", "workflow_id": workflow_id, "critical_path": path,
+              "groups": {g: stats[g]["size"] for g in order}, "grouped_by": grouping.level,
+              "statuses": names if measured else None},
     )
     return fig
 
