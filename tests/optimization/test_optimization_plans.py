@@ -193,3 +193,65 @@ def test_the_gap_search_finds_what_a_scan_of_every_interval_finds():
             at = sum(1 for f in finishes if f <= t)
             starts.insert(at, t)
             finishes.insert(at, t + d)
+
+
+def _scan_every_slot(problem, rank, busy=None, not_before=0.0):
+    """HEFT's processor selection as published: every slot of every capable agent, in order,
+    the first with the earliest finish (what pooling interchangeable slots must reproduce)."""
+    from wfkit.optimization.heft import earliest_gap
+
+    lanes = {}
+    for a in problem.agents:
+        releases = sorted((busy or {}).get(a.agent_id, ()))[: a.capacity]
+        lanes[a.agent_id] = [
+            ([not_before], [releases[k]]) if k < len(releases) and releases[k] > not_before
+            else ([], [])
+            for k in range(a.capacity)
+        ]
+    done, placed = {}, {}
+    for tid in sorted(problem.tasks, key=lambda t: (-rank[t], problem.index[t])):
+        ready = max([not_before] + [done[d] for d in problem.tasks[tid].dependencies])
+        best = None
+        for agent in problem.candidates(tid):
+            d = problem.dur[tid][agent.agent_id]
+            for k, (starts, finishes) in enumerate(lanes[agent.agent_id]):
+                st = earliest_gap(starts, finishes, ready, d)
+                if best is None or st + d < best[0]:
+                    best = (st + d, st, agent.agent_id, k)
+        eft, st, aid, k = best
+        starts, finishes = lanes[aid][k]
+        at = sum(1 for f in finishes if f <= st)
+        starts.insert(at, st)
+        finishes.insert(at, eft)
+        done[tid] = eft
+        placed[tid] = (aid, k, st, eft)
+    return placed
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pooled_identical_slots_place_as_a_scan_of_every_slot(seed):
+    """Interchangeable slots (same capabilities, same duration) are searched together; the
+    plan is the published per-slot scan's, ties and idle-gap insertions included."""
+    from wfkit.optimization.heft import heft_ranks, place
+    from wfkit.optimization.problem import Problem
+
+    rng = random.Random(seed)
+    choices = [0.0, 0.1, 0.2, 0.3, 1 / 3, 1.0, 2.0, 7.0]
+    tasks = [
+        WorkflowTask(t.task_id, t.task_id, rng.choice([["cpu"], ["cpu", "gpu"]]), 0,
+                     rng.choice(choices + [rng.uniform(0, 5)]), t.dependencies)
+        for t in random_dag(rng.randint(20, 120), seed, window=10)
+    ]
+    agents = [AgentProfile(f"c{i}", f"c{i}", ["cpu"], capacity=rng.choice([1, 1, 2]))
+              for i in range(rng.randint(2, 6))]
+    agents += [AgentProfile(f"g{i}", f"g{i}", ["cpu", "gpu"], capacity=rng.choice([1, 2]))
+               for i in range(rng.randint(1, 3))]
+    problem = Problem(tasks, agents)
+    rank = heft_ranks(problem)
+    busy, not_before = None, 0.0
+    if seed % 3 == 1:  # re-planning a run in progress
+        busy = {a.agent_id: [rng.uniform(0, 15) for _ in range(a.capacity)] for a in agents}
+        not_before = 2.0
+    agent_of, slot_of, start, finish = place(problem, rank, busy=busy, not_before=not_before)
+    expected = _scan_every_slot(problem, rank, busy, not_before)
+    assert {t: (agent_of[t], slot_of[t], start[t], finish[t]) for t in agent_of} == expected

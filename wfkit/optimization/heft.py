@@ -14,11 +14,16 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Collection, Mapping, Sequence
 
+from wfkit.agents.model import AgentProfile
 from wfkit.graph import upward_ranks
 from wfkit.optimization.problem import Problem
 from wfkit.optimization.schedule import Schedule
 
 __all__ = ["heft", "heft_ranks", "earliest_gap", "place"]
+
+_INF = float("inf")
+# interchangeable lanes: tails, ends of the last idle gaps, the lanes, their (agent, slot)
+_Pool = tuple[list[float], list[float], list["_Lane"], list[tuple[str, int]]]
 
 
 def heft_ranks(problem: Problem) -> dict[str, float]:
@@ -119,6 +124,38 @@ class _Lane:
             ge.insert(j, t)
 
 
+def _pooled(pool: _Pool, ready: float, d: float) -> tuple[int, float]:
+    """The first lane of interchangeable ones (same duration for the task, no transfer
+    delays) where a task ready at ``ready`` finishes earliest, and its start: what the
+    per-agent scan of :func:`place` picks, ties included (the finish ``st + d`` decides, as
+    there)."""
+    tails, glast, lanes, _ = pool
+    if d > 0 and max(glast) <= ready:  # no gap after ready anywhere: only the tails count
+        m = min(tails)
+        if m > ready:
+            i = tails.index(m)
+        else:
+            i = 0
+            while tails[i] > ready:
+                i += 1
+            m = ready
+        if i == 0 or min(tails[:i]) + d != m + d:  # no earlier lane rounds to the same finish
+            return i, m
+    best = (0, _INF)
+    best_eft = _INF
+    for i, lane in enumerate(lanes):
+        ge = lane.gap_ends
+        if d > 0 and (not ge or ge[-1] <= ready):
+            st = lane.tail if lane.tail > ready else ready
+        else:
+            st = lane.earliest(ready, d)
+        if i == 0 or st + d < best_eft:
+            best_eft, best = st + d, (i, st)
+        if st <= ready:  # nothing can start it sooner
+            break
+    return best
+
+
 def place(
     problem: Problem,
     rank: Mapping[str, float],
@@ -148,6 +185,22 @@ def place(
                 lane.insert(not_before, releases[k] - not_before)
             lanes.append(lane)
         slots[a.agent_id] = lanes
+    # Interchangeable lanes pooled per capability class: each lane's tail and the end of its
+    # last idle gap, side by side, so that when no gap lies after a task's ready time the
+    # earliest lane is found by C-level min/max rather than a Python loop over every agent.
+    pools: dict[object, _Pool] = {}
+    member: dict[int, list[tuple[list[float], list[float], int]]] = {}
+    if not cost:
+        for sig, cands in problem.capable.items():
+            lanes = [lane for a in cands for lane in slots[a.agent_id]]
+            if len(lanes) < 2:
+                continue
+            tails = [lane.tail for lane in lanes]
+            glast = [lane.gap_ends[-1] if lane.gap_ends else -_INF for lane in lanes]
+            ids = [(a.agent_id, k) for a in cands for k in range(len(slots[a.agent_id]))]
+            pools[sig] = (tails, glast, lanes, ids)
+            for i, lane in enumerate(lanes):
+                member.setdefault(id(lane), []).append((tails, glast, i))
     agent_of: dict[str, str] = {}
     slot_of: dict[str, int] = {}
     start: dict[str, float] = {}
@@ -171,7 +224,16 @@ def place(
                 f = done.get(dep, not_before)
                 if f > ready:
                     ready = f
-        for agent in problem.candidates(tid):
+        pool = pools.get(tasks[tid].capability_set) if pools else None
+        if pool is not None and min(row.values()) == max(row.values()):
+            d = next(iter(row.values()))
+            i, best_start = _pooled(pool, ready, d)
+            best_agent, best_slot = pool[3][i]
+            best_eft = best_start + d
+            candidates: Sequence[AgentProfile] = ()
+        else:
+            candidates = problem.candidates(tid)
+        for agent in candidates:
             aid = agent.agent_id
             d = row[aid]
             if cost:
@@ -193,7 +255,11 @@ def place(
                     best_eft, best_start, best_agent, best_slot = st + d, st, aid, k
                 if st <= ready:  # no other slot of this agent can start it sooner
                     break
-        slots[best_agent][best_slot].insert(best_start, best_eft - best_start)
+        lane = slots[best_agent][best_slot]
+        lane.insert(best_start, best_eft - best_start)
+        for tails, glast, i in member.get(id(lane), ()):
+            tails[i] = lane.tail
+            glast[i] = lane.gap_ends[-1] if lane.gap_ends else -_INF
         agent_of[tid] = where[tid] = best_agent
         slot_of[tid] = best_slot
         start[tid] = best_start
