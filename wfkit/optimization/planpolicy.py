@@ -90,14 +90,18 @@ class PlanFollower:
             self.comm = plan_model[1]
         else:
             self.comm = CommModel(tasks, None)
+        order: list[str] | None = None
         if plan is None:
             beliefs: Any = self.estimate
             if beliefs is _expected:  # a snapshot of what the agents expect now
                 beliefs = _expectations(tasks, self.agents)
-            plan = heft(Problem(tasks, self.agents, beliefs, self.comm.cost or None))
+            problem = Problem(tasks, self.agents, beliefs, self.comm.cost or None)
+            plan = heft(problem)
+            if list(problem.tasks) == list(tasks):  # same tasks in the same order
+                order = problem.order
         self.plan = plan
         # ties in planned start go in topological order (zero-duration tasks)
-        self.index = {tid: i for i, tid in enumerate(topological_order(tasks))}
+        self.index = {tid: i for i, tid in enumerate(order or topological_order(tasks))}
         self._install(plan.agent, plan.start)
         self.exact = self._install_slots(plan)
         self.t0 = clock()
@@ -188,8 +192,11 @@ class PlanFollower:
     def _check_exact(self, now: float) -> None:
         """Leave exact following at the first sign that the run is not the plan."""
         tasks = self.tasks
+        active = self.active
+        slack = _TOL * max(1.0, abs(now))
+        early, late = now - slack, now + slack
         for agent in self.agents:
-            running = self.active[agent.agent_id]
+            running = active[agent.agent_id]
             if not running:
                 if agent.current_load:
                     self.exact = False  # work we did not dispatch
@@ -201,12 +208,12 @@ class PlanFollower:
                 status = tasks[tid].status
                 if status == "running" or status == "pending":
                     ours += 1
-                    if fin < now - _TOL * max(1.0, abs(now)):
+                    if fin < early:
                         self.exact = False  # overrunning
                         return
                 elif status == "completed":
                     seen = agent.learned_durations.get(tid)
-                    if fin > now + _TOL * max(1.0, abs(now)) or (
+                    if fin > late or (
                         seen is not None
                         and abs(seen - expected) > _TOL * max(1.0, abs(expected))
                     ):
@@ -449,9 +456,17 @@ class PlanFollower:
         if old is not None:
             self.active[old[0]].pop(tid, None)
         begin = max(now, self._ready_on(task, agent.agent_id, now))
-        finish = begin + self.d(task, agent)
+        try:
+            est = self.estimate(task, agent)
+        except KeyError:  # a mapped task's child: as self.d says
+            est = None
+        ratio = self.ratio.get(agent.agent_id) if self.correct else None
+        d = self.d(task, agent) if est is None or ratio is not None else est
+        finish = begin + d
         self.dispatched[tid] = (agent.agent_id, begin, finish)
-        self.active[agent.agent_id][tid] = (finish, self.estimate(task, agent), finish - begin)
+        self.active[agent.agent_id][tid] = (
+            finish, self.estimate(task, agent) if est is None else est, finish - begin
+        )
         return agent
 
     def _soonest(
