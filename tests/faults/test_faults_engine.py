@@ -694,3 +694,39 @@ async def test_stuck_threads_are_replaced_only_up_to_max_stuck(caplog):
         await asyncio.sleep(0.01)
     assert executor.stuck == [] and ran == ["s0", "s1"]
     executor.close()
+
+
+async def test_a_fault_before_a_tasks_work_begins_fails_that_task_not_the_run(monkeypatch):
+    """Building an attempt's context (its inputs, parameters, mapped item) happens before its
+    work starts; a fault there must settle the attempt like any failure, never leave the run
+    waiting for it. Injected: no real input makes our own item lookup raise on demand."""
+    from wfkit import Workflow
+    from wfkit.agents.engine import WorkflowRun
+
+    real = WorkflowRun._set_item
+
+    def broken(self, ctx, task):
+        if task.map_index == 1:
+            raise LookupError("item 1 could not be read")
+        real(self, ctx, task)
+
+    monkeypatch.setattr(WorkflowRun, "_set_item", broken)
+    inject()
+    wf = Workflow("w")
+
+    @wf.task(requires=["work"])
+    def items(ctx):
+        return [10, 20, 30]
+
+    @wf.task(requires=["work"], map=items)
+    def double(ctx):
+        return ctx.item * 2
+
+    orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=2))
+    result = await asyncio.wait_for(orch.execute_workflow(wf), HANG)
+    tr = result["task_results"]
+    assert tr["double[1]"]["status"] == "failed"
+    assert tr["double[1]"]["error"] == "LookupError: item 1 could not be read"
+    assert [tr[f"double[{i}]"]["result"] for i in (0, 2)] == [20, 60]
+    assert tr["double"]["status"] == "failed" and result["status"] == "failed"
+    assert orch.pool.load(orch.agents["a"]) == 0

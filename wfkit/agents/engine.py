@@ -386,10 +386,9 @@ class WorkflowRun:
         if ended:
             self._ended(ended, now)
 
-    async def _attempt(self, task: WorkflowTask, agent: AgentProfile, record: _Record) -> None:
-        tid = task.task_id
+    def _context(self, task: WorkflowTask, agent: AgentProfile, attempt: int) -> TaskContext:
+        """What the attempt's work receives: its inputs, parameters and (mapped) item."""
         results = self.results
-        attempt = record.attempts
         deps = task.dependencies
         try:
             inputs = {d: results[d] for d in deps} if deps else {}
@@ -407,6 +406,16 @@ class WorkflowRun:
         )
         if task.map_index is not None:
             self._set_item(ctx, task)
+        return ctx
+
+    async def _attempt(self, task: WorkflowTask, agent: AgentProfile, record: _Record) -> None:
+        tid = task.task_id
+        attempt = record.attempts
+        try:
+            ctx = self._context(task, agent, attempt)
+        except Exception as exc:  # no context, no work: this attempt fails, the run goes on
+            self._unstarted(task, agent, record, exc)
+            return
         CURRENT.set(ctx)  # this attempt's own asyncio task: runs started in it are its children
         fn = task.action or agent.handler
         started = _now()
@@ -457,6 +466,21 @@ class WorkflowRun:
             raise
         except BaseException as exc:  # a fault in our own bookkeeping: end the run with it
             self._abort(exc)
+
+    def _unstarted(
+        self, task: WorkflowTask, agent: AgentProfile, record: _Record, exc: Exception
+    ) -> None:
+        """An attempt that failed before its work began (building its context raised): it
+        settles like any failure, so the run never waits for it."""
+        now = _now()
+        record.agent_id = agent.agent_id
+        if record.started_at is None:
+            record.started_at = now
+        try:
+            del self._running[task.task_id]
+            self._failed(task, agent, record, now, exc)
+        except BaseException as fault:  # a fault in our own bookkeeping: end the run with it
+            self._abort(fault)
 
     def _set_item(self, ctx: TaskContext, task: WorkflowTask) -> None:
         """A mapped child's item: its parent's input at its index, or (element by element)
