@@ -643,6 +643,11 @@ def build_dag_figure(
     return fig
 
 
+#: The status a group node's colour shows: the first of these its tasks have.
+GROUP_URGENCY = ("failed", "running", "retrying", "pending", "cancelled", "skipped",
+                 "completed", "cached")
+
+
 def group_stats(
     tasks: Mapping[str, WorkflowTask], grouping: Grouping,
     outcomes: Mapping[str, Mapping[str, Any]] | None = None,
@@ -711,10 +716,14 @@ def build_group_figure(
     *,
     title: str | None = None,
     labels: bool | None = None,
+    live: bool = False,
 ) -> Figure:
     """The DAG drawn as groups: a square per group (sized by its tasks, coloured by its most
     urgent status), a stacked bar of its status counts under it, group edges labelled with
-    their multiplicity, and the tasks' critical path through the groups it crosses."""
+    their multiplicity, and the tasks' critical path through the groups it crosses.
+
+    ``live`` (the dashboard) colours by status from the start, all pending, with
+    ``marker.color`` codes into :data:`STATUS_COLORS` order (see :data:`GROUP_URGENCY`)."""
     import numpy as np
 
     from wfkit.agents.model import WorkflowTask as Task
@@ -765,9 +774,8 @@ def build_group_figure(
     ))
 
     sizes = np.array([stats[g]["size"] for g in order], dtype=float)
-    urgency = ["failed", "running", "retrying", "pending", "cancelled", "skipped", "completed",
-               "cached"]
-    if measured:
+    urgency = GROUP_URGENCY
+    if measured or live:
         names = list(STATUS_COLORS)
         extra = sorted({s for g in order for s in stats[g]["counts"] if s not in STATUS_COLORS})
         names += extra
@@ -787,7 +795,8 @@ def build_group_figure(
         keys = [sigs[g] for g in order]
         if len(names) > len(_PALETTE):
             names, keys = ["group"], ["group"] * m
-    palette = [status_color(s) for s in names] if measured else list(_PALETTE[: len(names)])
+    palette = [status_color(s) for s in names] if measured or live else \
+        list(_PALETTE[: len(names)])
     code_of = {s: i for i, s in enumerate(names)}
     codes = np.fromiter((code_of[k] for k in keys), dtype=np.int16, count=m)
     ids = np.array(order, dtype=object)
@@ -832,7 +841,7 @@ def build_group_figure(
                 name=s, legendgroup=s, hoverinfo="skip", showlegend=True,
             ))
             done += share
-    else:
+    elif not live:  # live: the dashboard's status badges, in these colours, are the legend
         for name in names:
             fig.add_trace(go.Scatter(
                 x=[None], y=[None], mode="markers",
@@ -872,7 +881,7 @@ def build_group_figure(
         yaxis={"visible": False, "range": [-(layout.width / 2) - 0.5, layout.width / 2 + 0.5]},
         meta={"wfkit": "dag", "workflow_id": workflow_id, "critical_path": path,
               "groups": {g: stats[g]["size"] for g in order}, "grouped_by": grouping.level,
-              "statuses": names if measured else None},
+              "statuses": names if measured or live else None},
     )
     return fig
 

@@ -476,3 +476,27 @@ async def test_the_totals_grow_as_tasks_are_mapped():
     assert dash.status_counts["completed"] == 10
     assert node_statuses(dash) == {"items": "completed", "each": "completed",
                                    "total": "completed"}
+
+
+async def test_a_large_workflow_is_drawn_live_as_groups_with_counts():
+    orch = orchestrator()
+    wf = Workflow("grouped")
+    wf.task(lambda ctx: None, task_id="start", requires=["analysis"])
+    for i in range(300):
+        wf.task(lambda ctx: None, task_id=f"part_{i:04d}", requires=["analysis"],
+                after=["start"], group="part")
+    for i in range(200):  # no group: with one node each they would not fit, stems do
+        wf.task(lambda ctx: None, task_id=f"check_{i:04d}", requires=["analysis"],
+                after=[f"part_{i:04d}"])
+    wf.task(lambda ctx: None, task_id="end", requires=["analysis"],
+            after=[f"check_{i:04d}" for i in range(200)])
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    assert set(dash._shown.ids) == {"start", "part", "check", "end"}  # 502 tasks, 4 nodes
+    assert set(node_statuses(dash).values()) == {"pending"}
+    await orch.execute_workflow("grouped")
+    assert node_statuses(dash) == dict.fromkeys(["start", "part", "check", "end"], "completed")
+    now = dict(zip(dash._shown.ids, dash.dag.data[DAG_NODE_TRACE].customdata, strict=True))
+    assert now["part"] == "now: 300 completed" and now["check"] == "now: 200 completed"
+    assert "502 tasks in 4 groups" in dash.dag.layout.title.text
+    assert "<img" in dash.snapshot_html()  # the saved picture draws the groups too

@@ -50,7 +50,7 @@ from wfkit.events import (
     TaskStarted,
 )
 from wfkit.jupyter.livefigure import LiveFigure, run_by_notebook_ui
-from wfkit.plots import DAG_NODE_TRACE, build_dag_figure
+from wfkit.plots import DAG_NODE_TRACE, GROUP_URGENCY, build_dag_figure, build_group_figure
 
 __all__ = ["Dashboard", "follows"]
 
@@ -138,19 +138,78 @@ class _DagView:
     """The live DAG figure of one workflow, built once and reused by every run of it, with
     the task order runs report (``RunStarted.task_ids``) mapped to the figure's node order."""
 
-    __slots__ = ("tasks_ref", "figure", "ids", "task_ids", "index", "_perm", "_other")
+    __slots__ = ("tasks_ref", "figure", "ids", "task_ids", "index", "_perm", "_other",
+                 "grouping", "_node_of", "_nodes")
 
-    def __init__(self, workflow_id: str, tasks: dict[str, Any], tasks_ref: Any) -> None:
+    def __init__(self, workflow_id: str, tasks: dict[str, Any], tasks_ref: Any,
+                 max_nodes: int = 150) -> None:
         import numpy as np
 
+        from wfkit.grouping import group_tasks
+
         self.tasks_ref = tasks_ref  # the orchestrator's task list: identity tells a replacement
-        self.figure = build_dag_figure(workflow_id, tasks, live=True)
+        # a large workflow is drawn as groups (as dag_figure draws it): never thousands of
+        # nodes to lay out and recolour while it runs
+        grouping = group_tasks(tasks, max_nodes=max_nodes) if len(tasks) > max_nodes else None
+        self.grouping = grouping if grouping is not None and grouping.grouped else None
+        if self.grouping is not None:
+            self.figure = build_group_figure(workflow_id, tasks, self.grouping, live=True)
+        else:
+            self.figure = build_dag_figure(workflow_id, tasks, live=True)
         self.ids = list(self.figure.data[DAG_NODE_TRACE].customdata) if tasks else []
         self.task_ids = tuple(tasks)
         self.index = {tid: i for i, tid in enumerate(self.task_ids)}
         index = self.index
-        self._perm = np.fromiter((index[t] for t in self.ids), dtype=np.intp, count=len(self.ids))
         self._other: tuple[Any, Any] = (None, None)  # (run view, its perm) for another order
+        if self.grouping is not None:
+            node = {g: i for i, g in enumerate(self.ids)}
+            of = self.grouping.of
+            self._node_of = {tid: node[of[tid]] for tid in self.task_ids}
+            self._perm = np.fromiter((self._node_of[t] for t in self.task_ids), dtype=np.intp,
+                                     count=len(self.task_ids))
+            self._nodes: tuple[Any, int, Any] = (None, -1, None)
+            return
+        self._perm = np.fromiter((index[t] for t in self.ids), dtype=np.intp, count=len(self.ids))
+
+    def group_codes(self, view: _RunView) -> tuple[Any, list[str]]:
+        """Each group node's colour code (its most urgent status) and its counts as text,
+        from the run's codes (one bincount per redraw); a mapped child counts in its
+        parent's group."""
+        import numpy as np
+
+        from wfkit.metrics.frames import child_of
+
+        if view.index is self.index:
+            nodes = self._perm
+        elif self._nodes[0] is view and self._nodes[1] == len(view.task_ids):
+            nodes = self._nodes[2]
+        else:
+            node_of = self._node_of
+
+            def node(tid: str) -> int:
+                k = node_of.get(tid)
+                if k is None:
+                    parent, _ = child_of(tid, node_of)
+                    k = node_of[parent] if parent is not None else -1
+                return k
+
+            nodes = np.fromiter((node(t) for t in view.task_ids), dtype=np.intp,
+                                count=len(view.task_ids))
+            self._nodes = (view, len(view.task_ids), nodes)
+        codes = np.frombuffer(view.codes, dtype=np.uint8).astype(np.intp)
+        keep = nodes >= 0
+        k, m = len(_STATUSES), len(self.ids)
+        counts = np.bincount(nodes[keep] * k + codes[keep], minlength=m * k).reshape(m, k)
+        colors = np.full(m, PENDING, dtype=np.int32)
+        for s in reversed(GROUP_URGENCY):
+            c = _STATUSES.index(s)
+            colors = np.where(counts[:, c] > 0, c, colors)
+        text = [
+            "now: " + ", ".join(f"{int(n):,} {s}" for s, n in zip(_STATUSES, row, strict=True)
+                                if n)
+            for row in counts.tolist()
+        ]
+        return colors, text
 
     def index_for(self, task_ids: tuple[str, ...]) -> dict[str, int] | None:
         return self.index if task_ids == self.task_ids else None
@@ -236,6 +295,7 @@ class Dashboard(widgets.VBox):
         self._dags: dict[str, _DagView] = {}
         self._shown: Any = None  # the _DagView (or the run whose note) the DAG widget shows
         self._sent: Any = None  # the node colour codes the DAG widget shows
+        self._sent_text: list[str] | None = None  # and, for groups, their counts
         self._latest: deque[Event] = deque(maxlen=max(1, int(max_events)))
         self._load_key: tuple[Any, ...] = ()
         self._load_shape: tuple[Any, ...] = ()
@@ -467,6 +527,7 @@ class Dashboard(widgets.VBox):
                     nodes.customdata = None
         self._shown = dag if dag is not None else view
         self._sent = None if dag is None else np.zeros(len(dag.ids), dtype=np.int32)
+        self._sent_text = None
 
     def _draw_dag(self, view: _RunView) -> None:
         import numpy as np
@@ -475,6 +536,15 @@ class Dashboard(widgets.VBox):
         if self._shown is not (dag if dag is not None else view):
             self._show(dag, view)
         if dag is None:
+            return
+        if dag.grouping is not None:
+            colors, text = dag.group_codes(view)
+            if self._sent is not None and np.array_equal(colors, self._sent) and \
+                    text == self._sent_text:
+                return
+            self.dag.plotly_restyle({"marker.color": [colors], "customdata": [text]},
+                                    trace_indexes=[DAG_NODE_TRACE])
+            self._sent, self._sent_text = colors, text
             return
         perm = dag.perm(view)
         codes = np.frombuffer(view.codes, dtype=np.uint8)
