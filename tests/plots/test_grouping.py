@@ -208,3 +208,17 @@ def test_mapped_children_count_in_their_parents_group():
     assert stats["work"]["counts"] == {"completed": 75, "failed": 25}
     assert stats["work"]["total"] == 100.0 and stats["work"]["mean"] == 1.0
     assert stats["src"]["size"] == 1
+
+
+def test_workflow_figure_and_repr_use_the_same_grouping():
+    from wfkit import Workflow
+
+    wf = Workflow("montage")
+    for t in montage_like().values():
+        wf.add(t)
+    fig = wf.figure()
+    assert fig.layout.meta["groups"] == dag_figure(montage_like()).layout.meta["groups"]
+    assert len(nodes(wf.figure(expand=["mProject"])).x) == 7 + 40
+    bundle = wf._repr_mimebundle_()
+    plotly = bundle.get("application/vnd.plotly.v1+json")
+    assert plotly is not None and plotly["layout"]["meta"]["grouped_by"] == "stems"

@@ -187,11 +187,13 @@ class Workflow:
         """The ids of the longest chain of dependent tasks by estimated duration."""
         return critical_path(self._tasks)[0]
 
-    def figure(self, results: Any = None) -> Any:
-        """The DAG as a Plotly figure (layered, critical path highlighted)."""
+    def figure(self, results: Any = None, **options: Any) -> Any:
+        """The DAG as a Plotly figure (layered, critical path highlighted; a large workflow as
+        groups of tasks): ``options`` are :func:`wfkit.plots.dag_figure`'s (``group``,
+        ``max_nodes``, ``expand``, ``title``, ``labels``)."""
         from wfkit.plots import dag_figure
 
-        return dag_figure(self, results=results)
+        return dag_figure(self, results=results, **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """A bare ``wf`` in a notebook cell: its DAG figure, a task table, this repr."""
