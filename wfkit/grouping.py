@@ -22,18 +22,14 @@ from wfkit.errors import ValidationError
 
 GroupBy = str | Callable[[WorkflowTask], "str | None"]
 
-_STEM_TAIL = re.compile(r"(?:\[\d+\]|[_\-.: ]*(?:ID|id)?\d+)$")
+_STEM_TAIL = re.compile(r"(?:\[\d+\]|[_\-.: ]*(?:ID|id)?\d+)+$")
 
 
 def name_stem(task_id: str) -> str:
     """The name without its trailing numbers: ``mDiffFit_ID0000007`` -> ``mDiffFit``,
     ``align-12`` -> ``align``, ``fetch[3]`` -> ``fetch``; a name that is only a number stays."""
-    stem = task_id
-    while True:
-        cut = _STEM_TAIL.sub("", stem)
-        if cut == stem or not cut:
-            return stem
-        stem = cut
+    m = _STEM_TAIL.search(task_id)
+    return task_id[: m.start()] if m is not None and m.start() > 0 else task_id
 
 
 @dataclass
@@ -112,9 +108,9 @@ def _group_layers(g: Grouping) -> dict[str, int]:
 
 
 def _acyclic(tasks: Mapping[str, WorkflowTask], of: dict[str, str],
-             task_layer: Callable[[], dict[str, int]]) -> dict[str, str]:
+             task_layer: Callable[[], dict[str, int]]) -> tuple[dict[str, str], Grouping]:
     """``of`` with the groups on a cycle of the group graph split by task layer (edges
-    always go to a deeper layer, so the split graph has no cycle)."""
+    always go to a deeper layer, so the split graph has no cycle), and that graph."""
     import networkx as nx
 
     g = _quotient(tasks, of)
@@ -123,9 +119,10 @@ def _acyclic(tasks: Mapping[str, WorkflowTask], of: dict[str, str],
     graph.add_edges_from(g.edges)
     cyclic = {k for scc in nx.strongly_connected_components(graph) if len(scc) > 1 for k in scc}
     if not cyclic:
-        return of
+        return of, g
     depth = task_layer()
-    return {tid: f"{k} · layer {depth[tid] + 1}" if k in cyclic else k for tid, k in of.items()}
+    of = {tid: f"{k} · layer {depth[tid] + 1}" if k in cyclic else k for tid, k in of.items()}
+    return of, _quotient(tasks, of)
 
 
 def _merge_structural(g: Grouping, max_nodes: int) -> dict[str, str]:
@@ -225,9 +222,10 @@ def group_tasks(
     base = {}
     if level != "tasks":
         named = of
-        of = _acyclic(tasks, of, task_layer)
-        base = {k: named[tid] for tid, k in of.items()}
-    g = _quotient(tasks, of)
+        of, g = _acyclic(tasks, of, task_layer)
+        base = {k: named[g.members[k][0]] for k in g.members}
+    else:
+        g = _quotient(tasks, of)
     if group == "auto" and len(g) > max_nodes:
         rename = _merge_structural(g, max_nodes)
         if any(k != v for k, v in rename.items()):

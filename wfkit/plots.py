@@ -121,18 +121,27 @@ def _empty(title: str, message: str) -> Figure:
 def workflow_tasks(obj: Any) -> tuple[str, dict[str, WorkflowTask]]:
     """(workflow id, tasks by id) from a Workflow, tasks, or an orchestrator's workflow record."""
     from wfkit.agents.builder import Workflow
-    from wfkit.graph import validate_tasks
 
     if isinstance(obj, Workflow):
-        return obj.workflow_id, validate_tasks(obj.tasks)
+        return obj.workflow_id, _validated(obj.tasks)
     if isinstance(obj, Mapping) and "tasks" in obj and "workflow_id" in obj:
-        return str(obj["workflow_id"]), validate_tasks(obj["tasks"])
+        return str(obj["workflow_id"]), _validated(obj["tasks"])
     if isinstance(obj, str | bytes) or not isinstance(obj, Iterable | Mapping):
         raise ValidationError(
             f"dag_figure() takes a Workflow, a list of WorkflowTask or a dict of them by id, "
             f"got {type(obj).__name__}"
         )
-    return "workflow", validate_tasks(obj)
+    return "workflow", _validated(obj)
+
+
+def _validated(tasks: Any) -> dict[str, WorkflowTask]:
+    """What validate_tasks checks (types, duplicates, unknown dependencies, cycles), without
+    building the engine's TaskGraph: a drawing needs only the tasks by id."""
+    from wfkit.graph import check_tasks, topological_order
+
+    by_id = check_tasks(tasks)
+    topological_order(by_id)  # raises CycleError
+    return by_id
 
 
 def _is_frame(obj: Any) -> bool:
