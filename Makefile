@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench venv clean e2e browser
+.PHONY: demo test check lint bench venv clean e2e browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: lint browser
 	$(PY) notebooks/src/build.py --check
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/
+
+# The inner loop: ruff and every test not marked slow (about a minute on a quiet machine).
+check: lint
+	$(PY) notebooks/src/build.py --check
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 # What a person sees: JupyterLab in Debian's Chromium, driven by Playwright; screenshots in
 # build/e2e/. Installs the browser when it is absent (as root, or through sudo).

@@ -159,6 +159,7 @@ def _loads_or_spec_error(path, overrides=()):
         assert str(exc).startswith(str(path)) or str(exc).startswith("--set")
 
 
+@pytest.mark.slow  # a long fuzz
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.dictionaries(_names, _values, max_size=6))
 def test_fuzz_structured_specs(spec_dir, data):

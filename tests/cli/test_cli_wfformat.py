@@ -15,6 +15,7 @@ from wfkit.wfformat import example_trace
 TRACE = example_trace("1000genome")
 
 
+@pytest.mark.slow  # CP-SAT
 def test_a_trace_simulated_on_16_agents_prints_makespans_and_certified_gaps():
     done = wfkit("run", str(TRACE), "--simulate", "--agents", "16")
     assert done.returncode == 0, done.stderr

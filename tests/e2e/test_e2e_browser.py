@@ -29,6 +29,7 @@ BUILD = REPO / "build" / "e2e"
 NOTEBOOK = "dashboard.ipynb"
 
 pytestmark = [
+    pytest.mark.slow,  # Chromium and JupyterLab
     pytest.mark.skipif(
         not os.environ.get("WFKIT_E2E"),
         reason="browser test: run it with `make e2e` (installs chromium, sets WFKIT_E2E=1)",

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "build" / "e2e"
 
 pytestmark = [
+    pytest.mark.slow,  # Chromium and JupyterLab
     pytest.mark.skipif(
         not os.environ.get("WFKIT_E2E"),
         reason="browser test: run it with `make e2e` (installs chromium, sets WFKIT_E2E=1)",

@@ -24,6 +24,7 @@ BUILD = REPO / "build" / "e2e"
 SHOWCASE = REPO / "notebooks" / "02_collective_agents.ipynb"
 
 pytestmark = [
+    pytest.mark.slow,  # Chromium and JupyterLab
     pytest.mark.skipif(
         not os.environ.get("WFKIT_E2E"),
         reason="browser test: run it with `make e2e` (installs chromium, sets WFKIT_E2E=1)",

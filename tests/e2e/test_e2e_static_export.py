@@ -16,10 +16,13 @@ from wfkit.plots import agent_load_figure, dag_figure, gantt_figure, summary_fig
 
 BUILD = Path(__file__).resolve().parents[2] / "build" / "e2e"
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("WFKIT_E2E"),
-    reason="browser test: run it with `make e2e` (installs chromium, sets WFKIT_E2E=1)",
-)
+pytestmark = [
+    pytest.mark.slow,  # Chromium
+    pytest.mark.skipif(
+        not os.environ.get("WFKIT_E2E"),
+        reason="browser test: run it with `make e2e` (installs chromium, sets WFKIT_E2E=1)",
+    ),
+]
 
 
 async def test_every_figure_exports_to_png(tmp_path: Path):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a real Dask LocalCluster
+
 pytest.importorskip("distributed", reason="the Dask tests need the wfkit[dask] extra")
 
 import distributed  # noqa: E402

@@ -232,6 +232,7 @@ async def test_failures_are_retried(pool):
     assert failed[0].error == "ValueError: first attempt fails"
 
 
+@pytest.mark.slow  # a worker process dies mid-task
 async def test_a_dead_worker_process_is_a_free_retry(pool):
     result, events = await run([task("t", dies_first), task("u", describe, ["t"])], executor=pool)
     assert result.status == "completed"
@@ -243,6 +244,7 @@ async def test_a_dead_worker_process_is_a_free_retry(pool):
     assert any(isinstance(e, TaskRetrying) for e in events)
 
 
+@pytest.mark.slow  # worker processes die, one after another
 async def test_a_task_that_keeps_killing_its_worker_fails():
     executor = ProcessExecutor(max_workers=1, lost_worker_retries=1)
     try:

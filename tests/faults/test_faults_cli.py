@@ -72,6 +72,7 @@ def test_report_through_a_symlink_replaces_the_target_and_keeps_the_link(store, 
     assert link.is_symlink() and "plotly-graph-div" in real.read_text()
 
 
+@pytest.mark.slow  # CLI child processes
 def test_report_to_a_folder_or_an_unwritable_path_exits_2_with_the_path_and_reason(
     store, tmp_path
 ):
@@ -150,6 +151,7 @@ def key_paths(value, at=()):
             yield from key_paths(v, (*at, i))
 
 
+@pytest.mark.slow  # thousands of bad specs loaded
 def test_every_key_of_a_spec_given_every_kind_of_bad_value_is_a_spec_error(tmp_path):
     """Each key path of a valid spec, set to values of every wrong shape: the loader loads it
     or raises SpecError naming the file; nothing else (the tally of bad inputs tried)."""
@@ -184,6 +186,7 @@ def test_every_key_of_a_spec_given_every_kind_of_bad_value_is_a_spec_error(tmp_p
     assert tried == len(list(key_paths(good))) * len(BAD_VALUES) and errors > tried // 2
 
 
+@pytest.mark.slow  # CLI child processes
 def test_a_3000_deep_value_exits_2_naming_the_override_and_the_fix(tmp_path):
     from wfkit.errors import SpecError
     from wfkit.spec import load_spec
@@ -252,6 +255,7 @@ raise ImportError("not the standard library's pickle")
 '''
 
 
+@pytest.mark.slow  # CLI child processes
 def test_a_module_beside_the_spec_cannot_shadow_the_standard_library(tmp_path):
     spec = spec_folder(tmp_path)
     (tmp_path / "pickling.yaml").write_text((tmp_path / "pickling.yaml").read_text())

@@ -11,7 +11,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from wfkit import IntegrationEndpoint, IntegrationFlow
+
+pytestmark = pytest.mark.slow  # a process killed mid-stream
 
 REPO = Path(__file__).resolve().parents[2]
 TOTAL, ACKED_FIRST, CONCURRENCY = 120, 20, 8

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a real Jupyter kernel
+
 jupyter_client = pytest.importorskip("jupyter_client")
 
 DEFINE = """

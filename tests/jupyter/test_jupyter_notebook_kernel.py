@@ -9,6 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+pytestmark = pytest.mark.slow  # a real Jupyter kernel
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "e2e" / "dashboard.ipynb"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 PLOTLY = "application/vnd.plotly.v1+json"

@@ -16,6 +16,8 @@ import pytest
 
 from wfkit import ResumeError, RunStore
 
+pytestmark = pytest.mark.slow  # processes killed mid-run
+
 CHILD = Path(__file__).with_name("store_child.py")
 REPO = Path(__file__).resolve().parents[2]
 ENV = {

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from nbrun import NOTEBOOKS, jupyter_env
 
+pytestmark = pytest.mark.slow  # builds the Binder venv and runs every notebook in it
+
 ROOT = NOTEBOOKS.parent
 BINDER = ROOT / "binder"
 VENV = ROOT / "build" / "binder-venv"

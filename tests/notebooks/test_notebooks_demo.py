@@ -14,7 +14,7 @@ import pytest
 import wfkit.showcase as showcase
 
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # papermill
 
 
 def rendered_plots(html: Path, screenshot: Path) -> int:

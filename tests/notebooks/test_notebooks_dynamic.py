@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from nbrun import injected, run_notebook
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # papermill
 
 CONTINENTS = {"Africa", "Americas", "Asia", "Europe", "Oceania"}
 

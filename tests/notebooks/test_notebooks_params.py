@@ -10,7 +10,7 @@ import re
 import pytest
 from nbrun import injected, run_notebook
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # papermill
 
 
 def test_01_quickstart_modules_and_top_n(tmp_path):

@@ -12,7 +12,10 @@ import json
 import re
 
 import nbformat
+import pytest
 from nbrun import run_notebook
+
+pytestmark = pytest.mark.slow  # papermill
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 STATE = "application/vnd.jupyter.widget-state+json"

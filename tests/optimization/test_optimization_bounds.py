@@ -59,6 +59,7 @@ def test_the_energy_bound_per_class_counts_confined_work():
     assert wfkit.plan_schedule(tasks, agents).makespan == 35.0
 
 
+@pytest.mark.slow  # CP-SAT
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(n=st.integers(1, 6), seed=st.integers(0, 10_000), agents=st.integers(1, 2))
 def test_bounds_never_exceed_the_optimum(n, seed, agents):
@@ -73,6 +74,7 @@ def test_bounds_never_exceed_the_optimum(n, seed, agents):
     assert exact.lower_bound <= best * (1 + 1e-9)
 
 
+@pytest.mark.slow  # CP-SAT
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(n=st.integers(1, 40), seed=st.integers(0, 10_000), mixed=st.booleans())
 def test_bounds_never_exceed_any_feasible_plan(n, seed, mixed):

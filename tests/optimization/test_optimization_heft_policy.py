@@ -113,6 +113,7 @@ def test_it_adapts_when_an_agent_is_slower_than_estimated():
     assert sum(adaptive) < sum(least)
 
 
+@pytest.mark.slow  # CP-SAT
 def test_plain_noise_costs_less_than_following_the_plan_rigidly():
     adaptive, rigid = [], []
     for seed in range(40):

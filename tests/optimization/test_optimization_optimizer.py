@@ -81,6 +81,7 @@ def resimulate(result, policy=None):
                           durations=learned_of(result, ow["agents"]))
 
 
+@pytest.mark.slow  # CP-SAT
 async def test_current_metrics_come_from_the_recorded_runs(recorded):
     orch, metrics = recorded
     result = await WorkflowOptimizer(orch, metrics, time_limit=1).optimize_workflow(
@@ -118,6 +119,7 @@ async def test_current_metrics_come_from_the_recorded_runs(recorded):
     assert result["failure_rates"] == {"check": pytest.approx(0.5)}
 
 
+@pytest.mark.slow  # CP-SAT
 async def test_every_goal_and_the_figures_are_confirmed_by_simulation(recorded):
     orch, metrics = recorded
     before_agents = {a.agent_id: (a.capacity, a.availability) for a in orch.agents.values()}
@@ -193,6 +195,7 @@ async def test_capacity_no_schedule_needs_is_removed(recorded):
     assert again.mean_utilization == pytest.approx(s["expected"])
 
 
+@pytest.mark.slow  # CP-SAT
 async def test_cost_and_time_suggestions(recorded):
     orch, metrics = recorded
     result = await WorkflowOptimizer(orch, metrics, time_limit=2).optimize_workflow(
@@ -244,6 +247,7 @@ async def test_an_expensive_redundant_agent_is_dropped():
     orch.close()
 
 
+@pytest.mark.slow  # CP-SAT
 async def test_metric_weights_decide_the_combination(recorded):
     orch, metrics = recorded
     speed = WorkflowOptimizer(orch, metrics, time_limit=1)

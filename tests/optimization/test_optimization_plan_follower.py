@@ -88,6 +88,7 @@ def follow(plan, tasks, agents, durations, comm):
     mixed=st.booleans(),
     integers=st.booleans(),
 )
+@pytest.mark.slow  # CP-SAT
 def test_any_feasible_plan_followed_with_exact_durations_runs_as_planned(
     n, graph_seed, planner, seed, workers, delays, mixed, integers
 ):
@@ -109,6 +110,7 @@ def test_any_feasible_plan_followed_with_exact_durations_runs_as_planned(
         assert s <= plan.start[tid] * (1 + 1e-9) + 1e-9
 
 
+@pytest.mark.slow  # CP-SAT
 def test_many_optimal_plans_of_the_published_example_run_as_planned():
     """CP-SAT returns different optima for different seeds and worker counts (with slack,
     in other orders); each one runs as planned."""

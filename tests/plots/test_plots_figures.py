@@ -384,6 +384,7 @@ def browser() -> str | None:
                                         if os.access("/usr/bin/chromium", os.X_OK) else None)
 
 
+@pytest.mark.slow  # Chromium
 @pytest.mark.skipif(browser() is None, reason="no chromium here: `make e2e` installs it")
 def test_write_image_works_with_debian_chromium(tmp_path: Path):
     path = tmp_path / "dag.png"
