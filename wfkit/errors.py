@@ -20,6 +20,7 @@ describes the problem as attributes, and says in its message what to change::
     │   └── IntegrationConfigError (also IntegrationError)  .endpoint_id, .flow_id, .field
     │       └── UnknownEndpointError           .flow_id, .missing
     │   └── UnknownParameterError (also KeyError)  .workflow_id, .name, .known
+    │   └── ArgumentError (also TypeError)     an argument of the wrong kind (not callable, ...)
     ├── UnknownWorkflowError (also KeyError)   .workflow_id
     ├── PolicyError                            a policy returned an agent it was not offered
     ├── TaskError                              .task_id   (stored in task results, not raised)
@@ -40,7 +41,9 @@ describes the problem as attributes, and says in its message what to change::
     │   ├── DeadlockError                      .cycle
     │   ├── ResourceTimeoutError               .resource_id, .participant, .timeout
     │   ├── LeaseExpiredError                  .resource_id, .participant, .lease
-    │   └── UnknownSessionError (also KeyError) .session_id
+    │   ├── UnknownSessionError (also KeyError) .session_id
+    │   └── UnknownKeyError (also KeyError)    .key  (``del state[key]`` of a key not there)
+    ├── ClosedError (also RuntimeError)        .what  (used after close())
     ├── MissingDependencyError (ImportError)   .package, .extra  (an optional extra is absent)
     └── BrowserNotFoundError (also RuntimeError)  .browser_path  (static image export)
 """
@@ -87,6 +90,9 @@ __all__ = [
     "ResourceTimeoutError",
     "LeaseExpiredError",
     "UnknownSessionError",
+    "UnknownKeyError",
+    "ArgumentError",
+    "ClosedError",
     "MissingDependencyError",
     "FrameError",
     "BrowserNotFoundError",
@@ -255,6 +261,19 @@ class UnknownParameterError(ValidationError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class ArgumentError(ValidationError, TypeError):
+    """An argument of the wrong kind (a coroutine where a plain function is needed, a value
+    with no JSON form, ...); also a TypeError, which is what such mistakes raise in Python."""
+
+
+class ClosedError(WfkitError, RuntimeError):
+    """An object used after ``close()``; ``.what`` names it. Make a new one to go on."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"{what} is closed: it cannot be used after close(); make a new one")
 
 
 class PolicyError(WfkitError):
@@ -516,6 +535,19 @@ class UnknownSessionError(CoordinationError, KeyError):
             f"no coordination session {session_id!r}{hint}: use the id returned by "
             f"create_coordination_session(participants, coordination_type)"
         )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class UnknownKeyError(CoordinationError, KeyError):
+    """``del state[key]`` for a key the shared state does not hold."""
+
+    def __init__(self, key: object, known: Iterable[str] = ()) -> None:
+        self.key = key
+        known = sorted(known)
+        hint = f" (keys: {', '.join(map(repr, known[:10]))})" if known else " (it is empty)"
+        super().__init__(f"the shared state has no key {key!r} to delete{hint}")
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfkit.errors import ArgumentError
+
 __all__ = [
     "Event",
     "RunStarted",
@@ -248,7 +250,10 @@ class EventBus:
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns a function that unsubscribes."""
         if not callable(callback):
-            raise TypeError(f"subscribe() needs a callable, got {type(callback).__name__}")
+            raise ArgumentError(
+                f"subscribe() needs a callable, got {type(callback).__name__}: pass a "
+                f"function callback(event)"
+            )
         self._subscribers.append(callback)
 
         def unsubscribe() -> None:

@@ -54,7 +54,7 @@ from wfkit.cache import (
 )
 from wfkit.callables import describe_error, is_async_callable
 from wfkit.conditions import describe_condition, evaluate
-from wfkit.errors import TaskTimeoutError, WorkerLostError
+from wfkit.errors import ArgumentError, TaskTimeoutError, WorkerLostError
 from wfkit.events import (
     EventBus,
     RunFinished,
@@ -725,7 +725,9 @@ class WorkflowRun:
             if inspect.isawaitable(outcome):
                 if hasattr(outcome, "close"):
                     outcome.close()
-                raise TypeError("when= takes a plain function (ctx) -> bool, not a coroutine")
+                raise ArgumentError(
+                    "when= takes a plain function (ctx) -> bool, not a coroutine"
+                )
             return bool(outcome)
         return evaluate(when, {"inputs": inputs, "params": self.params})
 

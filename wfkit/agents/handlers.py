@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from wfkit.agents.model import TaskContext
+from wfkit.errors import ValidationError
 
 __all__ = ["simulated_handler"]
 
@@ -15,7 +16,10 @@ def simulated_handler(time_scale: float = 1.0) -> Callable[[TaskContext], Awaita
     """A handler for demos without real work: it waits ``estimated_duration * time_scale``
     seconds and returns the pattern document's result dict."""
     if time_scale < 0:
-        raise ValueError("time_scale must be >= 0")
+        raise ValidationError(
+            f"simulated_handler: time_scale must be >= 0 (1.0 waits each task's "
+            f"estimated_duration in seconds), got {time_scale!r}"
+        )
 
     async def simulated(ctx: TaskContext) -> dict[str, Any]:
         delay = ctx.task.estimated_duration * time_scale

@@ -49,7 +49,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wfkit.errors import CoordinationError, ValidationError
+from wfkit.errors import CoordinationError, UnknownKeyError, ValidationError
 from wfkit.events import EventBus, SharedStateChanged, SharedStateConflict
 
 __all__ = [
@@ -409,7 +409,7 @@ class SharedState(Mapping[str, Any]):
         events: list[Any] = []
         with self._lock:
             if must_exist is not None and must_exist not in self._data:
-                raise KeyError(must_exist)
+                raise UnknownKeyError(must_exist, self._data)
             version = self._commit(participant, changes, None, events)
         self._emit(events)
         return WriteOutcome("applied", version, tuple(changes))

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from wfkit.errors import IntegrationConfigError
+from wfkit.errors import ClosedError, IntegrationConfigError
 
 __all__ = ["Database", "Batched", "quick", "normalize_url", "MAX_BATCH"]
 
@@ -210,7 +210,7 @@ class Database:
     async def submit(self, op: Callable[[Any], T]) -> T:
         """Run ``op(connection)`` in the next transaction; returns after it is committed."""
         if self._closed:
-            raise RuntimeError(f"{self!r} is closed")
+            raise ClosedError(repr(self))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._inline_loop is not loop and (
@@ -245,7 +245,7 @@ class Database:
             return
         if self._closed:
             for _, future in batch:
-                future.set_exception(RuntimeError(f"{self!r} is closed"))
+                future.set_exception(ClosedError(repr(self)))
             return
         try:
             conn = self._inline_conn
@@ -308,7 +308,7 @@ class Database:
     def run_sync(self, op: Callable[[Any], T]) -> T:
         """Run ``op(connection)`` on the database thread and wait for it (blocking)."""
         if self._closed:
-            raise RuntimeError(f"{self!r} is closed")
+            raise ClosedError(repr(self))
 
         def job() -> T:
             with self.engine.begin() as conn:

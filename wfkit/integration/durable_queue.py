@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfkit.errors import ArgumentError
 from wfkit.integration.database import Batched, Database, quick
 
 __all__ = ["DurableQueue", "QueueMessage", "dumps", "loads"]
@@ -40,7 +41,10 @@ def _default(value: Any) -> Any:
         return str(value)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    raise ArgumentError(
+        f"{type(value).__name__} is not JSON serializable: send dicts, lists, strings, "
+        f"numbers, dates, decimals or UUIDs (convert other objects first)"
+    )
 
 
 def dumps(value: Any) -> str:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from wfkit.errors import IntegrationConfigError, UnknownFlowError
+from wfkit.errors import ClosedError, IntegrationConfigError, UnknownFlowError
 from wfkit.events import Event, EventBus
 from wfkit.integration.database import Database, normalize_url
 from wfkit.integration.deadletter import FRAME_COLUMNS, DeadLetterStore
@@ -127,7 +127,7 @@ class IntegrationOrchestrator:
 
     def database(self, url: str) -> Database:
         if self._closed:
-            raise RuntimeError("this IntegrationOrchestrator is closed")
+            raise ClosedError("this IntegrationOrchestrator")
         db = self._databases.get(url)
         if db is None:
             db = self._databases[url] = Database(url)

@@ -11,12 +11,16 @@ import heapq
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from wfkit.errors import ArgumentError
+
 __all__ = ["Schedule"]
 
 
 def _own(mapping: Any) -> Any:
     if mapping is None:
-        raise TypeError("Schedule needs agent, start and finish (or rows)")
+        raise ArgumentError(
+            "Schedule needs agent, start and finish (or rows): pass all three mappings"
+        )
     return mapping if type(mapping) is dict else dict(mapping)
 
 FRAME_COLUMNS = ("task_id", "agent_id", "slot", "start", "finish", "duration", "status", "attempts")
