@@ -283,6 +283,11 @@ def full_key(base: str, params: Mapping[str, str]) -> str:
     return _digest(base.encode(), *(f"{k}={v}".encode() for k, v in sorted(params.items())))
 
 
+# An empty 16-byte blake2b to copy: its constructor parses keyword arguments, which is most of
+# what digesting a task's short key costs.
+_KEY_HASH = _blake2b(digest_size=16)
+
+
 class KeyMaker:
     """Makes the base keys of one run's tasks; digests of functions and of uncached inputs
     are computed once per run."""
@@ -312,7 +317,9 @@ class KeyMaker:
         if task.action is None:  # a handler reads the task
             parts += [repr(task.description), repr(sorted(task.capability_set)),
                       repr(task.estimated_duration)]
-        return _blake2b("\x01".join(parts).encode(), digest_size=16).hexdigest()
+        h = _KEY_HASH.copy()  # copying a fresh hash costs half of making one
+        h.update("\x01".join(parts).encode())
+        return h.hexdigest()
 
     def input_key(self, dep: str, keys: Mapping[str, str], results: Mapping[str, Any]) -> str:
         key = keys.get(dep)
@@ -515,7 +522,7 @@ class ResultCache:
         cannot be stored (then it is not cached)."""
         by_base = self.index
         if by_base is not None and row[1] not in by_base:  # a new base key: no call
-            by_base[row[1]] = (_freeze(row),)
+            by_base[row[1]] = ((*row, False),) if type(row[5]) in _IMMUTABLE else (_freeze(row),)
             return True
         return (self._backend or self.backend).put(row) is not False
 

@@ -375,3 +375,26 @@ async def test_a_task_that_changes_its_input_in_place_does_not_change_the_cached
     second = await run(orch, wf)
     assert calls == {} and second.task_results["rows"]["cached"]
     assert first.task_results["clean"]["result"] == second.task_results["clean"]["result"] == 1
+
+
+def test_base_keys_are_the_digest_of_their_parts_in_any_thread():
+    """A key is the 16-byte blake2b of its parts (code digest, inputs' keys, task id) joined
+    by \\x01, whatever thread makes it: stored entries keep matching, and the hash object
+    the keys are copied from is never changed by making one."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wfkit.cache import KeyMaker
+
+    task = wfkit.WorkflowTask("t", "t", ["w"], 0, 1.0, ["u"], action=helper)
+    code = function_digest(helper)
+    expected = hashlib.blake2b(
+        "\x01".join(["k" * 32, code, "t"]).encode(), digest_size=16
+    ).hexdigest()
+
+    def key(_):
+        return KeyMaker({}).base_key(task, helper, {"u": "k" * 32}, {})
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(key, range(200))) == {expected}
+    assert key(0) == expected
