@@ -500,3 +500,47 @@ async def test_a_large_workflow_is_drawn_live_as_groups_with_counts():
     assert now["part"] == "now: 300 completed" and now["check"] == "now: 200 completed"
     assert "502 tasks in 4 groups" in dash.dag.layout.title.text
     assert "<img" in dash.snapshot_html()  # the saved picture draws the groups too
+
+
+async def test_at_the_end_of_a_run_the_load_panel_shows_what_each_agent_did():
+    orch = orchestrator()
+    wf = Workflow("usage")
+    for i in range(4):
+        @wf.task(task_id=f"work{i}", requires=["analysis"])
+        async def work(ctx):
+            await asyncio.sleep(0.02)
+
+    @wf.task(requires=["generation"], after=[f"work{i}" for i in range(4)])
+    async def write(ctx):
+        await asyncio.sleep(0.01)
+
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    result = await orch.execute_workflow("usage")
+    records = result["task_results"].values()
+    span = max(r["finished_at"] for r in records) - min(r["started_at"] for r in records)
+
+    def peak(agent: str) -> int:
+        marks = sorted(m for r in records if r["agent_id"] == agent
+                       for m in ((r["started_at"], 1), (r["finished_at"], -1)))
+        now = best = 0
+        for _, step in marks:
+            now += step
+            best = max(best, now)
+        return best
+
+    usage = dash.agent_usage
+    for agent, cap in (("a1", 2), ("w1", 1)):
+        busy = sum(r["finished_at"] - r["started_at"] for r in records if r["agent_id"] == agent)
+        assert usage[agent]["busy"] == pytest.approx(busy, abs=0.005)
+        assert usage[agent]["peak"] == peak(agent)
+        assert 0 < usage[agent]["utilisation"] <= 1
+        assert usage[agent]["utilisation"] == pytest.approx(busy / (cap * span), rel=0.2)
+    bars = dash.load.data[1]
+    assert list(bars.x) == ["a1", "w1"]
+    assert list(bars.y) == pytest.approx([2 * usage["a1"]["utilisation"],
+                                          usage["w1"]["utilisation"]])
+    assert list(bars.text) == [f"{usage['a1']['utilisation']:.0%} · peak {peak('a1')}/2",
+                               f"{usage['w1']['utilisation']:.0%} · peak 1/1"]
+    assert "utilisation" in dash.load.layout.title.text
+    assert dash.agent_load == {"a1": (0, 2), "w1": (0, 1)}  # idle now

@@ -88,7 +88,7 @@ class _RunView:
     """What the dashboard knows of one run: a status code per task, folded from events."""
 
     __slots__ = ("run_id", "workflow_id", "task_ids", "index", "codes", "last", "started_at",
-                 "finished_at", "state", "resumed", "own_index")
+                 "finished_at", "state", "resumed", "own_index", "spans")
 
     def __init__(self, ev: RunStarted, index: dict[str, int] | None, rich: bool) -> None:
         self.run_id = ev.run_id
@@ -104,6 +104,8 @@ class _RunView:
                 self.codes[i] = COMPLETED
         self.started_at = ev.timestamp
         self.finished_at: float | None = None
+        # (agent, start, end) of each ended attempt: what each agent did, for the end of run
+        self.spans: list[tuple[str, float, float]] = []
         self.state = "running"
         self.resumed = len(ev.resumed)
 
@@ -327,6 +329,7 @@ class Dashboard(widgets.VBox):
         index: dict[str, int] = {}
         codes = bytearray()
         last: list[Any] | None = None
+        spans: list[tuple[str, float, float]] = []
         code_of = _CODE_OF
         latest = self._latest.append
         other = self._other_event
@@ -335,10 +338,15 @@ class Dashboard(widgets.VBox):
         def on_event(ev: Any) -> None:
             code = code_of.get(ev.__class__)
             if code is not None and ev.run_id is hot_run:
-                if code == FAILED and not ev.final:
-                    code = RETRYING
-                elif code == COMPLETED and ev.cached:
-                    code = CACHED
+                if code == FAILED:
+                    spans.append((ev.agent_id, ev.started_at, ev.timestamp))
+                    if not ev.final:
+                        code = RETRYING
+                elif code == COMPLETED:
+                    if ev.cached:
+                        code = CACHED
+                    else:
+                        spans.append((ev.agent_id, ev.started_at, ev.timestamp))
                 i = index[ev.task_id]
                 codes[i] = code
                 if last is not None:
@@ -350,8 +358,9 @@ class Dashboard(widgets.VBox):
             other(ev, code)
 
         def follow(view: _RunView, run_id: Any) -> None:
-            nonlocal hot_run, index, codes, last
-            hot_run, index, codes, last = run_id, view.index, view.codes, view.last
+            nonlocal hot_run, index, codes, last, spans
+            hot_run, index, codes, last, spans = (run_id, view.index, view.codes, view.last,
+                                                  view.spans)
 
         return on_event, follow
 
@@ -366,6 +375,8 @@ class Dashboard(widgets.VBox):
                 code = RETRYING
             elif code == COMPLETED and ev.cached:  # type: ignore[attr-defined]
                 code = CACHED
+            if isinstance(ev, TaskCompleted | TaskFailed) and code != CACHED:
+                view.spans.append((ev.agent_id, ev.started_at, ev.timestamp))
             i = view.index[ev.task_id]  # type: ignore[attr-defined]
             view.codes[i] = code
             if view.last is not None:
@@ -567,10 +578,17 @@ class Dashboard(widgets.VBox):
         running = tuple(a.current_load for a in profiles)
         capacity = tuple(a.capacity for a in profiles)
         done = tuple((a.performance_metrics or {}).get("tasks_completed", 0) for a in profiles)
-        key = (names, running, capacity, done)
+        view = self._current
+        ended = view is not None and view.state != "running" and view.finished_at is not None
+        key = (names, running, capacity, done, ended and view.run_id)
         if key == self._load_key:
             return
         self._load_key = key
+        if ended and not any(running):
+            self._draw_usage(profiles, names, capacity)
+            return
+        if self.load.layout.title.text != _LOAD_TITLE:  # after a finished run's usage
+            self.load.layout.title.text = _LOAD_TITLE
         hover = [
             f"<b>{html.escape(a.agent_id)}</b> · {html.escape(a.name)}<br>running {r} of {c}"
             f"<br>{(a.performance_metrics or {}).get('tasks_completed', 0)} completed, "
@@ -587,6 +605,59 @@ class Dashboard(widgets.VBox):
              "text": [text] * 2, "hovertext": [hover] * 2},
             trace_indexes=[0, 1],
         )
+
+    def _draw_usage(self, profiles: list[Any], names: tuple[str, ...],
+                    capacity: tuple[int, ...]) -> None:
+        """The end of a run: what each agent did over it (mean running tasks against its
+        capacity; the text is the utilisation and the peak concurrency), not the idle 0/N."""
+        usage = self.agent_usage
+        fig = self.load
+        mean, text, hover = [], [], []
+        for a, c in zip(profiles, capacity, strict=True):
+            u = usage.get(a.agent_id, {"utilisation": 0.0, "peak": 0, "busy": 0.0})
+            mean.append(u["utilisation"] * c)
+            text.append(f"{u['utilisation']:.0%} · peak {u['peak']}/{c}")
+            hover.append(f"<b>{html.escape(a.agent_id)}</b> · {html.escape(a.name)}<br>"
+                         f"utilisation {u['utilisation']:.0%} (busy {_seconds(u['busy'])} "
+                         f"of {c} × the run)<br>peak {u['peak']} of {c} at once")
+        if (names, capacity) != self._load_shape:
+            self._load_shape = (names, capacity)
+            fig.plotly_relayout({"yaxis.range": [0, max((*capacity, 1)) * 1.15]})
+        fig.plotly_restyle(
+            {"x": [list(names)] * 2, "y": [list(capacity), mean],
+             "text": [text] * 2, "hovertext": [hover] * 2},
+            trace_indexes=[0, 1],
+        )
+        fig.layout.title.text = "Agent load over the run (utilisation, peak / capacity)"
+
+    @property
+    def agent_usage(self) -> dict[str, dict[str, float]]:
+        """What each agent did in the current run (so far): ``busy`` seconds of attempts,
+        ``utilisation`` = busy / (capacity × the run's time) and ``peak`` tasks at once."""
+        view = self._current
+        agents = getattr(self.orchestrator, "agents", None) or {}
+        if view is None:
+            return {}
+        end = view.finished_at if view.finished_at is not None else time.time()
+        span = max(end - view.started_at, 1e-9)
+        marks: dict[str, list[tuple[float, int]]] = {}
+        busy: dict[str, float] = {}
+        for agent, start, stop in view.spans:
+            busy[agent] = busy.get(agent, 0.0) + max(stop - start, 0.0)
+            m = marks.setdefault(agent, [])
+            m.append((start, 1))
+            m.append((stop, -1))
+        out = {}
+        for agent_id in sorted({*agents, *busy}):
+            peak = running = 0
+            for _, step in sorted(marks.get(agent_id, ())):  # ends before starts at a tie
+                running += step
+                peak = max(peak, running)
+            profile = agents.get(agent_id)
+            cap = max(getattr(profile, "capacity", 1) or 1, 1)
+            out[agent_id] = {"busy": busy.get(agent_id, 0.0), "peak": peak,
+                             "utilisation": busy.get(agent_id, 0.0) / (cap * span)}
+        return out
 
     # -- HTML parts ---------------------------------------------------------------------------
 
@@ -754,12 +825,10 @@ class Dashboard(widgets.VBox):
 
     @property
     def agent_load(self) -> dict[str, tuple[int, int]]:
-        """Agent id -> (running tasks, capacity), as the load figure shows it."""
-        run, cap = self.load.data[1], self.load.data[0]
-        return {
-            str(a): (int(r), int(c))
-            for a, r, c in zip(run.x or (), run.y or (), cap.y or (), strict=True)
-        }
+        """Agent id -> (running tasks, capacity) now (at the end of a run the load figure
+        shows :attr:`agent_usage` instead)."""
+        agents = getattr(self.orchestrator, "agents", None) or {}
+        return {a.agent_id: (int(a.current_load), int(a.capacity)) for a in agents.values()}
 
     @property
     def run_id(self) -> str | None:
@@ -813,6 +882,9 @@ def _placeholder(title: str) -> go.Figure:
     return fig
 
 
+_LOAD_TITLE = "Agent load (running / capacity)"
+
+
 def _load_figure() -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Bar(
@@ -826,7 +898,7 @@ def _load_figure() -> go.Figure:
     ))
     fig.update_layout(
         template="plotly_white",
-        title={"text": "Agent load (running / capacity)", "x": 0.01, "font": {"size": 13}},
+        title={"text": _LOAD_TITLE, "x": 0.01, "font": {"size": 13}},
         barmode="overlay",
         height=260,
         width=460,
