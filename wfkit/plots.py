@@ -923,8 +923,15 @@ def _lanes(agents: list[str], starts: list[float], ends: list[float]) -> tuple[l
     return slot, per_agent
 
 
+#: Above this many attempts the Gantt chart draws them with WebGL (``Scattergl``) lines.
+GANTT_WEBGL_ABOVE = 2_000
+
+
 def gantt_figure(task_frame: Any, *, title: str | None = None) -> Figure:
     """One lane per agent, one bar per attempt, coloured by the attempt's status.
+
+    Above :data:`GANTT_WEBGL_ABOVE` attempts each is a thick WebGL line instead of a bar
+    (10,000 attempts stay responsive; the hover still names the task).
 
     Concurrent attempts of an agent (capacity > 1) get rows of their own inside its lane.
     Rows that never ran (skipped tasks) have no bar; an attempt with no end yet is drawn
@@ -973,6 +980,9 @@ def gantt_figure(task_frame: Any, *, title: str | None = None) -> Figure:
     )
     starts = start.tolist()
     tiny = max(e_sec, default=0.0) * 0.004
+    webgl = len(tids) > GANTT_WEBGL_ABOVE
+    line_px = max(2.0, min(14.0, 0.8 * min(1400, max(300, 140 + 26 * sum(lanes.values())))
+                           / max(sum(lanes.values()), 1) * 0.8))
     for s in order:
         rows = by_status[s]
         hover = []
@@ -988,6 +998,20 @@ def gantt_figure(task_frame: Any, *, title: str | None = None) -> Figure:
             if _value(errors[i]):
                 text += f"<br>error: {_esc(errors[i], 200)}"
             hover.append(text)
+        if webgl:  # a thick WebGL line per attempt: thousands of bars stay responsive
+            xs: list[Any] = []
+            yv: list[Any] = []
+            hv: list[Any] = []
+            for k, i in enumerate(rows):
+                end_at = starts[i] + pd.Timedelta(seconds=max(durations[i], tiny))
+                xs += [starts[i], end_at, None]
+                yv += [ys[i], ys[i], None]
+                hv += [hover[k], hover[k], None]
+            fig.add_trace(go.Scattergl(
+                x=xs, y=yv, mode="lines", line={"width": line_px, "color": status_color(s)},
+                name=s, legendgroup=s, hovertext=hv, hoverinfo="text",
+            ))
+            continue
         fig.add_trace(go.Bar(
             orientation="h",
             base=[starts[i] for i in rows],

@@ -222,3 +222,4 @@ def test_workflow_figure_and_repr_use_the_same_grouping():
     bundle = wf._repr_mimebundle_()
     plotly = bundle.get("application/vnd.plotly.v1+json")
     assert plotly is not None and plotly["layout"]["meta"]["grouped_by"] == "stems"
+
