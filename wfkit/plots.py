@@ -1076,7 +1076,9 @@ def agent_load_figure(
     *,
     title: str | None = None,
 ) -> Figure:
-    """Each agent's load over time (a step line) against its capacity (dashed).
+    """Each agent's load over time (a step line) against its capacity (dashed); with the
+    capacity known, each agent's title adds its utilisation (busy time / capacity × the
+    frame's time span) and its peak concurrency.
 
     Takes an agent load frame (``agent_id``, ``timestamp``, ``load``, ``capacity``) or a task
     frame, from whose attempt intervals the load is derived; for a task frame, ``capacities``
@@ -1112,6 +1114,7 @@ def agent_load_figure(
         subplot_titles=agents, figure=Figure(),
     )
     t_end = load["_t"].max()
+    span = (t_end - load["_t"].min()).total_seconds()
     capacity_in_legend = False
     for i, agent in enumerate(agents, start=1):
         rows = load[load["agent_id"].astype(str) == agent]
@@ -1140,6 +1143,12 @@ def agent_load_figure(
                 hovertemplate=f"{html.escape(agent)}: capacity %{{y}}<extra></extra>",
             ), row=i, col=1)
             capacity_in_legend = True
+            if span > 0 and last:  # what the agent did over the run, next to its steps
+                busy = sum(y[k] * (t[k + 1] - t[k]).total_seconds() for k in range(len(t) - 1))
+                fig.layout.annotations[i - 1].text = (
+                    f"{html.escape(agent)} · utilisation {busy / (last * span):.0%} · "
+                    f"peak {peak}/{last}"
+                )
         fig.update_yaxes(range=[0, top + max(0.5, top * 0.1)], rangemode="tozero",
                          row=i, col=1, nticks=4)
     fig.update_xaxes(title_text="time (UTC)", row=n, col=1)

@@ -309,7 +309,7 @@ def test_agent_load_from_a_task_frame_derives_load_from_intervals():
     assert max(x_load.y) == 2  # a and b's first attempt ran together on x
     assert x_load.line.shape == "hv" and x_load.y[-1] == 0
     assert set(cap["x"].y) == {2}
-    assert [a.text for a in fig.layout.annotations] == ["x", "y"]
+    assert [a.text.split(" · ")[0] for a in fig.layout.annotations] == ["x", "y"]
 
 
 def test_agent_load_from_a_load_frame_and_agent_profiles():
