@@ -37,13 +37,14 @@ from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
 from wfkit.graph import TaskGraph, capable_agents
 from wfkit.jupyter.interrupt import cancel_on_interrupt
+from wfkit.lifecycle import Closing
 
 __all__ = ["CollectiveAgentWorkflowOrchestrator"]
 
 log = logging.getLogger("wfkit.orchestrator")
 
 
-class CollectiveAgentWorkflowOrchestrator:
+class CollectiveAgentWorkflowOrchestrator(Closing):
     """Runs DAGs of :class:`WorkflowTask` on registered :class:`AgentProfile` agents.
 
     ``policy`` picks an agent for each ready task (a name from

@@ -37,6 +37,7 @@ from wfkit.errors import (
 )
 from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
+from wfkit.lifecycle import Closing
 
 __all__ = ["CoordinationCollaborationManager", "RESOURCE_OPERATIONS"]
 
@@ -45,7 +46,7 @@ log = logging.getLogger("wfkit.coordination")
 RESOURCE_OPERATIONS = ("acquire", "release", "cancel")
 
 
-class CoordinationCollaborationManager:
+class CoordinationCollaborationManager(Closing):
     """Coordinates participants working together in sessions.
 
     ``conflict_strategy`` is the default for new sessions (``"merge"``, ``"last_writer_wins"``,
@@ -515,14 +516,15 @@ class CoordinationCollaborationManager:
             self._executor.close()
             self._executor = None
 
-    async def __aenter__(self) -> CoordinationCollaborationManager:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
+    async def aclose(self, *, cancel: bool = False) -> None:
+        """Stop the background loop (:meth:`stop`), then :meth:`close`."""
         try:
-            await self.stop(cancel=exc[0] is not None)
+            await self.stop(cancel=cancel)
         finally:
             self.close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose(cancel=exc[0] is not None)
 
     def __repr__(self) -> str:
         return (

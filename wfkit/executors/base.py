@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from wfkit.lifecycle import Closing
+
 if TYPE_CHECKING:
     from wfkit.agents.model import AgentProfile, WorkflowTask
 
@@ -26,8 +28,9 @@ __all__ = ["Executor", "Work"]
 Work = tuple["WorkflowTask", "AgentProfile", Callable[[Any], Any]]
 
 
-class Executor:
-    """Base class for executors. Subclasses implement :meth:`run`."""
+class Executor(Closing):
+    """Base class for executors. Subclasses implement :meth:`run`; ``close()``, ``aclose()``,
+    ``with`` and ``async with`` end their life (:class:`~wfkit.lifecycle.Closing`)."""
 
     name = "executor"
 
@@ -47,9 +50,3 @@ class Executor:
 
     def close(self) -> None:
         """Release what this executor created (never what it was given)."""
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

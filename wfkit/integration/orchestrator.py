@@ -33,6 +33,7 @@ from wfkit.integration.processing import MessageProcessor
 from wfkit.integration.redaction import Redactor, guard_library_logs
 from wfkit.integration.streaming import run_stream
 from wfkit.integration.transform import CompiledTransformation
+from wfkit.lifecycle import Closing
 
 if TYPE_CHECKING:
     import httpx
@@ -47,7 +48,7 @@ log = logging.getLogger("wfkit.integration")
 DEFAULT_DEAD_LETTER_STORE = "wfkit-dead-letters.sqlite"
 
 
-class IntegrationOrchestrator:
+class IntegrationOrchestrator(Closing):
     """Moves messages between real systems along :class:`IntegrationFlow`\\ s.
 
     ``metrics``: an :class:`~wfkit.AdvancedWorkflowMetrics` (or anything with
@@ -420,8 +421,22 @@ class IntegrationOrchestrator:
         for db in databases:
             await asyncio.to_thread(db.close)
 
-    async def __aenter__(self) -> IntegrationOrchestrator:
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.aclose()
+    def close(self) -> None:
+        """:meth:`aclose` for code without a coroutine at hand (a script, ``with``): the
+        databases close at once; the HTTP client closes on its own event loop (now if that
+        loop is idle, as soon as it gets control if it is running)."""
+        if self._closed:
+            return
+        self._closed = True
+        http, loop = (self._http, self._http_loop) if self._owns_http else (None, None)
+        self._http = None
+        databases = list(self._databases.values())
+        self._databases.clear()
+        for db in databases:
+            db.close()
+        if http is None or loop is None or loop.is_closed():
+            return  # never used on a loop, or its connections died with it
+        if loop.is_running():
+            asyncio.run_coroutine_threadsafe(http.aclose(), loop)
+        else:
+            loop.run_until_complete(http.aclose())

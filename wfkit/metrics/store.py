@@ -64,6 +64,7 @@ from wfkit.events import (
     TaskSkipped,
     TaskStarted,
 )
+from wfkit.lifecycle import Closing
 from wfkit.metrics import decode, frames
 from wfkit.metrics.codec import NotStorable, from_pickle, json_exact, to_pickle
 
@@ -185,7 +186,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class RunStore:
+class RunStore(Closing):
     """A durable history of workflow runs in one SQLite file; makes ``resume=`` possible.
 
     ``CollectiveAgentWorkflowOrchestrator(store=RunStore("runs.db"))`` (or ``store="runs.db"``)
@@ -1071,12 +1072,6 @@ class RunStore:
                 self.detach()
                 self._closed = True
                 self._conn.close()
-
-    def __enter__(self) -> RunStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
