@@ -14,6 +14,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "build" / "e2e"  # screenshots and pages the browser tests leave behind
+
+# Every browser test: slow, run only by `make e2e`, bounded.
+BROWSER_MARKS = [
+    pytest.mark.slow,  # Chromium and JupyterLab
+    pytest.mark.skipif(
+        not os.environ.get("WFKIT_E2E"),
+        reason="browser test: run it with `make e2e` (installs chromium, sets WFKIT_E2E=1)",
+    ),
+    pytest.mark.timeout(600),
+]
+
 CHROMIUM = os.environ.get("WFKIT_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",

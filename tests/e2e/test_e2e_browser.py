@@ -14,28 +14,18 @@ stopped by its PID whatever happens.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_support import CHROMIUM, FLAGS, jupyter_lab
+from lab_support import BROWSER_MARKS, BUILD, CHROMIUM, FLAGS, jupyter_lab
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-BUILD = REPO / "build" / "e2e"
 NOTEBOOK = "dashboard.ipynb"
 
-pytestmark = [
-    pytest.mark.slow,  # Chromium and JupyterLab
-    pytest.mark.skipif(
-        not os.environ.get("WFKIT_E2E"),
-        reason="browser test: run it with `make e2e` (installs chromium, sets WFKIT_E2E=1)",
-    ),
-    pytest.mark.timeout(600),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")

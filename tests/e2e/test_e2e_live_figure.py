@@ -9,24 +9,12 @@ kernel sends once.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
-import pytest
-from lab_support import CHROMIUM, FLAGS, jupyter_lab
+from lab_support import BROWSER_MARKS, BUILD, CHROMIUM, FLAGS, jupyter_lab
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = REPO / "build" / "e2e"
-
-pytestmark = [
-    pytest.mark.slow,  # Chromium and JupyterLab
-    pytest.mark.skipif(
-        not os.environ.get("WFKIT_E2E"),
-        reason="browser test: run it with `make e2e` (installs chromium, sets WFKIT_E2E=1)",
-    ),
-    pytest.mark.timeout(600),
-]
+pytestmark = BROWSER_MARKS
 
 CELL = """\
 import plotly.graph_objects as go

@@ -17,20 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_support import CHROMIUM, FLAGS, jupyter_lab
+from lab_support import BROWSER_MARKS, BUILD, CHROMIUM, FLAGS, REPO, jupyter_lab
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = REPO / "build" / "e2e"
 SHOWCASE = REPO / "notebooks" / "02_collective_agents.ipynb"
 
-pytestmark = [
-    pytest.mark.slow,  # Chromium and JupyterLab
-    pytest.mark.skipif(
-        not os.environ.get("WFKIT_E2E"),
-        reason="browser test: run it with `make e2e` (installs chromium, sets WFKIT_E2E=1)",
-    ),
-    pytest.mark.timeout(600),
-]
+pytestmark = BROWSER_MARKS
 
 # what the dashboard picture must say (the showcase's default parameters: the forecaster is
 # offline, so its task fails and the task after it is skipped)

@@ -12,7 +12,6 @@ as they are committed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
@@ -25,6 +24,7 @@ from wfkit.cache import CacheEntry, UncacheableWarning
 from wfkit.errors import StoreError
 from wfkit.metrics import decode
 from wfkit.metrics.codec import NotStorable, from_pickle, json_exact, to_pickle
+from wfkit.metrics.flushing import FlushSoon
 
 __all__ = ["StoredCache"]
 
@@ -65,8 +65,11 @@ def _checked(row: tuple[Any, ...]) -> tuple[Any, ...]:
             decode.count(hits, f"hits of {what}"))
 
 
-class StoredCache:
+class StoredCache(FlushSoon):
     """Cache entries in the SQLite file at ``path`` (a run store's)."""
+
+    _flush_log = log
+    _flush_failure = "%s: could not write the result cache"
 
     def __init__(self, path: Any, *, timeout: float = 60.0, json_only: bool = False) -> None:
         self.path = path
@@ -173,23 +176,6 @@ class StoredCache:
             return self._write(lambda c: c.execute("DELETE FROM cache").rowcount)
 
     # -- writing -------------------------------------------------------------------------------
-
-    def _soon(self) -> None:
-        if self._flush_pending:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-            return
-        self._flush_pending = True
-        loop.call_soon(self._scheduled_flush)
-
-    def _scheduled_flush(self) -> None:
-        try:
-            self.flush()
-        except Exception:  # kept buffered; the next flush tries again
-            log.exception("%s: could not write the result cache", self.path)
 
     def flush(self) -> None:
         with self._lock:

@@ -38,7 +38,6 @@ newer schema gives a :class:`~wfkit.StoreError` naming the path, and is never wr
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -67,6 +66,7 @@ from wfkit.events import (
 from wfkit.lifecycle import Closing
 from wfkit.metrics import decode, frames
 from wfkit.metrics.codec import NotStorable, from_pickle, json_exact, to_pickle
+from wfkit.metrics.flushing import FlushSoon
 
 __all__ = ["RunStore", "ResultNotStoredWarning", "PickledResultsWarning", "APPLICATION_ID",
            "SCHEMA_VERSION"]
@@ -186,7 +186,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class RunStore(Closing):
+class RunStore(Closing, FlushSoon):
     """A durable history of workflow runs in one SQLite file; makes ``resume=`` possible.
 
     ``CollectiveAgentWorkflowOrchestrator(store=RunStore("runs.db"))`` (or ``store="runs.db"``)
@@ -194,6 +194,9 @@ class RunStore(Closing):
     return the same frames as :class:`~wfkit.AdvancedWorkflowMetrics`, across every run the
     file holds, from any process, after a kernel restart too.
     """
+
+    _flush_log = log
+    _flush_failure = "%s: could not write to the run store"
 
     def __init__(
         self,
@@ -525,22 +528,6 @@ class RunStore(Closing):
             return
         if not self._flush_pending:
             self._soon()
-
-    def _soon(self) -> None:
-        """Flush at the start of the next loop iteration (now, outside a loop)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-            return
-        self._flush_pending = True
-        loop.call_soon(self._scheduled_flush)
-
-    def _scheduled_flush(self) -> None:
-        try:
-            self.flush()
-        except Exception:  # the rows stay buffered; the next flush tries again
-            log.exception("%s: could not write to the run store", self.path)
 
     def flush(self) -> None:
         """Commit buffered rows now (events flush by themselves once per loop iteration)."""
