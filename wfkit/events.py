@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from wfkit.errors import ArgumentError
 
 __all__ = [
     "Event",
+    "TaskSpec",
     "RunStarted",
     "TaskStarted",
     "TaskCompleted",
@@ -52,8 +53,29 @@ class Event:
 # --- collective agent workflows --------------------------------------------------------------
 
 
+class TaskSpec(NamedTuple):
+    """One task of a run's graph as subscribers see it: what a store needs to check a resume
+    and write a trace, and what a view needs to draw the graph. Plain values only, so an
+    event stays immutable however the task object changes later."""
+
+    task_id: str
+    dependencies: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()  # sorted
+    group: str | None = None
+    description: str = ""
+    priority: float = 0
+    estimated_duration: float = 0.0
+    map: str | None = None  # the dependency a mapped task runs over
+    retries: int = 0
+    timeout: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RunStarted(Event):
+    """A run began. ``tasks`` is its graph, one :class:`TaskSpec` per id of ``task_ids`` in
+    the same order (empty when the publisher has no graph to give, as in a hand-made event);
+    mapped children join later, through :class:`TaskMapped`."""
+
     workflow_id: str
     task_ids: tuple[str, ...]
     agents: tuple[tuple[str, int], ...]  # (agent_id, capacity)
@@ -62,6 +84,13 @@ class RunStarted(Event):
     params: dict[str, Any] | None = None  # the run parameters (defaults and overrides)
     parent_run_id: str | None = None  # a sub-workflow's run: the run and task that started it
     parent_task_id: str | None = None
+    tasks: tuple[TaskSpec, ...] = ()
+
+    def dependencies(self) -> dict[str, tuple[str, ...]] | None:
+        """``{task_id: dependencies}`` of the run's own tasks (None without ``tasks``)."""
+        if not self.tasks:
+            return None if self.task_ids else {}
+        return {t.task_id: t.dependencies for t in self.tasks}
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
     from wfkit.agents.model import AgentProfile, WorkflowTask
+    from wfkit.events import TaskSpec
 
 __all__ = [
     "TaskGraph",
@@ -66,7 +67,7 @@ class TaskGraph:
     """
 
     __slots__ = ("tasks", "ids", "task_list", "index", "below", "indegree", "roots", "order",
-                 "classes", "dynamic")
+                 "classes", "dynamic", "_specs")
 
     def __init__(self, tasks: Iterable[WorkflowTask] | Mapping[str, WorkflowTask]) -> None:
         from wfkit.agents.model import WorkflowTask
@@ -130,6 +131,7 @@ class TaskGraph:
             self.order = range(len(by_id))
             self.below = below
         self.dynamic = dynamic
+        self._specs: tuple[TaskSpec, ...] | None = None
         if dynamic:
             for task in by_id.values():
                 source = by_id[task.map] if task.map is not None else None
@@ -139,6 +141,21 @@ class TaskGraph:
                         f"(element by element) and has when=: put the condition on a task "
                         f"before the maps, or map over a task that is not mapped"
                     )
+
+    def specs(self) -> tuple[TaskSpec, ...]:
+        """Each task as a :class:`~wfkit.events.TaskSpec`, in insertion order: the graph a
+        ``RunStarted`` event carries. Built on first use and kept (every run shares it)."""
+        specs = self._specs
+        if specs is None:
+            from wfkit.events import TaskSpec
+
+            specs = self._specs = tuple(
+                TaskSpec(t.task_id, tuple(t.dependencies), tuple(sorted(t._capset)), t.group,
+                         t.description, t.priority, t.estimated_duration, t.map, t.retries,
+                         t.timeout)
+                for t in self.task_list
+            )
+        return specs
 
     def dependents(self, tid: str) -> list[str]:
         """The direct dependents of ``tid``, in insertion order."""

@@ -175,6 +175,7 @@ class WorkflowRun:
         self.workflow_id = workflow_id
         self.run_id = run_id
         self.tasks = graph.tasks
+        self.graph = graph
         self.bus = bus
         # The subscriber list itself (live): a C-level truth test on the hot path.
         self._listening = bus._subscribers
@@ -242,6 +243,7 @@ class WorkflowRun:
                     dict(self.params),
                     self.parent_run_id,
                     self.parent_task_id,
+                    self.graph.specs(),
                 )
             )
         for tid in self.resumed:

@@ -311,7 +311,10 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
                 raise ResumeError(
                     "resume= needs a run store: CollectiveAgentWorkflowOrchestrator(store=...)"
                 )
-            run_id, completed = self.store.resume_state(workflow_id, resume, list(by_id))
+            run_id, completed = self.store.resume_state(
+                workflow_id, resume, list(by_id),
+                {tid: t.dependencies for tid, t in by_id.items()},
+            )
             if run_id in self._active:
                 raise ResumeError(f"run {run_id} is running; await it before resuming it")
             values = self._resumed_params(run_id, values, params)

@@ -48,7 +48,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -613,24 +613,12 @@ class RunStore(Closing, FlushSoon):
             self._flush_pending = False
             self._execution[e.run_id] = self._commit(work)
 
-    def _graph(self, e: RunStarted) -> str:
-        """The run's tasks and dependencies (from the orchestrator), to check a resume."""
-        ids = e.task_ids
-        for tasks in self._orchestrator_tasks(e.workflow_id):
-            # the orchestrator runs exactly these tasks, in this order
-            if tasks and len(tasks) == len(ids) and tasks[0].task_id == ids[0] and (
-                tasks[-1].task_id == ids[-1]
-            ):
-                return _dumps({t.task_id: t.dependencies for t in tasks})
-        return _dumps(dict.fromkeys(ids))
-
-    def _orchestrator_tasks(self, workflow_id: str) -> Iterator[list[Any]]:
-        """The task lists the attached orchestrators hold for ``workflow_id``."""
-        for source in self._sources:
-            wf = getattr(source, "workflows", {}).get(workflow_id)
-            tasks = wf.get("tasks") if isinstance(wf, dict) else None
-            if tasks is not None:
-                yield tasks
+    @staticmethod
+    def _graph(e: RunStarted) -> str:
+        """The run's tasks and dependencies, as the event gives them (to check a resume and
+        write a trace); ``null`` dependencies when it gives none."""
+        deps = e.dependencies()
+        return _dumps(deps if deps is not None else dict.fromkeys(e.task_ids))
 
     def _run_finished(self, e: RunFinished) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -743,12 +731,18 @@ class RunStore(Closing, FlushSoon):
     # -- resume ------------------------------------------------------------------------------
 
     def resume_state(
-        self, workflow_id: str, resume: str, task_ids: Sequence[str]
+        self,
+        workflow_id: str,
+        resume: str,
+        task_ids: Sequence[str],
+        dependencies: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """``(run_id, {task_id: result})`` of the tasks that completed in the run to resume.
 
-        ``resume`` is ``"latest"`` (the workflow's most recently started run) or a run id.
-        Raises ResumeError when there is no such run, or the workflow's tasks changed.
+        ``resume`` is ``"latest"`` (the workflow's most recently started run) or a run id;
+        ``task_ids`` are the workflow's tasks now, and ``dependencies`` (``{task_id:
+        [dependency, ...]}``, optional) what each waits for now. Raises ResumeError when there
+        is no such run, or the workflow's tasks (or given dependencies) changed.
         """
         if not isinstance(resume, str) or not resume:
             raise ResumeError(
@@ -791,23 +785,26 @@ class RunStore(Closing, FlushSoon):
                 f"run {run_id!r} of workflow {workflow_id!r} is still running in process "
                 f"{pid} on this machine; wait for it to finish (or stop it) before resuming"
             )
-        self._check_tasks(run_id, workflow_id, graph, task_ids)
+        self._check_tasks(run_id, workflow_id, graph, task_ids, dependencies)
         completed = self._completed_results(run_id)
         return run_id, completed
 
     def _check_tasks(
-        self, run_id: str, workflow_id: str, stored: dict[str, Any], task_ids: Sequence[str]
+        self,
+        run_id: str,
+        workflow_id: str,
+        stored: dict[str, Any],
+        task_ids: Sequence[str],
+        current: Mapping[str, Sequence[str]] | None,
     ) -> None:
         added = sorted(set(task_ids) - stored.keys())
         removed = sorted(stored.keys() - set(task_ids))
         changed: list[str] = []
-        if not added and not removed:
-            current = self._current_dependencies(workflow_id, task_ids)
-            if current is not None:
-                changed = sorted(
-                    tid for tid, deps in stored.items()
-                    if deps is not None and set(deps) != set(current[tid])
-                )
+        if not added and not removed and current is not None:
+            changed = sorted(
+                tid for tid, deps in stored.items()
+                if deps is not None and tid in current and set(deps) != set(current[tid])
+            )
         if added or removed or changed:
 
             def names(ids: list[str]) -> str:
@@ -822,15 +819,6 @@ class RunStore(Closing, FlushSoon):
                 f"since it ran ({'; '.join(parts)}). Resume with the same tasks, or run "
                 f"without resume= to start a new run"
             )
-
-    def _current_dependencies(
-        self, workflow_id: str, task_ids: Sequence[str]
-    ) -> dict[str, list[str]] | None:
-        wanted = set(task_ids)
-        for tasks in self._orchestrator_tasks(workflow_id):
-            if {t.task_id for t in tasks} == wanted:
-                return {t.task_id: list(t.dependencies) for t in tasks}
-        return None
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -1003,7 +991,7 @@ class RunStore(Closing, FlushSoon):
         if any(deps is None for deps in graph.values()):
             raise StoreError(
                 f"{self.path}: run {run_id} was stored without its dependencies (its "
-                f"orchestrator was not attached to the store), so it has no graph to write",
+                f"RunStarted event carried no task graph), so it has no graph to write",
                 path=self.path,
             )
         last: dict[str, tuple[Any, ...]] = {}

@@ -1,0 +1,96 @@
+"""Subscribers learn everything from events: a recorder or a run store fed only by a bus that
+forwards another orchestrator's events reproduces what one attached to it records."""
+
+from __future__ import annotations
+
+import pytest
+
+from wfkit import (
+    AdvancedWorkflowMetrics,
+    AgentProfile,
+    CollectiveAgentWorkflowOrchestrator,
+    ResumeError,
+    RunStore,
+    WorkflowTask,
+)
+from wfkit.events import EventBus, RunStarted, TaskSpec
+
+
+def task(tid, deps=None, **kw):
+    return WorkflowTask(tid, f"does {tid}", ["w"], 2, 1.5, deps, **kw)
+
+
+async def ok(ctx):
+    return ctx.task_id
+
+
+def diamond():
+    return [task("a", action=ok, group="load"), task("b", ["a"], action=ok),
+            task("c", ["a"], action=ok, retries=2), task("d", ["b", "c"], action=ok)]
+
+
+def orchestrator(**kw):
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False, **kw)
+    orch.register_agent(AgentProfile("ag", "agent", ["w", "x"], capacity=2))
+    return orch
+
+
+async def test_run_started_carries_the_run_task_graph():
+    orch = orchestrator()
+    events = []
+    orch.subscribe(events.append)
+    await orch.create_workflow("wf", diamond())
+    await orch.execute_workflow("wf")
+    start = next(e for e in events if isinstance(e, RunStarted))
+    assert [t.task_id for t in start.tasks] == list(start.task_ids) == ["a", "b", "c", "d"]
+    assert start.tasks[3] == TaskSpec("d", ("b", "c"), ("w",), None, "does d", 2, 1.5, None, 0,
+                                      None)
+    assert start.tasks[0].group == "load" and start.tasks[2].retries == 2
+    assert start.dependencies() == {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c")}
+    # a hand-made event without a graph says so
+    assert RunStarted("r", 1.0, "w", ("x",), ()).dependencies() is None
+
+
+async def test_a_store_fed_only_by_a_foreign_bus_reproduces_the_run(tmp_path):
+    bus = EventBus()
+    foreign = RunStore(tmp_path / "foreign.db").attach(bus)  # never sees the orchestrator
+    orch = orchestrator(store=tmp_path / "own.db")
+    orch.subscribe(bus.emit)
+    await orch.create_workflow("wf", diamond())
+    run = await orch.execute_workflow("wf")
+
+    own = orch.store
+    drop = ["duration"]
+    assert foreign.workflow_frame().equals(own.workflow_frame())
+    assert foreign.task_frame().drop(columns=drop).equals(own.task_frame().drop(columns=drop))
+    # the graph came with RunStarted: the trace has every dependency
+    doc = foreign.to_wfformat(run.run_id)
+    parents = {t["id"]: sorted(t["parents"]) for t in doc["workflow"]["specification"]["tasks"]}
+    assert parents == {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
+    foreign.close()
+
+    # and a resume from the foreign file checks the dependencies as they are now
+    again = orchestrator(store=tmp_path / "foreign.db")
+    rewired = diamond()
+    rewired[3] = task("d", ["b"], action=ok)
+    await again.create_workflow("wf", rewired)
+    with pytest.raises(ResumeError, match=r"dependencies changed: 'd'"):
+        await again.execute_workflow("wf", resume=run.run_id)
+    await again.create_workflow("wf", diamond())
+    resumed = await again.execute_workflow("wf", resume=run.run_id)
+    assert resumed.status == "completed" and resumed.run_id == run.run_id
+    again.store.close()
+    own.close()
+
+
+async def test_a_recorder_fed_only_by_a_foreign_bus_records_what_an_attached_one_does():
+    bus = EventBus()
+    foreign = AdvancedWorkflowMetrics().attach(bus)
+    orch = orchestrator()
+    attached = AdvancedWorkflowMetrics().attach(orch)
+    orch.subscribe(bus.emit)
+    await orch.create_workflow("wf", diamond())
+    await orch.execute_workflow("wf")
+    assert foreign.workflow_frame().equals(attached.workflow_frame())
+    assert foreign.task_frame().equals(attached.task_frame())
+    assert foreign.agent_load_frame().equals(attached.agent_load_frame())
