@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum, StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from wfkit.agents.params import NO_PARAMS
 from wfkit.errors import ValidationError
@@ -95,6 +95,24 @@ def _number(value: object, name: str, owner: str, *, minimum: float = 0.0) -> No
         raise ValidationError(f"{owner}: {name} must be >= {minimum:g}, got {value!r}")
 
 
+_Read = TypeVar("_Read")
+_Given = TypeVar("_Given")
+
+
+class _Normalised(Generic[_Read, _Given]):
+    """For type checkers only: a dataclass field given as ``_Given`` that ``__post_init__``
+    normalises, so it reads as ``_Read`` (``dependencies=None`` reads as a list).
+
+    At run time the field is a plain attribute; this class is never instantiated there.
+    """
+
+    def __get__(self, obj: object, owner: object = None) -> _Read:
+        raise NotImplementedError
+
+    def __set__(self, obj: object, value: _Given) -> None:
+        raise NotImplementedError
+
+
 _DEFAULT_METRICS = {
     "tasks_completed": 0,
     "tasks_failed": 0,
@@ -120,7 +138,12 @@ class AgentProfile:
     agent_id: str
     name: str
     capabilities: list[Any]
-    performance_metrics: dict[str, Any] | None = None
+    if TYPE_CHECKING:
+        performance_metrics: _Normalised[dict[str, Any], Mapping[str, Any] | None] = (
+            _Normalised()
+        )
+    else:
+        performance_metrics: dict[str, Any] | None = None
     availability: bool = True
     current_load: int = 0
     _: KW_ONLY
@@ -230,7 +253,10 @@ class WorkflowTask:
     required_capabilities: list[Any]
     priority: int | float
     estimated_duration: float
-    dependencies: list[str] | None = None
+    if TYPE_CHECKING:
+        dependencies: _Normalised[list[str], Iterable[str] | None] = _Normalised()
+    else:
+        dependencies: list[str] | None = None
     status: str = "pending"
     _: KW_ONLY
     action: Callable[..., Any] | None = field(default=None, repr=False)
