@@ -544,3 +544,46 @@ async def test_at_the_end_of_a_run_the_load_panel_shows_what_each_agent_did():
                                f"{usage['w1']['utilisation']:.0%} · peak 1/1"]
     assert "utilisation" in dash.load.layout.title.text
     assert dash.agent_load == {"a1": (0, 2), "w1": (0, 1)}  # idle now
+
+
+async def test_the_saved_picture_shows_what_each_agent_did_over_the_run():
+    """The snapshot's load table at the end of a run: each agent's utilisation and peak
+    concurrency (as the load panel shows them, from the same numbers), not the idle 0/N."""
+    import re
+
+    orch = orchestrator()
+    wf = Workflow("saved_usage")
+    seen: list[str] = []
+    for i in range(4):
+        @wf.task(task_id=f"work{i}", requires=["analysis"])
+        async def work(ctx):
+            await asyncio.sleep(0.02)
+
+    @wf.task(requires=["generation"], after=[f"work{i}" for i in range(4)])
+    async def write(ctx):
+        seen.append(dash.snapshot_html())  # during the run: running / capacity
+        await asyncio.sleep(0.01)
+
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    await orch.execute_workflow("saved_usage")
+    assert "1/1 running" in seen[0] and "utilisation" not in seen[0]
+
+    usage = dash.agent_usage
+    html = dash.snapshot_html()
+    load = html[html.index("wfkit-snapshot-load"):]
+    assert "Agent load over the run" in load
+    assert "running<" not in load  # no idle 0/2 and 0/1 at the end
+    rows = re.findall(r"<code>([^<]+)</code>.*?width:(\d+)%.*?wfkit-snapshot-use[^>]*>([^<]+)<",
+                      load)
+    assert [r[0] for r in rows] == ["a1", "w1"]
+    for agent, width, text in rows:
+        cap = orch.agents[agent].capacity
+        u = usage[agent]
+        assert u["peak"] >= 1 and 0 < u["utilisation"] <= 1
+        assert text == f"{u['utilisation']:.0%} utilisation · peak {u['peak']}/{cap} at once"
+        assert int(width) == round(100 * u["utilisation"])
+    # the load panel says the same
+    assert [t.split(" · ")[0] for t in dash.load.data[1].text] == [
+        f"{usage[a]['utilisation']:.0%}" for a in ("a1", "w1")]
+    dash.close()

@@ -579,7 +579,7 @@ class Dashboard(widgets.VBox):
         capacity = tuple(a.capacity for a in profiles)
         done = tuple((a.performance_metrics or {}).get("tasks_completed", 0) for a in profiles)
         view = self._current
-        ended = view is not None and view.state != "running" and view.finished_at is not None
+        ended = _ended(view)
         key = (names, running, capacity, done, ended and view.run_id)
         if key == self._load_key:
             return
@@ -750,13 +750,21 @@ class Dashboard(widgets.VBox):
                          f"not drawn in this picture (more than "
                          f"{snapshot.SNAPSHOT_DAG_TASKS:,})</div>")
         agents = getattr(self.orchestrator, "agents", None) or {}
+        profiles = sorted(agents.values(), key=lambda a: a.agent_id)
+        labels = [a.agent_id + ("" if a.availability else " (off)") for a in profiles]
         rows = [
-            (a.agent_id + ("" if a.availability else " (off)"), a.current_load, a.capacity,
+            (label, a.current_load, a.capacity,
              (a.performance_metrics or {}).get("tasks_completed", 0),
              (a.performance_metrics or {}).get("tasks_failed", 0))
-            for a in sorted(agents.values(), key=lambda a: a.agent_id)
+            for label, a in zip(labels, profiles, strict=True)
         ]
-        load = snapshot.load_html(rows, STATUS_COLORS["running"])
+        usage = None
+        if _ended(view) and not any(a.current_load for a in profiles):
+            # as the load panel shows it: what each agent did over the run, not the idle 0/N
+            did = self.agent_usage
+            usage = {label: did[a.agent_id] for label, a in zip(labels, profiles, strict=True)
+                     if a.agent_id in did}
+        load = snapshot.load_html(rows, STATUS_COLORS["running"], usage)
         parts.append(
             "<div style='display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start'>"
             f"<div>{load}</div><div>{self._events_html(list(self._latest))}</div></div>"
@@ -866,6 +874,11 @@ class Dashboard(widgets.VBox):
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _ended(view: _RunView | None) -> bool:
+    """Whether ``view`` is a run that has finished (the load shows what agents did over it)."""
+    return view is not None and view.state != "running" and view.finished_at is not None
 
 
 def _placeholder(title: str) -> go.Figure:

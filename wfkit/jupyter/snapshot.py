@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["dag_svg", "svg_img", "progress_html", "load_html", "SNAPSHOT_DAG_TASKS"]
@@ -134,24 +134,39 @@ def progress_html(done: int, total: int, color: str) -> str:
     )
 
 
-def load_html(rows: Sequence[tuple[str, int, int, int, int]], running_color: str) -> str:
+def load_html(rows: Sequence[tuple[str, int, int, int, int]], running_color: str,
+              usage: Mapping[str, Mapping[str, float]] | None = None) -> str:
     """Each agent's running tasks against its capacity, with its completed and failed counts:
-    ``rows`` of (agent, running, capacity, completed, failed)."""
+    ``rows`` of (agent, running, capacity, completed, failed).
+
+    ``usage`` (agent -> ``utilisation``, ``peak``, ``busy``, as
+    :attr:`wfkit.jupyter.Dashboard.agent_usage` gives them) is for a finished run: the bars
+    then show what each agent did over the run rather than the idle 0/N of its end."""
     if not rows:
         return ""
     cells = []
     for agent, running, capacity, completed, failed in rows:
-        pct = 100.0 * running / capacity if capacity else 0.0
+        used = usage.get(agent) if usage is not None else None
+        if used is not None:
+            share = float(used.get("utilisation", 0.0))
+            what = (f"{share:.0%} utilisation · peak {int(used.get('peak', 0))}/{capacity} "
+                    f"at once")
+        else:
+            share = running / capacity if capacity else 0.0
+            what = f"{running}/{capacity} running"
+        pct = 100.0 * min(max(share, 0.0), 1.0)
         cells.append(
             f"<tr><td style='padding:1px 8px 1px 0'><code>{html.escape(agent)}</code></td>"
             "<td style='width:160px;padding:1px 8px 1px 0'><div style='background-color:"
             "rgba(150,150,150,0.25);height:12px;width:150px'><div style='width:"
             f"{pct:.0f}%;height:12px;background-color:{running_color}'></div></div></td>"
-            f"<td style='padding:1px 8px 1px 0'>{running}/{capacity} running</td>"
+            f"<td class='wfkit-snapshot-use' style='padding:1px 8px 1px 0'>{what}</td>"
             f"<td style='padding:1px 8px 1px 0'>{completed:,} completed, {failed:,} failed "
             "attempts</td></tr>"
         )
+    title = ("Agent load over the run (utilisation, peak / capacity)" if usage is not None
+             else "Agent load")
     return (
-        "<div class='wfkit-snapshot-load' style='font-size:12px'><b>Agent load</b>"
+        f"<div class='wfkit-snapshot-load' style='font-size:12px'><b>{title}</b>"
         "<table style='border-collapse:collapse'>" + "".join(cells) + "</table></div>"
     )
