@@ -17,7 +17,7 @@ from pathlib import Path
 
 import wfkit
 from wfkit.agents.model import WorkflowTask
-from wfkit.demo import build_demo
+from wfkit.app.demo import build_demo
 from wfkit.graph import layers, validate_tasks
 from wfkit.grouping import group_tasks
 from wfkit.plots import _crossings, dag_layout

@@ -37,8 +37,9 @@ def _best(fn: Any, repeat: int, *args: Any, **kw: Any) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from stg_format import identical_agents
+
     import wfkit
-    from wfkit.optimization.stg import identical_agents
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000, 20000])

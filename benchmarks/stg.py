@@ -20,8 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from stg_format import identical_agents, read_stg, read_stg_table
+
 import wfkit
-from wfkit.optimization.stg import identical_agents, read_stg, read_stg_table
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "stg"
 MEAN_GAP_TARGET = 0.005

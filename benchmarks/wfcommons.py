@@ -20,8 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from stg_format import identical_agents
+
 import wfkit
-from wfkit.optimization.stg import identical_agents
 from wfkit.wfformat import read_wfformat
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "wfcommons"

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from wfkit.demo import run_demo
+from wfkit.app.demo import run_demo
 
 
 async def test_demo_report_is_validated_against_the_data():

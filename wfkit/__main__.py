@@ -2,6 +2,6 @@
 
 import sys
 
-from wfkit.cli import main
+from wfkit.app.cli import main
 
 sys.exit(main())

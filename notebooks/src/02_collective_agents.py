@@ -26,7 +26,7 @@ import numpy as np
 
 import wfkit
 from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, Dashboard
-from wfkit.demo import build_demo
+from wfkit.app.demo import build_demo
 from wfkit.plots import agent_load_figure, gantt_figure
 
 wf, agents = build_demo(year)

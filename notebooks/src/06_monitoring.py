@@ -20,7 +20,7 @@ import tempfile
 
 import wfkit
 from wfkit import CollectiveAgentWorkflowOrchestrator, RunStore
-from wfkit.demo import build_demo
+from wfkit.app.demo import build_demo
 from wfkit.plots import agent_load_figure, gantt_figure, summary_figure
 
 if not store_path:

@@ -8,8 +8,8 @@ import pytest
 from cli_support import wfkit, write
 
 from wfkit import SpecError
-from wfkit.cli import main
-from wfkit.spec import load_spec
+from wfkit.app.cli import main
+from wfkit.app.spec import load_spec
 
 PARAM_TASKS = '''
 def pick(ctx):

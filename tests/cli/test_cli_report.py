@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cli_support import wfkit, write
 
-from wfkit.cli import main
+from wfkit.app.cli import main
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from cli_support import TASKS, wfkit, write
 
-from wfkit.cli import main
+from wfkit.app.cli import main
 
 
 def test_run_prints_a_table_and_exits_zero(spec_dir):

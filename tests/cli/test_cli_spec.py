@@ -10,8 +10,8 @@ from cli_support import SPEC, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from wfkit.app.spec import load_spec
 from wfkit.errors import SpecError
-from wfkit.spec import load_spec
 
 
 def test_valid_spec_builds_model_objects(spec_dir):

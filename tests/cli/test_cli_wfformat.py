@@ -9,7 +9,7 @@ import pytest
 from cli_support import wfkit, write
 
 from wfkit import AgentProfile, load_wfformat, plan_schedule, simulate, wfformat_durations
-from wfkit.cli import main
+from wfkit.app.cli import main
 from wfkit.wfformat import example_trace
 
 TRACE = example_trace("1000genome")

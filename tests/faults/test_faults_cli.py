@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from store_faults_support import digest, spec_folder, wfkit, write
 
-from wfkit.cli import main
+from wfkit.app.cli import main
 
 
 @pytest.fixture
@@ -159,8 +159,8 @@ def test_every_key_of_a_spec_given_every_kind_of_bad_value_is_a_spec_error(tmp_p
 
     import yaml
 
+    from wfkit.app.spec import load_spec
     from wfkit.errors import SpecError
-    from wfkit.spec import load_spec
 
     spec = spec_folder(tmp_path)
     good = {"policy": "least_loaded", "store": "runs.db", "time_scale": 1, "fail_fast": False,
@@ -188,8 +188,8 @@ def test_every_key_of_a_spec_given_every_kind_of_bad_value_is_a_spec_error(tmp_p
 
 @pytest.mark.slow  # CLI child processes
 def test_a_3000_deep_value_exits_2_naming_the_override_and_the_fix(tmp_path):
+    from wfkit.app.spec import load_spec
     from wfkit.errors import SpecError
-    from wfkit.spec import load_spec
 
     spec = spec_folder(tmp_path)
     deep = "[" * 3000 + "]" * 3000
@@ -215,8 +215,8 @@ def test_a_3000_deep_value_exits_2_naming_the_override_and_the_fix(tmp_path):
 
 
 def test_a_merge_key_then_an_override_of_a_merged_key_is_valid_yaml(tmp_path):
+    from wfkit.app.spec import load_spec
     from wfkit.errors import SpecError
-    from wfkit.spec import load_spec
 
     spec_folder(tmp_path)
     spec = write(tmp_path, """\
@@ -284,7 +284,7 @@ def test_the_spec_folder_is_searched_only_while_loading_and_each_spec_gets_its_o
 ):
     import sys
 
-    from wfkit.spec import load_spec
+    from wfkit.app.spec import load_spec
 
     first, second = tmp_path / "one", tmp_path / "two"
     for folder, n in ((first, 1), (second, 2)):

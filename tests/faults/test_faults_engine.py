@@ -560,10 +560,10 @@ SECRETS = ("hunter2", "SEKRET123", KNOWN)
 
 
 async def test_secrets_in_a_task_error_are_masked_in_json_store_and_report(tmp_path):
-    from wfkit.cli import to_json
+    from wfkit.app.jsonout import to_json
+    from wfkit.app.report import write_report
     from wfkit.integration import IntegrationEndpoint, IntegrationOrchestrator
     from wfkit.metrics.store import RunStore
-    from wfkit.report import write_report
 
     integration = IntegrationOrchestrator()
     integration.register_endpoint(IntegrationEndpoint(

@@ -23,7 +23,7 @@ from wfkit import (
     StoreError,
     WorkflowTask,
 )
-from wfkit.cli import main
+from wfkit.app.cli import main
 from wfkit.metrics import decode
 from wfkit.metrics.store import PickledResultsWarning, ResultNotStoredWarning
 

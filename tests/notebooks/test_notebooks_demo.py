@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import wfkit.showcase as showcase
+import wfkit.app.showcase as showcase
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # papermill

@@ -9,11 +9,14 @@ import asyncio
 import itertools
 import math
 import random
+import sys
 from pathlib import Path
 
 from wfkit import AgentProfile, WorkflowTask
 
 STG_ROOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "benchmarks" / "stg"
+# the STG reader (stg_format) is a benchmark helper beside the benchmarks, not in the package
+sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
 def caps(values) -> set[str]:

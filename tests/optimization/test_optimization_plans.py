@@ -160,7 +160,7 @@ needs_stg = pytest.mark.skipif(
 
 @needs_stg
 def test_exact_stops_at_the_time_limit_with_a_proven_bound():
-    from wfkit.optimization.stg import identical_agents, read_stg
+    from stg_format import identical_agents, read_stg
 
     tasks = read_stg(STG_ROOT / "50" / "rand0018.stg")
     s = wfkit.plan_schedule(tasks, identical_agents(2), method="exact", time_limit=0.3,

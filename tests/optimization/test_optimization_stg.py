@@ -2,10 +2,10 @@
 
 import pytest
 from optimization_checks import STG_ROOT, check_schedule
+from stg_format import identical_agents, parse_stg, read_stg, read_stg_table
 
 import wfkit
 from wfkit import ValidationError
-from wfkit.optimization.stg import identical_agents, parse_stg, read_stg, read_stg_table
 
 SAMPLE = """\
 # a tiny graph: 0 and 5 are the dummy entry and exit

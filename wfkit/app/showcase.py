@@ -1,6 +1,6 @@
 """``wfkit demo`` / ``make demo``: run the showcase and write a standalone HTML report.
 
-The Gapminder workflow of :mod:`wfkit.demo` runs first (its report is printed); then the
+The Gapminder workflow of :mod:`wfkit.app.demo` runs first (its report is printed); then the
 showcase notebook is executed with papermill (``year`` as its parameter) and exported with
 nbconvert, so the report shows the notebook as a reader would see it, with static final
 figures that need no kernel. Installed without the repository's notebooks (or without
@@ -22,7 +22,7 @@ SHOWCASE_NOTEBOOK = "02_collective_agents.ipynb"
 
 
 def _default_notebook() -> Path:
-    return Path(__file__).resolve().parents[1] / "notebooks" / SHOWCASE_NOTEBOOK
+    return Path(__file__).resolve().parents[2] / "notebooks" / SHOWCASE_NOTEBOOK
 
 
 def execute_notebook(
@@ -109,8 +109,8 @@ def showcase(
     as_json: bool = False,
 ) -> int:
     """What ``wfkit demo`` does; returns the exit code."""
-    from wfkit.cli import to_json
-    from wfkit.demo import run_demo
+    from wfkit.app.demo import run_demo
+    from wfkit.app.jsonout import to_json
     from wfkit.errors import WfkitError
     from wfkit.jupyter.runsync import run_sync
 
@@ -138,7 +138,7 @@ def showcase(
                 execute_notebook(nb, executed, {"year": year})
                 report = export_html(executed, output)
             else:
-                from wfkit.report import write_report
+                from wfkit.app.report import write_report
 
                 report = write_report(store, output, title=f"wfkit demo: Gapminder {year}")
             print(f"report: {report}", file=log)

@@ -1,4 +1,5 @@
-"""Reading the Standard Task Graph Set (STG, Kasahara lab, Waseda University).
+"""Reading the Standard Task Graph Set (STG, Kasahara lab, Waseda University) for the planning
+benchmarks (``stg.py``, ``wfcommons.py``, ``planning.py``); not part of the package.
 
 An ``.stg`` file: the number of real tasks n, then one line per task ``id cost npreds
 pred...`` for tasks 0..n+1, where 0 and n+1 are zero-cost dummy entry and exit tasks; lines
