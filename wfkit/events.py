@@ -188,12 +188,19 @@ class FlowStepFinished(Event):
     error: str | None = None
 
 
+# A message's end says which endpoints (its sources, then the targets it was routed or
+# delivered to) and which transformations it went through: what a recorder counts. None in a
+# hand-made event: the recorder then counts the steps it saw.
+
+
 @dataclass(frozen=True, slots=True)
 class FlowMessageDelivered(Event):
     flow_id: str
     message_id: str
     delivered_to: tuple[str, ...]
     duration: float
+    endpoints: tuple[str, ...] | None = None
+    transformations: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +209,8 @@ class FlowMessageFailed(Event):
     message_id: str
     error: str
     duration: float
+    endpoints: tuple[str, ...] | None = None
+    transformations: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -389,6 +389,46 @@ async def test_with_the_real_metrics_recorder(tmp_path):
     assert set(steps["kind"]) == {"transformation", "target", "dead_letter"}
 
 
+async def test_the_recorder_counts_messages_from_events_alone(tmp_path):
+    """A recorder on a bus that only forwards the orchestrator's events records the same
+    messages, counts included, as the one given as metrics= (no call besides the events)."""
+    from wfkit import AdvancedWorkflowMetrics
+    from wfkit.events import EventBus
+
+    attached = AdvancedWorkflowMetrics()
+    calls = []
+    attached.record_integration_flow = lambda *a, **kw: calls.append(a)  # must not be called
+    bus = EventBus()
+    foreign = AdvancedWorkflowMetrics().attach(bus)
+    async with IntegrationOrchestrator(metrics=attached,
+                                       dead_letter_store=tmp_path / "dl.sqlite") as orch:
+        orch.subscribe(bus.emit)
+        register_sinks(orch, "a", "b", b={"fail": 1, "exc": RuntimeError})
+        orch.register_transformation(DataTransformation("t", "T", None, None, dict))
+        orch.create_flow(make_flow(targets=["a", "b"], transformations=["t"], dead_letter=True))
+        for n in range(3):
+            await orch.execute_flow("f", {"n": n})
+    assert calls == []
+    frame = foreign.integration_frame()
+    assert frame.equals(attached.integration_frame())
+    assert list(frame["endpoints"]) == [2, 2, 2] and list(frame["transformations"]) == [1, 1, 1]
+    assert foreign.get_integration_summary() == attached.get_integration_summary()
+    assert len(frame) == 3  # one row per message: nothing to remove twice
+
+
+def test_a_hand_recorded_flow_is_its_own_row_after_a_message_ended():
+    from wfkit import AdvancedWorkflowMetrics
+    from wfkit.events import EventBus
+
+    bus = EventBus()
+    m = AdvancedWorkflowMetrics().attach(bus)
+    bus.emit(FlowMessageDelivered("r", 1.0, "f", "m1", ("a",), 0.5, ("a",), ()))
+    m.record_integration_flow("f", 3, 2, True)
+    frame = m.integration_frame()
+    assert frame[["source", "endpoints", "transformations"]].values.tolist() == [
+        ["events", 1, 0], ["record", 3, 2]]
+
+
 def test_a_script_with_run_sync(tmp_path, http_server):
     """Plain scripts call run_sync once per step, each on a fresh event loop."""
     import wfkit

@@ -14,10 +14,11 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from wfkit.errors import ClosedError, IntegrationConfigError, UnknownFlowError
-from wfkit.events import Event, EventBus
+from wfkit.events import Event, EventBus, FlowMessageDelivered, FlowMessageFailed
 from wfkit.integration.database import Database, normalize_url
 from wfkit.integration.deadletter import FRAME_COLUMNS, DeadLetterStore
 from wfkit.integration.durable_queue import DEFAULT_TABLE, DurableQueue
@@ -45,14 +46,26 @@ __all__ = ["IntegrationOrchestrator", "DEFAULT_DEAD_LETTER_STORE"]
 
 log = logging.getLogger("wfkit.integration")
 
+
+def _record_flow(record: Callable[..., Any], e: Event) -> None:
+    """The document's call for one message that ended (a subscriber of the orchestrator)."""
+    if isinstance(e, FlowMessageDelivered | FlowMessageFailed):
+        try:
+            record(e.flow_id, list(e.endpoints or ()), list(e.transformations or ()),
+                   isinstance(e, FlowMessageDelivered))
+        except Exception:
+            log.exception("flow %r: metrics.record_integration_flow failed", e.flow_id)
+
 DEFAULT_DEAD_LETTER_STORE = "wfkit-dead-letters.sqlite"
 
 
 class IntegrationOrchestrator(Closing):
     """Moves messages between real systems along :class:`IntegrationFlow`\\ s.
 
-    ``metrics``: an :class:`~wfkit.AdvancedWorkflowMetrics` (or anything with
-    ``record_integration_flow``) told of every message; its ``attach(self)`` is called too.
+    ``metrics``: an :class:`~wfkit.AdvancedWorkflowMetrics`, attached (it records every
+    message from the events), or anything with ``record_integration_flow``, which is called
+    once per message with its endpoints and transformations (its ``attach(self)`` too, if it
+    has one).
     ``dead_letter_store``: where ``dead_letter: True`` flows keep their letters (a SQLAlchemy
     URL or a SQLite file path; default ``wfkit-dead-letters.sqlite`` in the working directory,
     created on first use). ``http_client``: an ``httpx.AsyncClient`` to use instead of the
@@ -92,8 +105,20 @@ class IntegrationOrchestrator(Closing):
         self._processor = MessageProcessor(self)
         self._closed = False
         self.metrics = metrics
-        if metrics is not None and callable(getattr(metrics, "attach", None)):
+        if metrics is not None:
+            self._attach_metrics(metrics)
+
+    def _attach_metrics(self, metrics: Any) -> None:
+        """Metrics learn of messages from the events: one that records them itself (the
+        recorder: ``records_flow_events``) once attached, any other object with the document's
+        ``record_integration_flow`` through a subscriber calling it."""
+        if callable(getattr(metrics, "attach", None)):
             metrics.attach(self)
+        if getattr(metrics, "records_flow_events", False):
+            return
+        record = getattr(metrics, "record_integration_flow", None)
+        if callable(record):
+            self.subscribe(partial(_record_flow, record))
 
     def __repr__(self) -> str:
         return (

@@ -433,22 +433,15 @@ class MessageProcessor:
             )
         if bus:
             now = _now()
+            endpoints = (*out.sources, *dict.fromkeys([*out.routed_to, *out.delivered_to]))
+            transformations = tuple(out.transformations)
             if out.status == "completed":
                 bus.emit(FlowMessageDelivered(
-                    out.run_id, now, out.flow_id, out.message_id, tuple(out.delivered_to), out.duration
+                    out.run_id, now, out.flow_id, out.message_id, tuple(out.delivered_to),
+                    out.duration, endpoints, transformations,
                 ))
             else:
                 bus.emit(FlowMessageFailed(
-                    out.run_id, now, out.flow_id, out.message_id, out.error or "", out.duration
+                    out.run_id, now, out.flow_id, out.message_id, out.error or "", out.duration,
+                    endpoints, transformations,
                 ))
-        metrics = self.orch.metrics
-        if metrics is not None:
-            try:
-                metrics.record_integration_flow(
-                    out.flow_id,
-                    [*out.sources, *dict.fromkeys([*out.routed_to, *out.delivered_to])],
-                    list(out.transformations),
-                    out.status == "completed",
-                )
-            except Exception:
-                log.exception("flow %r: metrics.record_integration_flow failed", out.flow_id)

@@ -89,6 +89,11 @@ class AdvancedWorkflowMetrics:
     ``dropped_rows`` counts what went, per table. ``None`` keeps everything.
     """
 
+    #: Attached to an ``IntegrationOrchestrator``, it records each message from the events
+    #: (which carry its endpoints and transformations): the orchestrator need not call
+    #: :meth:`record_integration_flow` too.
+    records_flow_events = True
+
     def __init__(self, *, max_rows: int | None = DEFAULT_MAX_ROWS) -> None:
         if max_rows is not None and (
             isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1
@@ -114,7 +119,6 @@ class AdvancedWorkflowMetrics:
         self._message_by_key: dict[tuple[str, str, str], list[Any]] = {}
         self._message_steps: dict[tuple[str, str, str], set[str]] = {}
         self._message_record: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._just_ended: tuple[list[Any], dict[str, Any]] | None = None
         self._steps: deque[tuple[Any, ...]] = deque()  # FLOW_STEP_COLUMNS rows
         # id(row) -> the document record of a hand-recorded row (rows from events find theirs
         # by run or message id), to drop both together
@@ -246,7 +250,6 @@ class AdvancedWorkflowMetrics:
         return row
 
     def _flow_step(self, e: FlowStepFinished) -> None:
-        self._just_ended = None
         started = e.timestamp - e.duration
         steps = self._steps
         if len(steps) >= self._limit:
@@ -273,6 +276,10 @@ class AdvancedWorkflowMetrics:
         if not (status == "failed" and row[_M_STATUS] == "dead_lettered"):  # that says more
             row[_M_STATUS] = status
         row[_M_SUCCESS] = status == "delivered"
+        endpoints = getattr(e, "endpoints", None)
+        if endpoints is not None:  # what the message went through, as its publisher says
+            row[_M_ENDPOINTS] = len(endpoints)
+            row[_M_TRANSFORMS] = len(e.transformations or ())
         if error:
             row[_M_ERROR] = error
         row[_M_FINISHED] = e.timestamp
@@ -292,7 +299,6 @@ class AdvancedWorkflowMetrics:
             success=row[_M_SUCCESS], status=row[_M_STATUS], duration=row[_M_DURATION],
             timestamp=e.timestamp,
         )
-        self._just_ended = (row, record)
 
     def _flow_delivered(self, e: FlowMessageDelivered) -> None:
         self._message(e)[_M_DELIVERED] = tuple(e.delivered_to)
@@ -341,8 +347,6 @@ class AdvancedWorkflowMetrics:
                 self._message_steps.pop(key, None)
                 dropped = self._message_record.pop(key, None)
             _forget(self.integration_metrics, old[1], dropped)
-            if self._just_ended is not None and self._just_ended[0] is old:
-                self._just_ended = None
         if record is not None:
             self._hand_records[id(row)] = record
         messages.append(row)
@@ -379,25 +383,14 @@ class AdvancedWorkflowMetrics:
         *,
         duration: float | None = None,
     ) -> None:
-        """Record one flow execution by hand: one row of :meth:`integration_frame`.
-
-        Called right after this recorder saw the events of a message of the same flow end
-        with the same outcome (an attached ``IntegrationOrchestrator`` does both), it describes
-        that message: its counts go to that row instead of a new one."""
+        """Record one flow execution by hand: one row of :meth:`integration_frame` (an
+        attached ``IntegrationOrchestrator``'s messages are recorded from its events)."""
         if not isinstance(flow_id, str) or not flow_id:
             raise ValidationError(f"flow_id must be a non-empty string, got {flow_id!r}")
         n_endpoints = _count(endpoints, "endpoints")
         n_transforms = _count(transformations, "transformations")
         if duration is not None:
             duration = self._duration(duration)
-        ended, self._just_ended = self._just_ended, None
-        if ended is not None and ended[0][1] == flow_id and ended[0][_M_SUCCESS] == bool(success):
-            # An attached integration orchestrator reports the message whose events just ended
-            # here too: it is the same message, so fill in its counts instead of a second row.
-            row, record = ended
-            row[_M_ENDPOINTS], row[_M_TRANSFORMS] = n_endpoints, n_transforms
-            record.update(endpoints=n_endpoints, transformations=n_transforms)
-            return
         now = time.time()
         row = [None, flow_id, None, "delivered" if success else "failed",
                                bool(success), (), n_endpoints, n_transforms, None, None, None,
@@ -494,7 +487,6 @@ class AdvancedWorkflowMetrics:
                           self._message_steps, self._message_record, self._steps,
                           self._hand_records):
             container.clear()
-        self._just_ended = None
         self.dropped_rows = dict.fromkeys(_TABLES, 0)
 
     def __repr__(self) -> str:
