@@ -373,6 +373,26 @@ async def test_idle_agents_are_granted_the_bounding_capability_when_allowed():
     orch.close()
 
 
+async def test_a_granted_capability_keeps_one_given_as_a_plain_string():
+    """``capabilities="writing"`` is one capability; the grant adds to it, not to its letters."""
+
+    async def noop(ctx):
+        return None
+
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+    orch.register_agent(AgentProfile("analyst", "", "analysis", handler=noop))
+    orch.register_agent(AgentProfile("writer", "", "writing", handler=noop))
+    await orch.create_workflow("team", [WorkflowTask(f"a{i}", "", ["analysis"], 0, 10.0)
+                                        for i in range(4)])
+    result = await WorkflowOptimizer(orch).optimize_workflow(
+        "team", "reduce_execution_time", allow=["capabilities"])
+    (grant,) = result["optimization_suggestions"]
+    assert grant["type"] == "grant_capabilities"
+    writer = next(a for a in result["optimized_workflow"]["agents"] if a.agent_id == "writer")
+    assert writer.capability_set == {"analysis", "writing"}
+    orch.close()
+
+
 async def test_allow_limits_the_kinds_of_change():
     orch = await analysis_team()
     only_policy = await WorkflowOptimizer(orch).optimize_workflow(

@@ -260,7 +260,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.agents is not None:
         if args.agents < 1:
             raise WfkitError(f"--agents must be at least 1, got {args.agents}")
-        caps = sorted({c for t in tasks for c in t.required_capabilities})
+        caps = sorted({c for t in tasks for c in t.capability_set})
         agents = [AgentProfile(f"p{i}", f"processor {i}", caps)
                   for i in range(1, args.agents + 1)]
     if not agents:

@@ -809,7 +809,7 @@ class WorkflowOptimizer:
 
         def grant(c: _Config) -> _Config:
             agents = [
-                copy_agent(a, capabilities=[*a.capabilities, *grants[a.agent_id]])
+                copy_agent(a, capabilities=[*sorted(a.capability_set), *grants[a.agent_id]])
                 if a.agent_id in grants and not a.can_run(sig) else a
                 for a in c.agents
             ]
