@@ -113,8 +113,8 @@ class TaskGraph:
                 roots.append(i)
             index[tid] = i
             below.append(())
-        for j, b in wide.items():
-            below[j] = tuple(b)
+        for j, fanout in wide.items():
+            below[j] = tuple(fanout)
         self.tasks = by_id
         self.ids = list(by_id)
         self.task_list = list(by_id.values())
@@ -187,7 +187,9 @@ def validate_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:
     return TaskGraph(tasks).tasks
 
 
-def check_tasks(tasks: Iterable[WorkflowTask]) -> dict[str, WorkflowTask]:
+def check_tasks(
+    tasks: Iterable[WorkflowTask] | Mapping[str, WorkflowTask],
+) -> dict[str, WorkflowTask]:
     """Types, duplicate ids and unknown dependencies (everything but cycles)."""
     from wfkit.agents.model import WorkflowTask
 

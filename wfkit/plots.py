@@ -532,7 +532,7 @@ def build_dag_figure(
     def duration(task: WorkflowTask) -> float:
         """Observed where the task completed, nothing where it failed or never ran (it moved
         the workflow no further), the estimate where it has not run yet."""
-        o = outcomes.get(task.task_id)
+        o = outcomes.get(task.task_id) if outcomes is not None else None
         if o:
             if o.get("status") in ("skipped", "cancelled", "failed", "cached"):
                 return 0.0
@@ -751,7 +751,7 @@ def build_group_figure(
     m = len(order)
 
     def duration(task: WorkflowTask) -> float:
-        o = outcomes.get(task.task_id)
+        o = outcomes.get(task.task_id) if outcomes is not None else None
         if o:
             if o.get("status") in ("skipped", "cancelled", "failed", "cached"):
                 return 0.0
@@ -859,13 +859,13 @@ def build_group_figure(
             ))
     many = mult > 1
     if many.any():  # multiplicities at the edges' midpoints
-        a = np.fromiter((p[0] for p in pairs), dtype=np.intp, count=len(pairs))[many]
-        b = np.fromiter((p[1] for p in pairs), dtype=np.intp, count=len(pairs))[many]
+        tail = np.fromiter((p[0] for p in pairs), dtype=np.intp, count=len(pairs))[many]
+        head = np.fromiter((p[1] for p in pairs), dtype=np.intp, count=len(pairs))[many]
         fig.add_trace(go.Scatter(
-            x=(x[a] + x[b]) / 2, y=(y[a] + y[b]) / 2, mode="text",
+            x=(x[tail] + x[head]) / 2, y=(y[tail] + y[head]) / 2, mode="text",
             text=[f"×{k:,}" for k in mult[many]], textfont={"size": 9, "color": "#555"},
             hovertext=[f"{order[i]} → {order[j]}: {k:,} dependencies"
-                       for i, j, k in zip(a, b, mult[many], strict=True)],
+                       for i, j, k in zip(tail, head, mult[many], strict=True)],
             hoverinfo="text", showlegend=False, name="multiplicity",
         ))
     n_tasks = sum(st["size"] for st in stats.values())

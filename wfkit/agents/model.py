@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum, StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from wfkit.agents.params import NO_PARAMS
 from wfkit.errors import ValidationError
@@ -100,8 +100,9 @@ _Given = TypeVar("_Given")
 
 
 class _Normalised(Generic[_Read, _Given]):
-    """For type checkers only: a dataclass field given as ``_Given`` that ``__post_init__``
-    normalises, so it reads as ``_Read`` (``dependencies=None`` reads as a list).
+    """For type checkers only: an attribute given as ``_Given`` that reads as ``_Read``: a
+    dataclass field that ``__post_init__`` normalises (``dependencies=None`` reads as a list),
+    or a class default that instances override.
 
     At run time the field is a plain attribute; this class is never instantiated there.
     """
@@ -137,7 +138,7 @@ class AgentProfile:
 
     agent_id: str
     name: str
-    capabilities: list[Any]
+    capabilities: Iterable[str | Enum]
     if TYPE_CHECKING:
         performance_metrics: _Normalised[dict[str, Any], Mapping[str, Any] | None] = (
             _Normalised()
@@ -245,12 +246,16 @@ class WorkflowTask:
     """
 
     # Set on the children of a mapped task only (class defaults keep other tasks light).
-    parent_task_id: ClassVar[str | None] = None
-    map_index: ClassVar[int | None] = None
+    if TYPE_CHECKING:
+        parent_task_id = _Normalised[str | None, str | None]()
+        map_index = _Normalised[int | None, int | None]()
+    else:
+        parent_task_id = None
+        map_index = None
 
     task_id: str
     description: str
-    required_capabilities: list[Any]
+    required_capabilities: Iterable[str | Enum]
     priority: int | float
     estimated_duration: float
     if TYPE_CHECKING:

@@ -55,6 +55,7 @@ class DurationModel:
         # per task: a float (same on every agent) or {agent_id: float}
         self.table: dict[str, float | dict[str, float]] | None = None
         self.fn: Callable[[WorkflowTask, AgentProfile], float] | None = None
+        self.kind: str
         if isinstance(durations, DurationModel):  # already checked: share its figures
             self.kind, self.table, self.fn = durations.kind, durations.table, durations.fn
         elif durations is None:
@@ -144,17 +145,16 @@ class DurationModel:
         if table is not None:
             for tid, task in self.tasks.items():
                 entry = table[tid]
-                if entry.__class__ is float:
+                if isinstance(entry, dict):
+                    cands = capable[task.capability_set]
+                    # a checked row names every capable agent: as long, it names only them
+                    out[tid] = entry if len(entry) == len(cands) else {
+                        a.agent_id: entry[a.agent_id] for a in cands
+                    }
+                else:
                     out[tid] = dict.fromkeys(
                         [a.agent_id for a in capable[task.capability_set]], entry
                     )
-                else:
-                    cands = capable[task.capability_set]
-                    # a checked row names every capable agent: as long, it names only them
-                    out[tid] = entry if len(entry) == len(cands) else {  # type: ignore[arg-type]
-                        a.agent_id: entry[a.agent_id]  # type: ignore[index]
-                        for a in cands
-                    }
             return out
         for tid, task in self.tasks.items():
             out[tid] = {a.agent_id: self(task, a) for a in capable[task.capability_set]}

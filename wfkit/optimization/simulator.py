@@ -314,7 +314,7 @@ def simulate(
     finally:
         if has_clock:
             setattr(pol, "clock", saved_clock)  # noqa: B010
-        if lend and lent is not None:
+        if lend and lent is not None and isinstance(pol, Heft):
             pol.durations, pol.comm_costs = lent
 
     name = getattr(pol, "name", "policy")
