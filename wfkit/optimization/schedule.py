@@ -256,7 +256,7 @@ class Schedule:
                         slots.get(tid, -1) if ran else -1,
                         s if ran else nan,
                         f if ran else nan,
-                        (f - s) if ran and f is not None else nan,
+                        (f - s) if ran and f is not None and s is not None else nan,
                         self.task_status(tid),
                         self.attempts.get(tid, 1 if ran else 0) if self.attempts else int(ran),
                     )
