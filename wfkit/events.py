@@ -285,6 +285,13 @@ class EventBus:
     def __len__(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def showing_progress(self) -> bool:
+        """True while a subscriber that shows the runs' progress listens (one whose
+        ``shows_progress`` attribute is true, as a live dashboard's): a default progress bar
+        would only repeat it."""
+        return any(getattr(s, "shows_progress", False) for s in self._subscribers)
+
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns a function that unsubscribes."""
         if not callable(callback):

@@ -209,3 +209,56 @@ async def test_the_bar_total_grows_as_tasks_are_mapped(capsys):
     await orch.create_workflow(wf)
     await orch.execute_workflow("mapped")
     assert "7/7" in capsys.readouterr().err  # 2 tasks and 5 children
+
+
+async def test_the_bar_advances_from_events_alone(capsys):
+    """No run, no orchestrator: a bus and the events of a run are all the bar sees."""
+    from wfkit.events import (
+        EventBus,
+        RunFinished,
+        RunStarted,
+        TaskCompleted,
+        TaskFailed,
+        TaskMapped,
+        TaskSkipped,
+    )
+
+    bus = EventBus()
+    close = progress.attach_progress(bus, "r1", explicit=True)
+    assert len(bus) == 1
+    bus.emit(RunStarted("r1", 1.0, "evented", ("a", "b", "m", "z"), (("x", 1),),
+                        resumed=("a", "m[1]")))
+    bus.emit(RunStarted("r2", 1.0, "other", ("q",), ()))  # another run on the bus: ignored
+    bus.emit(TaskCompleted("r2", 1.5, "other", "q", "x", 1, 1.0))
+    bus.emit(TaskFailed("r1", 2.0, "evented", "b", "x", 1, 1.0, "boom", False))  # retried
+    bus.emit(TaskCompleted("r1", 3.0, "evented", "b", "x", 2, 2.0))
+    bus.emit(TaskMapped("r1", 3.0, "evented", "m", 2))  # m[0] to run, m[1] resumed
+    bus.emit(TaskFailed("r1", 4.0, "evented", "m[0]", "x", 1, 3.0, "boom", True))
+    bus.emit(TaskFailed("r1", 4.0, "evented", "m", None, 0, 3.0, "a child failed", True))
+    bus.emit(TaskSkipped("r1", 4.0, "evented", "z", "a dependency failed"))
+    bus.emit(RunFinished("r1", 4.0, "evented", "failed", 1.0, 6, 3, 2, 1, 0, ("x",)))
+    close()
+    assert len(bus) == 0  # closing unsubscribes
+    final = capsys.readouterr().err.rsplit("\r", 1)[-1]
+    assert "evented:" in final and "| 6/6 [" in final and "other" not in final
+    assert "2 failed, 1 skipped" in final
+
+
+async def test_a_subscriber_that_shows_progress_silences_the_default_bar(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "_DELAY", 0)
+    orch = CollectiveAgentWorkflowOrchestrator()
+    orch.register_agent(AgentProfile("a", "A", ["x"], capacity=2))
+    await orch.create_workflow(workflow())
+
+    def watcher(event):
+        return None
+
+    watcher.shows_progress = True
+    unsubscribe = orch.subscribe(watcher)
+    assert orch.followed
+    await orch.execute_workflow("w")
+    assert "4/4" not in capsys.readouterr().err
+    unsubscribe()
+    assert not orch.followed
+    await orch.execute_workflow("w")
+    assert "4/4" in capsys.readouterr().err

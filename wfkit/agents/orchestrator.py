@@ -134,6 +134,12 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         """Call ``callback(event)`` for every event of every run; returns an unsubscribe function."""
         return self._bus.subscribe(callback)
 
+    @property
+    def followed(self) -> bool:
+        """True while a subscriber that shows the runs' progress (a live
+        :class:`~wfkit.Dashboard`) listens: runs then get no default progress bar."""
+        return self._bus.showing_progress
+
     # -- workflows ---------------------------------------------------------------------------
 
     async def create_workflow(
@@ -354,10 +360,10 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         if parent is not None and progress is None:
             show = False  # no bar per sub-workflow run (its caller has one)
         bar = None
-        if show is not False and len(by_id) >= 2:
+        if show is not False and len(by_id) >= 2 and (show is True or not self.followed):
             from wfkit.jupyter.progress import attach_progress
 
-            bar = attach_progress(self, run, explicit=show is True)
+            bar = attach_progress(self, run_id, explicit=show is True)
         try:
             if parent is not None:  # the caller's run handles interrupts, and lends its slot
                 async with lend_slot(parent):

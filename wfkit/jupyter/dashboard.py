@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import html
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -54,18 +53,10 @@ from wfkit.plots import DAG_NODE_TRACE, GROUP_URGENCY, build_dag_figure, build_g
 
 __all__ = ["Dashboard", "follows"]
 
-# orchestrator -> the dashboards following it (the default progress bar stays quiet for these)
-_FOLLOWING: weakref.WeakKeyDictionary[Any, weakref.WeakSet[Dashboard]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def follows(orchestrator: Any) -> bool:
-    """True while an open :class:`Dashboard` follows ``orchestrator``."""
-    try:
-        return bool(_FOLLOWING.get(orchestrator))
-    except TypeError:  # not weak-referenceable: nothing can follow it
-        return False
+    """True while an open :class:`Dashboard` (or another subscriber that shows the runs'
+    progress) follows ``orchestrator``."""
+    return bool(getattr(orchestrator, "followed", False))
 
 _STATUSES = tuple(STATUS_COLORS)  # the DAG figure's live colour codes use this order
 PENDING, RUNNING, RETRYING, COMPLETED, FAILED, SKIPPED, CANCELLED, CACHED = range(8)
@@ -308,11 +299,8 @@ class Dashboard(widgets.VBox):
         for fig in (self.dag, self.load):
             fig.on_frontend(self._update_displays)
         self._on_event, self._follow = self._subscriber()
+        self._on_event.shows_progress = True  # type: ignore[attr-defined]  # no default bar
         self._unsubscribe: Callable[[], None] | None = orchestrator.subscribe(self._on_event)
-        try:
-            _FOLLOWING.setdefault(orchestrator, weakref.WeakSet()).add(self)
-        except TypeError:
-            pass
         self._prepare_latest_workflow()
         self._draw_load()
 
@@ -847,10 +835,6 @@ class Dashboard(widgets.VBox):
         unsubscribe = self.__dict__.pop("_unsubscribe", None)  # also when __init__ failed
         if unsubscribe is not None:
             unsubscribe()
-            try:
-                _FOLLOWING.get(self.orchestrator, weakref.WeakSet()).discard(self)
-            except TypeError:
-                pass
         handle = self.__dict__.pop("_handle", None)
         self._handle = None
         if handle is not None:

@@ -1,11 +1,13 @@
 """A text (or notebook) progress bar for long runs, from ``tqdm.auto``.
 
 In a script or a log it is tqdm's text bar on stderr; in a notebook kernel, tqdm's widget.
-It polls the run's state a few times a second instead of subscribing to events, so a run
-with a progress bar costs no more per task than a run without one. The bar only appears once
-a run has lasted ``delay`` seconds (short runs stay quiet) unless it was asked for explicitly
-(``progress=True``); ``progress=False`` turns it off. A run followed by a live
-:class:`wfkit.Dashboard` gets no default bar: the dashboard already shows its progress.
+The bar is an event subscriber like any other: it learns the run's size from ``RunStarted``
+(and ``TaskMapped``) and its progress from the task events, and never looks at the run
+itself. Its callback only counts; a timer draws a few times a second. The bar only appears
+once a run has lasted ``delay`` seconds (short runs stay quiet) unless it was asked for
+explicitly (``progress=True``); ``progress=False`` turns it off. A run followed by a live
+:class:`wfkit.Dashboard` (a subscriber that ``shows_progress``) gets no default bar: the
+dashboard already shows its progress.
 
 When the run ends the bar takes the run's colour: red when a task failed, grey when the run
 was cancelled (a finished bar of failed work must not look like a success), and cancelled
@@ -22,44 +24,101 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from wfkit.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskMapped,
+    TaskSkipped,
+)
+
 __all__ = ["attach_progress"]
 
 _INTERVAL = 0.2
 _DELAY = 1.0
+_ENDED = {TaskCompleted: "completed", TaskSkipped: "skipped", TaskCancelled: "cancelled"}
 
 
-def _noop() -> None:
-    return None
+class _Counts:
+    """What the events of one run said so far: its size, what ended and how it finished.
+    The callback runs once per task event, so it only counts."""
+
+    __slots__ = ("run_id", "workflow_id", "total", "done", "ended", "status", "resumed",
+                 "started")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.workflow_id = ""
+        self.total = 0
+        self.done = 0  # tasks that ended, resumed ones included
+        self.ended = dict.fromkeys(("completed", "failed", "skipped", "cancelled"), 0)
+        self.status: str | None = None
+        self.resumed: frozenset[str] = frozenset()
+        self.started = False
+
+    def __call__(self, e: Event) -> None:
+        if e.run_id != self.run_id:  # another run on the same bus (a sub-workflow's, say)
+            return
+        kind = type(e)
+        status = _ENDED.get(kind)
+        if status is not None:
+            self.done += 1
+            self.ended[status] += 1
+        elif kind is TaskFailed:
+            if e.final:  # type: ignore[attr-defined]
+                self.done += 1
+                self.ended["failed"] += 1
+        elif kind is TaskMapped:
+            self.total += e.count  # type: ignore[attr-defined]
+            if self.resumed:  # children a resumed run had finished join as completed
+                pid = e.task_id  # type: ignore[attr-defined]
+                self.done += sum(f"{pid}[{c}]" in self.resumed
+                                 for c in range(e.count))  # type: ignore[attr-defined]
+        elif kind is RunStarted:
+            self.workflow_id = e.workflow_id  # type: ignore[attr-defined]
+            self.total = len(e.task_ids)  # type: ignore[attr-defined]
+            self.resumed = frozenset(e.resumed)  # type: ignore[attr-defined]
+            self.done = sum(t in self.resumed for t in e.task_ids)  # type: ignore[attr-defined]
+            self.started = True
+        elif kind is RunFinished:
+            self.status = e.status  # type: ignore[attr-defined]
 
 
-def attach_progress(orchestrator: Any, run: Any, *, explicit: bool = False) -> Callable[[], None]:
-    """Show a bar for ``run`` until the returned function is called (which also ends the
-    bar's timer, so nothing is left scheduled on the loop)."""
-    if not explicit and _followed_by_dashboard(orchestrator):
-        return _noop
+def attach_progress(source: Any, run_id: str, *, explicit: bool = False) -> Callable[[], None]:
+    """Show a bar for run ``run_id`` of ``source`` (anything with ``subscribe(callback)``)
+    from its events, until the returned function is called (which also unsubscribes and ends
+    the bar's timer, so nothing is left scheduled on the loop). Call it before the run starts:
+    the bar appears with the run's ``RunStarted``."""
     from tqdm.auto import tqdm
 
-    total = len(run.tasks)
-    bar = tqdm(
-        total=total,
-        desc=run.workflow_id,
-        unit="task",
-        delay=0 if explicit else _DELAY,
-        leave=True,  # the final line stays in logs and papermill outputs
-        dynamic_ncols=True,
-    )
+    counts = _Counts(run_id)
+    unsubscribe = source.subscribe(counts)
+    bar: Any = None
     loop = asyncio.get_running_loop()
     handle: asyncio.TimerHandle | None = None
     closed = False
 
     def catch_up() -> None:
-        total = len(run.tasks)  # grows as mapped tasks expand
-        if total != bar.total:
-            bar.total = total
+        nonlocal bar
+        if bar is None:
+            if not counts.started:
+                return
+            bar = tqdm(
+                total=counts.total,
+                desc=counts.workflow_id,
+                unit="task",
+                delay=0 if explicit else _DELAY,
+                leave=True,  # the final line stays in logs and papermill outputs
+                dynamic_ncols=True,
+            )
+        if counts.total != bar.total:  # grows as mapped tasks expand
+            bar.total = counts.total
             bar.refresh()
-        done = len(run.state.finished)
-        if done > bar.n:
-            bar.update(done - bar.n)
+        if counts.done > bar.n:
+            bar.update(counts.done - bar.n)
 
     def tick() -> None:
         nonlocal handle
@@ -75,16 +134,19 @@ def attach_progress(orchestrator: Any, run: Any, *, explicit: bool = False) -> C
         if closed:
             return
         closed = True
+        unsubscribe()
         if handle is not None:
             handle.cancel()
         catch_up()
-        counts = run.counts()
-        if counts["cancelled"]:  # they never ran: a cancelled run's bar stops short of 100 %
-            bar.n = max(0, bar.n - counts["cancelled"])
-        problems = {k: v for k, v in counts.items() if k != "completed" and v}
+        if bar is None:  # the run never started
+            return
+        ended = counts.ended
+        if ended["cancelled"]:  # they never ran: a cancelled run's bar stops short of 100 %
+            bar.n = max(0, bar.n - ended["cancelled"])
+        problems = {k: v for k, v in ended.items() if k != "completed" and v}
         if problems:
             bar.set_postfix_str(", ".join(f"{v} {k}" for k, v in problems.items()), refresh=False)
-        colour = bar_colour(bar, getattr(run, "status", None))
+        colour = bar_colour(bar, counts.status)
         if colour is not None:
             bar.colour = colour
         bar.close()
@@ -108,10 +170,3 @@ def bar_colour(bar: Any, status: str | None) -> str | None:
     if os.environ.get("FORCE_COLOR") or (callable(isatty) and isatty()):
         return colour
     return None
-
-
-def _followed_by_dashboard(orchestrator: Any) -> bool:
-    import sys
-
-    dashboard = sys.modules.get("wfkit.jupyter.dashboard")
-    return dashboard is not None and dashboard.follows(orchestrator)
