@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from wfkit import DataTransformation, IntegrationConfigError, IntegrationEndpoint, IntegrationFlow
+from wfkit import (
+    DataTransformation,
+    IntegrationConfigError,
+    IntegrationEndpoint,
+    IntegrationFlow,
+    IntegrationOrchestrator,
+)
+from wfkit.clock import ManualClock
 from wfkit.integration.database import Database
 from wfkit.integration.durable_queue import DurableQueue
 
@@ -23,21 +30,26 @@ def setup_flow(orch, queue_url, targets, *, transformations=(), **handling):
 
 
 class Tracker:
-    """An async target that records how many messages it works on at once."""
+    """An async target that records how many messages it works on at once. The first
+    messages wait until ``hold`` of them are being worked on together."""
 
-    def __init__(self, delay=0.0, orch=None):
-        self.delay, self.orch = delay, orch
+    def __init__(self, hold=1, orch=None):
+        self.orch = orch
         self.now = self.most = 0
         self.got = []
         self.leased = []
+        self.hold = hold
+        self.full = asyncio.Event()
 
     async def __call__(self, data):
         self.now += 1
         self.most = max(self.most, self.now)
+        if self.now >= self.hold:
+            self.full.set()
         try:
             if self.orch is not None:
                 self.leased.append((await self.orch.queue_stats("src"))["leased"])
-            await asyncio.sleep(self.delay)
+            await asyncio.wait_for(self.full.wait(), 30)
             self.got.append(data["n"])
         finally:
             self.now -= 1
@@ -67,7 +79,7 @@ async def test_drains_into_a_database(orch, tmp_path, db_url, name, drop_tables,
 
 
 async def test_bounded_concurrency_and_backpressure(orch, tmp_path):
-    tracker = Tracker(delay=0.01, orch=orch)
+    tracker = Tracker(hold=4, orch=orch)
     orch.register_endpoint(IntegrationEndpoint("slow", "S", "function", {"callable": tracker}, []))
     setup_flow(orch, tmp_path / "q.sqlite", ["slow"])
     await orch.publish("src", [{"n": i} for i in range(60)])
@@ -148,33 +160,54 @@ async def test_poison_messages_are_dead_lettered(orch, tmp_path):
     assert letter["message"] == {"n": 1} and letter["message_id"] == "poison"
 
 
-async def test_leases_are_extended_while_a_message_is_slow(orch, tmp_path):
+async def test_leases_are_extended_while_a_message_is_slow(tmp_path):
     url = f"sqlite:///{tmp_path / 'q.sqlite'}"
-    started = asyncio.Event()
+    clock = ManualClock()
+    started, finish = asyncio.Event(), asyncio.Event()
 
     async def slow(data):
         started.set()
-        await asyncio.sleep(1.5)  # three visibility timeouts
+        await finish.wait()  # until three visibility timeouts have passed
 
-    orch.register_endpoint(IntegrationEndpoint("slow", "S", "function", {"callable": slow}, []))
-    setup_flow(orch, url, ["slow"], queue={"visibility_timeout": 0.5})
-    await orch.publish("src", {"n": 1})
-    run = asyncio.create_task(orch.run_flow("f"))
-    await started.wait()
-    await asyncio.sleep(1.1)  # more than two visibility timeouts later
-    other = DurableQueue(Database(url))
-    assert await other.consume("in", 10) == []  # still leased to the running flow
-    stats = await run
-    await asyncio.to_thread(other.db.close)
+    async with IntegrationOrchestrator(dead_letter_store=tmp_path / "dl.sqlite", clock=clock) as orch:
+        orch.register_endpoint(IntegrationEndpoint("slow", "S", "function", {"callable": slow}, []))
+        setup_flow(orch, url, ["slow"], queue={"visibility_timeout": 0.5})
+        await orch.publish("src", {"n": 1})
+        run = asyncio.create_task(orch.run_flow("f"))
+        await started.wait()
+        other = DurableQueue(Database(url), clock=clock)  # another consumer of the same queue
+        for _ in range(9):  # 1.5 s: the lease keeper wakes every visibility timeout / 3
+            await clock.sleeping(1)
+            clock.advance(0.5 / 3)
+            assert await other.consume("in", 10) == []  # still leased to the running flow
+        finish.set()
+        stats = await run
+        await asyncio.to_thread(other.db.close)
     assert stats["delivered"] == 1 and stats["redelivered"] == 0
 
 
+async def test_without_the_lease_keeper_a_slow_message_would_be_redelivered(tmp_path):
+    """The check above can fail: the same wait without a running flow redelivers."""
+    clock = ManualClock()
+    url = f"sqlite:///{tmp_path / 'q.sqlite'}"
+    queue = DurableQueue(Database(url), clock=clock)
+    await queue.publish("in", {"n": 1})
+    (leased,) = await queue.consume("in", visibility_timeout=0.5)
+    clock.advance(0.5)
+    (again,) = await queue.consume("in")
+    assert (again.message_id, again.deliveries) == (leased.message_id, 2)
+    await asyncio.to_thread(queue.db.close)
+
+
 async def test_cancellation_releases_unfinished_messages(orch, tmp_path):
-    gate = asyncio.Event()
-    done = []
+    gate, stuck = asyncio.Event(), asyncio.Event()
+    done, waiting = [], []
 
     async def blocked(data):
         if data["n"] >= 3:
+            waiting.append(data["n"])
+            if len(waiting) == 4:  # every worker is stuck, so 0, 1 and 2 were acknowledged
+                stuck.set()
             await gate.wait()  # never set: these are in flight when we cancel
         done.append(data["n"])
 
@@ -182,8 +215,8 @@ async def test_cancellation_releases_unfinished_messages(orch, tmp_path):
     setup_flow(orch, tmp_path / "q.sqlite", ["b"])
     await orch.publish("src", [{"n": i} for i in range(20)])
     run = asyncio.create_task(orch.run_flow("f", concurrency=4))
-    while len(done) < 3 or (await orch.queue_stats("src"))["total"] > 17:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(stuck.wait(), 30)
+    assert (await orch.queue_stats("src"))["total"] == 17
     tasks_before = asyncio.all_tasks()
     run.cancel()
     with pytest.raises(asyncio.CancelledError):

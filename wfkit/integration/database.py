@@ -201,10 +201,6 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.dialect == "sqlite"
-
     # -- async: group commit -------------------------------------------------------------------
 
     async def submit(self, op: Callable[[Any], T]) -> T:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import json
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfkit.clock import SYSTEM, Clock
 from wfkit.errors import ArgumentError
 from wfkit.integration.database import Batched, Database, quick
 
@@ -70,9 +70,13 @@ class QueueMessage:
 
 
 class DurableQueue:
-    """Publish, consume with leases, acknowledge; see the module docstring."""
+    """Publish, consume with leases, acknowledge; see the module docstring.
 
-    def __init__(self, db: Database, table: str = DEFAULT_TABLE) -> None:
+    ``clock`` gives the UNIX time that visibility and enqueue times are stored in (replace it
+    with a :class:`wfkit.clock.ManualClock` to step through leases without waiting).
+    """
+
+    def __init__(self, db: Database, table: str = DEFAULT_TABLE, *, clock: Clock = SYSTEM) -> None:
         from sqlalchemy import (
             BigInteger,
             Column,
@@ -89,6 +93,7 @@ class DurableQueue:
         from wfkit.integration.endpoints.base import check_identifier
 
         self.db = db
+        self.clock = clock
         self.table_name = check_identifier(table, "queue table")
         self.metadata = MetaData()
         self.table = Table(
@@ -197,7 +202,7 @@ class DurableQueue:
     def _publish_rows(
         self, topic: str, bodies: Iterable[Any], message_ids: Iterable[str | None] | None, delay: float
     ) -> list[dict[str, Any]]:
-        now = time.time()
+        now = self.clock.time()
         ids = list(message_ids) if message_ids is not None else None
         rows = []
         for i, body in enumerate(bodies):
@@ -271,7 +276,7 @@ class DurableQueue:
         @quick
         def op(conn: Any) -> list[QueueMessage]:
             self._ensure(conn)
-            now = time.time()
+            now = self.clock.time()
             rows = conn.execute(
                 statement,
                 {**params, "q_topic": topic, "q_now": now,
@@ -291,13 +296,13 @@ class DurableQueue:
 
     async def release(self, message: QueueMessage, *, delay: float = 0.0) -> bool:
         """Give a leased message back: visible again after ``delay`` seconds."""
-        params = {"mid": message.id, "mlease": message.lease, "q_at": time.time() + delay}
+        params = {"mid": message.id, "mlease": message.lease, "q_at": self.clock.time() + delay}
         return await self.db.submit(
             quick(lambda conn: bool(conn.execute(self._release, params).rowcount))
         )
 
     async def release_many(self, messages: Iterable[QueueMessage], *, delay: float = 0.0) -> int:
-        at = time.time() + delay
+        at = self.clock.time() + delay
         params = [{"mid": m.id, "mlease": m.lease, "q_at": at} for m in messages]
         if not params:
             return 0
@@ -305,7 +310,7 @@ class DurableQueue:
 
     async def extend(self, messages: Iterable[QueueMessage], visibility_timeout: float) -> int:
         """Push the leases of ``messages`` out to now + ``visibility_timeout``."""
-        until = time.time() + visibility_timeout
+        until = self.clock.time() + visibility_timeout
         params = [{"mid": m.id, "mlease": m.lease, "q_until": until} for m in messages]
         if not params:
             return 0
@@ -313,16 +318,13 @@ class DurableQueue:
 
     def _counts(self, conn: Any, topic: str) -> dict[str, int]:
         self._ensure(conn)
-        total, visible = conn.execute(self._count, {"q_topic": topic, "q_now": time.time()}).one()
+        total, visible = conn.execute(self._count, {"q_topic": topic, "q_now": self.clock.time()}).one()
         return {"total": int(total), "visible": int(visible), "leased": int(total) - int(visible)}
 
     async def stats(self, topic: str) -> dict[str, int]:
         """``total`` unacknowledged messages, how many are ``visible`` and how many ``leased``
         (or waiting out a release delay)."""
         return await self.db.submit(quick(lambda conn: self._counts(conn, topic)))
-
-    def stats_sync(self, topic: str) -> dict[str, int]:
-        return self.db.run_sync(lambda conn: self._counts(conn, topic))
 
     def peek(self, topic: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """The unacknowledged messages of ``topic`` without leasing them (blocking)."""
@@ -339,17 +341,3 @@ class DurableQueue:
             return [{**row, "body": loads(row["body"])} for row in rows]
 
         return self.db.run_sync(op)
-
-    async def purge(self, topic: str) -> int:
-        """Delete every message of ``topic``; returns how many."""
-        from sqlalchemy import delete
-
-        stmt = delete(self.table).where(self.table.c.topic == topic)
-
-        def op(conn: Any) -> int:
-            self._ensure(conn)
-            return int(conn.execute(stmt).rowcount)
-
-        return await self.db.submit(op)
-
-

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from wfkit.clock import SYSTEM, Clock
 from wfkit.errors import ClosedError, IntegrationConfigError, UnknownFlowError
 from wfkit.events import Event, EventBus, FlowMessageDelivered, FlowMessageFailed
 from wfkit.integration.database import Database, normalize_url
@@ -69,8 +70,10 @@ class IntegrationOrchestrator(Closing):
     ``dead_letter_store``: where ``dead_letter: True`` flows keep their letters (a SQLAlchemy
     URL or a SQLite file path; default ``wfkit-dead-letters.sqlite`` in the working directory,
     created on first use). ``http_client``: an ``httpx.AsyncClient`` to use instead of the
-    orchestrator's own (it is then not closed by :meth:`aclose`). ``sleep``: the coroutine
-    used to wait between retries (``asyncio.sleep``; replace it to simulate time).
+    orchestrator's own (it is then not closed by :meth:`aclose`). ``clock``: the time its
+    queues store and the streaming mode waits on (:data:`wfkit.clock.SYSTEM`; a
+    :class:`wfkit.clock.ManualClock` steps through leases and retries without waiting).
+    ``sleep``: the coroutine used to wait between retries (``clock.sleep`` unless given).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class IntegrationOrchestrator(Closing):
         dead_letter_store: str | os.PathLike[str] | None = None,
         http_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.endpoints: dict[str, IntegrationEndpoint] = {}
         self.transformations: dict[str, DataTransformation] = {}
@@ -90,7 +94,8 @@ class IntegrationOrchestrator(Closing):
         self._transformations: dict[str, CompiledTransformation] = {}
         self._plans: dict[str, FlowPlan] = {}
         self._bus = EventBus()
-        self._sleep = sleep or asyncio.sleep
+        self.clock = clock
+        self._sleep = sleep or clock.sleep
         self._http = http_client
         self._http_loop: asyncio.AbstractEventLoop | None = None
         self._owns_http = http_client is None
@@ -163,7 +168,7 @@ class IntegrationOrchestrator(Closing):
         key = (url, table)
         queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[key] = DurableQueue(self.database(url), table)
+            queue = self._queues[key] = DurableQueue(self.database(url), table, clock=self.clock)
         return queue
 
     def dead_letter_store(self) -> DeadLetterStore:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +75,8 @@ async def run_stream(
     held: dict[int, QueueMessage] = {}  # leased by this run, not yet acknowledged or released
     most = 2 * concurrency  # leases held at once: one per worker plus a full inbox
     room = asyncio.Event()
-    started_at, began = time.time(), time.perf_counter()
+    clock = orch.clock
+    started_at, began = clock.time(), clock.monotonic()
 
     async def handle(message: QueueMessage) -> None:
         stats["consumed"] += 1
@@ -98,7 +98,7 @@ async def run_stream(
         else:
             body = message.body
             data = body if isinstance(body, dict) else {"value": body}
-            now = time.time()
+            now = clock.time()
             step = {
                 "step": source.endpoint_id,
                 "kind": "source",
@@ -157,7 +157,7 @@ async def run_stream(
 
     async def keep_leases() -> None:
         while True:
-            await asyncio.sleep(vt / 3)
+            await clock.sleep(vt / 3)
             if held:
                 try:
                     await queue.extend(list(held.values()), vt)
@@ -167,7 +167,7 @@ async def run_stream(
 
     async def consume() -> None:
         remaining = limit
-        idle_since = time.monotonic()
+        idle_since = clock.monotonic()
         errors = 0
         while remaining is None or remaining > 0:
             while len(held) >= most:  # backpressure: lease no more than can be worked on soon
@@ -188,11 +188,11 @@ async def run_stream(
                         endpoint_id=source.endpoint_id,
                     ) from None
                 log.warning("flow %r: consume failed (%s); trying again", plan.flow_id, text)
-                await asyncio.sleep(poll_interval * 2**errors)
+                await clock.sleep(poll_interval * 2**errors)
                 continue
             errors = 0
             if batch:
-                idle_since = time.monotonic()
+                idle_since = clock.monotonic()
                 for message in batch:
                     held[message.id] = message
                 for message in batch:
@@ -200,11 +200,11 @@ async def run_stream(
                 if remaining is not None:
                     remaining -= len(batch)
                 continue
-            if idle_timeout <= 0 or time.monotonic() - idle_since >= idle_timeout:
+            if idle_timeout <= 0 or clock.monotonic() - idle_since >= idle_timeout:
                 return
             if not held and (await queue.stats(topic))["total"] == 0:
                 return  # drained: nothing leased elsewhere that could come back
-            await asyncio.sleep(poll_interval)
+            await clock.sleep(poll_interval)
 
     failure: Exception | None = None
     try:
@@ -229,7 +229,7 @@ async def run_stream(
         raise
     if failure is not None:
         raise failure
-    duration = time.perf_counter() - began
+    duration = clock.monotonic() - began
     return {
         "flow_id": plan.flow_id,
         "run_id": run_id,
