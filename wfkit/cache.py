@@ -308,8 +308,8 @@ class KeyMaker:
         if code is None:
             code = function_digest(fn, self._functions)
         deps = task.dependencies
-        parts = [keys.get(d) for d in deps] if deps else []
-        if None in parts:
+        parts = [keys.get(d, "") for d in deps] if deps else []  # "": not known yet
+        if "" in parts:
             parts = [self.input_key(d, keys, results) for d in deps]
         parts += (code, task.task_id)
         if task.cache_version is not None:
@@ -431,8 +431,8 @@ class _Memory:
             for row in rows:
                 value = row[5]
                 size = len(value) if row[8] else sys.getsizeof(value)
-                out.append(CacheEntry(*row[:5], None, *row[6:8], hits=self.hits.get(row[0], 0),
-                                      size=size))
+                out.append(CacheEntry(row[0], row[1], row[2], row[3], row[4], None, row[6],
+                                      row[7], hits=self.hits.get(row[0], 0), size=size))
         return out
 
     def clear(self) -> int:
@@ -454,7 +454,7 @@ class _Lazy(CacheEntry):
     __slots__ = ("_row",)
 
     def __init__(self, row: tuple[Any, ...], hits: int) -> None:
-        super().__init__(*row[:5], None, *row[6:8], hits=hits)
+        super().__init__(row[0], row[1], row[2], row[3], row[4], None, row[6], row[7], hits=hits)
         self._row = row
 
     @property  # type: ignore[override]

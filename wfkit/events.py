@@ -105,7 +105,7 @@ class TaskStarted(Event):
 class TaskCompleted(Event):
     workflow_id: str
     task_id: str
-    agent_id: str
+    agent_id: str | None  # None: no agent ran it (a cached result, a mapped task's gathering)
     attempt: int
     started_at: float
     result: Any = field(repr=False, default=None)
@@ -116,7 +116,7 @@ class TaskCompleted(Event):
 class TaskFailed(Event):
     workflow_id: str
     task_id: str
-    agent_id: str
+    agent_id: str | None  # None: it failed before any agent ran it (its inputs, its map)
     attempt: int
     started_at: float
     error: str

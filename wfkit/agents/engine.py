@@ -34,7 +34,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from wfkit.agents.dispatch import RunState
 from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
@@ -221,7 +221,7 @@ class WorkflowRun:
         self.cached: set[str] = set()
         self.keys: dict[str, str] = {}
         self._bases: dict[str, str] = {}
-        self._keymaker = KeyMaker(params) if self.cache is not None else None
+        self._keymaker = KeyMaker(params)  # used only when the cache is on
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -338,7 +338,7 @@ class WorkflowRun:
         try:  # the common case inline; _base_key has the rest and says what went wrong
             if task.cache_key is not None:
                 raise Unhashable
-            base: str | None = self._keymaker.base_key(  # type: ignore[union-attr]
+            base: str | None = self._keymaker.base_key(
                 task, task.action or agent.handler, self.keys, self.results
             )
         except Exception:
@@ -357,7 +357,7 @@ class WorkflowRun:
     def _keep(self, task: WorkflowTask, base: str, result: Any, read: Any) -> None:
         """Put a result that was just computed in the cache (see CacheEntry.row)."""
         if read:
-            params = self._keymaker.param_digests(read)  # type: ignore[union-attr]
+            params = self._keymaker.param_digests(read)
             key = full_key(base, params)
             pairs = tuple(sorted(params.items()))
         else:
@@ -420,6 +420,7 @@ class WorkflowRun:
             return
         CURRENT.set(ctx)  # this attempt's own asyncio task: runs started in it are its children
         fn = task.action or agent.handler
+        assert fn is not None  # the orchestrator refuses a task with neither
         started = _now()
         record.agent_id = agent.agent_id
         if record.started_at is None:
@@ -454,7 +455,7 @@ class WorkflowRun:
                 if self.status != "running" and _cancelling():  # it swallowed the run's
                     raise asyncio.CancelledError  # cancellation: cancelled all the same
                 del self._running[tid]
-                read = ctx.params.read
+                read = cast(RunParams, ctx.params).read  # the engine's own (_context)
                 if read:
                     self.params_read[tid] = frozenset(read)
                 if self._bases:
@@ -702,6 +703,7 @@ class WorkflowRun:
     def _map_items(self, task: WorkflowTask, inputs: Mapping[str, Any]) -> list[Any] | str:
         """The items a mapped task runs over, or a message saying why there are none."""
         source = task.map
+        assert source is not None  # called for mapped tasks only
         if source not in inputs:
             return (
                 f"task {task.task_id!r} maps over {source!r}, which did not complete "
@@ -870,7 +872,9 @@ class WorkflowRun:
                 "result": results.get(tid) if status == "completed" else None,
                 "error": error if failed else skip_reason.get(tid),
                 "attempts": attempts,
-                "execution_time": ended - started if ended is not None else 0.0,
+                "execution_time": (
+                    ended - started if ended is not None and started is not None else 0.0
+                ),
                 "started_at": started,
                 "finished_at": ended,
                 "resumed": tid in resumed,

@@ -129,6 +129,7 @@ class StoredCache(FlushSoon):
 
     def put(self, row: tuple[Any, ...]) -> bool:
         key, base, task_id, workflow_id, params, value, created, expires = row
+        data: str | bytes
         if json_exact(value):
             enc, data = "json", json.dumps(value, separators=(",", ":"))
         elif self.json_only:

@@ -366,7 +366,7 @@ class AdvancedWorkflowMetrics:
         duration = self._duration(duration)
         count = _count(participants, "participants")
         now = time.time()
-        row = [None, workflow_id, "completed" if success else "failed",
+        row: list[Any] = [None, workflow_id, "completed" if success else "failed",
                            now - duration, now, duration, None, None, None, None, None, None,
                            count, _ids(participants), None, {}, None, None]
         record = {"duration": duration, "success": bool(success), "participants": count,

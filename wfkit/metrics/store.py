@@ -197,6 +197,7 @@ class RunStore(Closing, FlushSoon):
 
     _flush_log = log
     _flush_failure = "%s: could not write to the run store"
+    path: Path
 
     def __init__(
         self,
