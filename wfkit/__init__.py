@@ -20,7 +20,7 @@ from wfkit.errors import *  # noqa: F403
 from wfkit.errors import __all__ as _errors
 from wfkit.events import EventBus
 from wfkit.executors import Executor, ThreadExecutor
-from wfkit.jupyter.runsync import run_sync
+from wfkit.runsync import run_sync
 
 __version__ = "0.1.0"
 

@@ -32,7 +32,7 @@ from wfkit import (
 )
 from wfkit.agents.policies import Heft, Policy
 from wfkit.events import RunFinished, RunStarted, TaskFailed
-from wfkit.jupyter.runsync import run_sync
+from wfkit.runsync import run_sync
 
 HANG = 60  # seconds: only a bound on a hang, never an expectation
 

@@ -36,7 +36,7 @@ from wfkit.errors import (
 from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
 from wfkit.graph import TaskGraph, capable_agents
-from wfkit.jupyter.interrupt import cancel_on_interrupt
+from wfkit.interrupt import cancel_on_interrupt
 from wfkit.lifecycle import Closing
 
 __all__ = ["CollectiveAgentWorkflowOrchestrator"]

@@ -299,7 +299,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from wfkit.app.spec import load_spec
     from wfkit.errors import WfkitError
-    from wfkit.jupyter.runsync import run_sync
+    from wfkit.runsync import run_sync
 
     if args.simulate:
         return _simulate(args)

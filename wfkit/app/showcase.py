@@ -112,7 +112,7 @@ def showcase(
     from wfkit.app.demo import run_demo
     from wfkit.app.jsonout import to_json
     from wfkit.errors import WfkitError
-    from wfkit.jupyter.runsync import run_sync
+    from wfkit.runsync import run_sync
 
     with tempfile.TemporaryDirectory(prefix="wfkit-demo-") as tmp:
         store = Path(tmp) / "demo.db"  # read only by the report written without notebooks

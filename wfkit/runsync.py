@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from wfkit.jupyter.interrupt import INTERRUPT_MESSAGE
+from wfkit.interrupt import INTERRUPT_MESSAGE
 
 __all__ = ["run_sync"]
 
