@@ -587,3 +587,123 @@ async def test_the_saved_picture_shows_what_each_agent_did_over_the_run():
     assert [t.split(" · ")[0] for t in dash.load.data[1].text] == [
         f"{usage[a]['utilisation']:.0%}" for a in ("a1", "w1")]
     dash.close()
+
+
+def montage_like(name: str = "montage_like") -> Workflow:
+    """A Montage-shaped workflow of 160 tasks: five groups by name stem, one of six tasks."""
+    wf = Workflow(name)
+    for i in range(60):
+        wf.task(lambda ctx: None, task_id=f"mProject_{i:03d}", requires=["analysis"])
+    for i in range(90):
+        wf.task(lambda ctx: None, task_id=f"mDiffFit_{i:03d}", requires=["analysis"],
+                after=[f"mProject_{i % 60:03d}", f"mProject_{(i + 1) % 60:03d}"])
+    wf.task(lambda ctx: None, task_id="mConcatFit", requires=["analysis"],
+            after=[f"mDiffFit_{i:03d}" for i in range(90)])
+    wf.task(lambda ctx: None, task_id="mBgModel", requires=["analysis"], after=["mConcatFit"])
+    for i in range(6):
+        wf.task(lambda ctx: None, task_id=f"mBackground_{i}", requires=["analysis"],
+                after=["mBgModel"])
+    wf.task(lambda ctx: None, task_id="mAdd", requires=["analysis"],
+            after=[f"mBackground_{i}" for i in range(6)])
+    return wf
+
+
+def click(dash: Dashboard, node: str) -> None:
+    """Click ``node`` of the DAG widget as a browser does: Plotly's JavaScript sets the
+    widget's ``_js2py_pointsCallback`` to this message (plotly_click, the points under the
+    mouse by trace and point index, the mouse buttons)."""
+    k = dash._shown.ids.index(node)
+    nodes = dash.dag.data[DAG_NODE_TRACE]
+    dash.dag._js2py_pointsCallback = {
+        "event_type": "plotly_click",
+        "points": {"trace_indexes": [DAG_NODE_TRACE], "point_indexes": [k],
+                   "xs": [float(nodes.x[k])], "ys": [float(nodes.y[k])]},
+        "device_state": {"alt": False, "ctrl": False, "meta": False, "shift": False,
+                         "button": 0, "buttons": 1},
+        "selector": None,
+    }
+
+
+def drawn(dash: Dashboard) -> tuple[int, list[str]]:
+    """(markers drawn, their labels), read off the DAG widget."""
+    nodes = dash.dag.data[DAG_NODE_TRACE]
+    text = () if nodes.text is None else nodes.text  # no labels above 80 groups
+    return len(nodes.x), [str(t) for t in text]
+
+
+async def test_a_click_on_a_group_shows_its_tasks_and_a_click_on_one_folds_it():
+    orch = orchestrator()
+    wf = montage_like()
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    folded = drawn(dash)
+    assert folded == (6, ["mProject ×60", "mDiffFit ×90", "mConcatFit", "mBgModel",
+                          "mBackground ×6", "mAdd"])
+    assert "click a group to show its tasks" in dash.dag.layout.title.text
+    assert dash.fold.layout.display == "none" and dash.expanded_groups == ()
+
+    click(dash, "mBackground")  # before the run: the DAG as it will run
+    n, labels = drawn(dash)
+    assert n == 6 - 1 + 6
+    assert [t for t in labels if t.startswith("mBackground")] == [
+        f"mBackground_{i}" for i in range(6)]
+    assert "mProject ×60" in labels and "mDiffFit ×90" in labels  # the others stay folded
+    assert dash.expanded_groups == ("mBackground",)
+    assert dash.fold.layout.display is None and dash.fold.description == "fold mBackground back"
+    assert set(dash.node_statuses.values()) == {"pending"}
+
+    click(dash, "mDiffFit")  # a second group opens too
+    assert drawn(dash)[0] == 6 - 2 + 6 + 90
+    assert set(dash._shown.ids) >= {f"mDiffFit_{i:03d}" for i in range(90)}
+    assert dash.expanded_groups == ("mBackground", "mDiffFit")
+
+    result = await orch.execute_workflow("montage_like")  # the run colours the open groups
+    assert result["status"] == "completed"
+    assert dash.expanded_groups == ("mBackground", "mDiffFit")
+    assert len(dash.node_statuses) == 100
+    assert set(dash.node_statuses.values()) == {"completed"}
+
+    click(dash, "mDiffFit_042")  # a task of an open group folds that group back
+    n, labels = drawn(dash)
+    assert n == 11 and "mDiffFit ×90" in labels and "mBackground_3" in labels
+    assert dash.node_statuses["mDiffFit"] == "completed"  # coloured as the run ended
+
+    click(dash, "mAdd")  # a task of no open group: nothing changes
+    assert drawn(dash) == (n, labels)
+
+    dash.fold.click()  # the fold button closes what is open
+    assert drawn(dash) == folded and dash.expanded_groups == ()
+    assert dash.fold.layout.display == "none"
+    assert set(dash.node_statuses.values()) == {"completed"}
+    dash.close()
+
+
+async def test_a_group_opened_during_a_run_follows_it():
+    orch = orchestrator()
+    wf = montage_like("opened_live")
+    seen: dict[str, str] = {}
+
+    @wf.task(requires=["analysis"], after=["mAdd"])
+    async def last(ctx):
+        click(dash, "mBackground")
+        seen.update(dash.node_statuses)
+
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    await orch.execute_workflow("opened_live")
+    assert [seen[f"mBackground_{i}"] for i in range(6)] == ["completed"] * 6
+    assert seen["last"] == "running" and seen["mProject"] == "completed"
+    assert dash.node_statuses["last"] == "completed"
+    assert dash.expanded_groups == ("mBackground",)
+    dash.close()
+
+
+async def test_a_click_means_nothing_on_a_dag_without_groups():
+    orch = orchestrator()
+    await orch.create_workflow(mixed_workflow("small"))
+    dash = Dashboard(orch)
+    before = drawn(dash)
+    click(dash, "load")
+    assert drawn(dash) == before and dash.expanded_groups == ()
+    assert "click" not in dash.dag.layout.title.text
+    dash.close()

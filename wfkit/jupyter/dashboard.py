@@ -132,26 +132,37 @@ class _DagView:
     the task order runs report (``RunStarted.task_ids``) mapped to the figure's node order."""
 
     __slots__ = ("tasks_ref", "figure", "ids", "task_ids", "index", "_perm", "_other",
-                 "grouping", "_node_of", "_nodes")
+                 "grouping", "_node_of", "_nodes", "workflow_id", "tasks", "expanded")
 
     def __init__(self, workflow_id: str, tasks: dict[str, Any], tasks_ref: Any,
-                 max_nodes: int = 150) -> None:
+                 max_nodes: int = 150, expand: tuple[str, ...] = (),
+                 like: _DagView | None = None) -> None:
+        """``expand`` names groups drawn as their tasks (a click on a group asks for it);
+        ``like``, the same workflow's folded view, lends its task index, so that runs
+        keep their fast path whichever view shows."""
         import numpy as np
 
         from wfkit.grouping import group_tasks
 
+        self.workflow_id = workflow_id
+        self.tasks = tasks
         self.tasks_ref = tasks_ref  # the orchestrator's task list: identity tells a replacement
+        self.expanded = expand
         # a large workflow is drawn as groups (as dag_figure draws it): never thousands of
         # nodes to lay out and recolour while it runs
-        grouping = group_tasks(tasks, max_nodes=max_nodes) if len(tasks) > max_nodes else None
+        grouping = group_tasks(tasks, max_nodes=max_nodes, expand=expand) \
+            if len(tasks) > max_nodes or expand else None
         self.grouping = grouping if grouping is not None and grouping.grouped else None
         if self.grouping is not None:
             self.figure = build_group_figure(workflow_id, tasks, self.grouping, live=True)
         else:
             self.figure = build_dag_figure(workflow_id, tasks, live=True)
         self.ids = list(self.figure.data[DAG_NODE_TRACE].customdata) if tasks else []
-        self.task_ids = tuple(tasks)
-        self.index = {tid: i for i, tid in enumerate(self.task_ids)}
+        if like is not None:
+            self.task_ids, self.index = like.task_ids, like.index
+        else:
+            self.task_ids = tuple(tasks)
+            self.index = {tid: i for i, tid in enumerate(self.task_ids)}
         index = self.index
         self._other: tuple[Any, Any] = (None, None)  # (run view, its perm) for another order
         if self.grouping is not None:
@@ -229,7 +240,10 @@ class Dashboard(widgets.VBox):
     ``interval`` is the least time between two redraws (seconds); ``max_events`` the rows of
     the events table; ``hover_tasks`` the largest workflow whose nodes get live hover details;
     a workflow of more than ``max_dag_tasks`` tasks is not drawn (its progress, counts and
-    load still are), because drawing it would cost more than running it.
+    load still are), because drawing it would cost more than running it. A large DAG is
+    drawn as groups (as :func:`wfkit.plots.dag_figure`); a click on a group draws its tasks
+    (``dag_figure(..., expand=[group])``), a click on one of them, or the fold button,
+    folds it back.
     """
 
     def __init__(
@@ -264,10 +278,19 @@ class Dashboard(widgets.VBox):
         self.dag = LiveFigure(_placeholder("DAG: waiting for a workflow"), loader=not self._ui)
         self.load = LiveFigure(_load_figure(), loader=not self._ui)
         self.events = widgets.HTML(value=self._events_html([]))
+        # shown while groups of the DAG are drawn as their tasks (a click on a group did it)
+        self.fold = widgets.Button(
+            description="fold the groups back", icon="compress",
+            tooltip="draw the expanded groups as one node each again",
+            layout=widgets.Layout(display="none", width="auto"),
+        )
+        self.fold.add_class("wfkit-fold")
+        self.fold.on_click(lambda _button: self._fold_all())
         super().__init__(
             children=[
                 self.header,
                 self.progress,
+                self.fold,
                 self.dag,
                 widgets.HBox(
                     [
@@ -285,7 +308,8 @@ class Dashboard(widgets.VBox):
         self._last_flush = float("-inf")
         self._runs: dict[str, _RunView] = {}
         self._current: _RunView | None = None
-        self._dags: dict[str, _DagView] = {}
+        self._dags: dict[str, _DagView] = {}  # the view each workflow's DAG is drawn with
+        self._folded: dict[str, _DagView] = {}  # and, while groups are expanded, its folded one
         self._shown: Any = None  # the _DagView (or the run whose note) the DAG widget shows
         self._sent: Any = None  # the node colour codes the DAG widget shows
         self._sent_text: list[str] | None = None  # and, for groups, their counts
@@ -298,6 +322,8 @@ class Dashboard(widgets.VBox):
         self._displays: list[Any] = []  # IPython display handles of this dashboard's outputs
         for fig in (self.dag, self.load):
             fig.on_frontend(self._update_displays)
+        self._clicked: tuple[_DagView, str] | None = None  # a DAG node clicked, to act on
+        self.dag.observe(self._after_points, names="_js2py_pointsCallback")
         self._on_event, self._follow = self._subscriber()
         self._on_event.shows_progress = True  # type: ignore[attr-defined]  # no default bar
         self._unsubscribe: Callable[[], None] | None = orchestrator.subscribe(self._on_event)
@@ -484,6 +510,7 @@ class Dashboard(widgets.VBox):
         cached = self._dags.get(workflow_id)
         if cached is not None and cached.tasks_ref is tasks_ref:
             return cached
+        self._folded.pop(workflow_id, None)  # a new workflow of that name: drawn folded
         if tasks_ref is None or len(tasks_ref) > self.max_dag_tasks:
             return None
         graph = wf.get("_graph")
@@ -524,9 +551,92 @@ class Dashboard(widgets.VBox):
                 else:  # too many nodes to resend hover text: the colour tells the status
                     nodes.hovertemplate = "%{hovertext}<extra></extra>"
                     nodes.customdata = None
+                folded = self._folded.get(dag.workflow_id, dag)
+                if folded.grouping is not None:  # a click on a group shows its tasks
+                    nodes.on_click(self._on_dag_click)
+                    hints = ["a group to show its tasks"] if dag.grouping else []
+                    if dag.expanded:
+                        hints.append(f"a task of {', '.join(dag.expanded)} to fold it back")
+                    fig.layout.title.text = f"{dag.figure.layout.title.text} · click " + \
+                        ", ".join(hints)
+        expanded = dag is not None and bool(dag.expanded)
+        self.fold.layout.display = None if expanded else "none"
+        self.fold.description = ("fold " + ", ".join(dag.expanded) + " back" if expanded
+                                 else "fold the groups back")
         self._shown = dag if dag is not None else view
         self._sent = None if dag is None else np.zeros(len(dag.ids), dtype=np.int32)
         self._sent_text = None
+
+    # -- groups drawn as their tasks, on a click ---------------------------------------------
+
+    def _on_dag_click(self, _trace: Any, points: Any, _state: Any) -> None:
+        """Plotly's click on the DAG's nodes (``FigureWidget`` ``on_click``): a group node
+        expands into its tasks, a task of an expanded group folds the group back.
+
+        Plotly is still handing the click to the figure's other traces: the redraw, which
+        replaces them, waits until it is done (it then resets ``_js2py_pointsCallback``)."""
+        dag = self._shown
+        if not isinstance(dag, _DagView) or not points.point_inds:
+            return
+        i = points.point_inds[0]
+        if 0 <= i < len(dag.ids):
+            self._clicked = (dag, dag.ids[i])
+
+    def _after_points(self, change: dict[str, Any]) -> None:
+        if change["new"] is None and self._clicked is not None:
+            (dag, node), self._clicked = self._clicked, None
+            if dag is self._shown:
+                self._toggle(dag, node)
+
+    def _toggle(self, dag: _DagView, node: str) -> None:
+        if self._dag_for(dag.workflow_id) is not dag:  # replaced since: show it as it is now
+            self._redraw_dag(dag.workflow_id)
+            return
+        folded = self._folded.get(dag.workflow_id, dag)
+        grouping = folded.grouping
+        if grouping is None:  # nothing is grouped: nothing to open or close
+            return
+        expanded = list(dag.expanded)
+        members = dag.grouping.members.get(node) if dag.grouping is not None else None
+        if members is not None and len(members) > 1:
+            expanded.append(node)  # a group: draw its tasks
+        else:
+            group = grouping.of.get(node)  # a task: fold its group back, if it was expanded
+            if group not in expanded:
+                return
+            expanded.remove(group)
+        self._redraw_dag_with(folded, tuple(expanded))
+
+    def _fold_all(self) -> None:
+        dag = self._shown
+        if isinstance(dag, _DagView) and dag.expanded:
+            self._redraw_dag_with(self._folded[dag.workflow_id], ())
+
+    def _redraw_dag_with(self, folded: _DagView, expanded: tuple[str, ...]) -> None:
+        """Draw ``folded``'s workflow with the groups ``expanded`` as their tasks."""
+        wid = folded.workflow_id
+        if expanded:
+            dag = _DagView(wid, folded.tasks, folded.tasks_ref, expand=expanded, like=folded)
+            self._folded[wid] = folded
+        else:
+            dag = folded
+            self._folded.pop(wid, None)
+        self._dags[wid] = dag
+        self._redraw_dag(wid)
+
+    def _redraw_dag(self, workflow_id: str) -> None:
+        view = self._current
+        if view is not None and view.workflow_id == workflow_id:
+            self._draw_dag(view)  # drawn and coloured as the run stands
+        else:
+            self._show(self._dag_for(workflow_id), None)
+
+    @property
+    def expanded_groups(self) -> tuple[str, ...]:
+        """The groups the DAG widget draws as their tasks (a click on a group adds it, a
+        click on one of its tasks or the fold button takes it away)."""
+        dag = self._shown
+        return dag.expanded if isinstance(dag, _DagView) else ()
 
     def _draw_dag(self, view: _RunView) -> None:
         import numpy as np
