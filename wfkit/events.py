@@ -139,6 +139,7 @@ class TaskSkipped(Event):
     workflow_id: str
     task_id: str
     reason: str
+    agent_id: str | None = None  # a coordination session's participant whose turn was skipped
 
 
 @dataclass(frozen=True, slots=True)

@@ -456,3 +456,70 @@ async def test_result_frame_has_a_row_per_participant(manager):
     assert frame.iloc[2]["error"] == "dependency 't' failed"
     assert str(frame["started_at"].dtype).startswith("datetime64")
     assert "0/2 completed, 1 failed, 1 skipped" in repr(result)
+
+
+# -- sessions publish task events: their frames come from a recorder ------------------------
+
+
+def _plain(v):
+    import pandas as pd
+
+    return None if v is None or v is pd.NaT or v is pd.NA or v != v else v
+
+
+def _turns(rows, participant, status):
+    """(task, participant) -> (status, error, started, finished) of a frame's rows."""
+    return {
+        (r.task_id, _plain(getattr(r, participant))): (
+            status(r), _plain(r.error), _plain(r.started_at), _plain(r.finished_at))
+        for r in rows.itertuples()
+    }
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+async def test_a_session_frame_is_what_its_events_say(manager, mode):
+    from wfkit import AdvancedWorkflowMetrics
+    from wfkit.events import EventBus, RunFinished, RunStarted
+
+    bus = EventBus()
+    foreign = AdvancedWorkflowMetrics().attach(bus)  # sees nothing but the events
+    events = []
+    manager.subscribe(bus.emit)
+    manager.subscribe(events.append)
+    manager.register_participant("a", echo("a"))
+    manager.register_participant("b", failing("b broke"))
+    manager.register_participant("c", echo("c"))
+    sid = await manager.create_coordination_session(["a", "b", "c"], mode)
+    await manager.add_collaboration_task(sid, CollaborationTask("t1", "all three"))
+    await manager.add_collaboration_task(sid, CollaborationTask("t2", "after", ["a"], ["t1"]))
+    await manager.add_collaboration_task(  # its condition raises: it fails before any turn
+        sid, CollaborationTask("t3", "gated", ["a"], [], condition=lambda shared, inputs: 1 / 0))
+    result = await manager.run_session(sid)
+
+    start = next(e for e in events if isinstance(e, RunStarted))
+    assert start.workflow_id == sid and start.task_ids == ("t1", "t2", "t3")
+    assert start.dependencies() == {"t1": (), "t2": ("t1",), "t3": ()}
+    end = next(e for e in events if isinstance(e, RunFinished))
+    assert (end.status, end.total_tasks, end.successful_tasks, end.failed_tasks,
+            end.skipped_tasks) == ("failed", 3, 0, 2, 1)
+
+    frame = manager.task_frame(sid)
+    assert frame.equals(foreign.task_frame())
+    assert manager.metrics.workflow_frame().equals(foreign.workflow_frame())
+    # the session's own record of each turn says what the events said
+    got = _turns(frame, "agent_id", lambda r: r.status)
+    named = {"not_run": "skipped"}
+    own = _turns(result.frame(), "participant",
+                 lambda r: named.get(r.status, r.status) if _plain(r.participant) else r.task_status)
+    assert set(got) == set(own)
+    for key, (status, error, started, finished) in own.items():
+        assert got[key][0] == status, key
+        if status in ("completed", "failed") and key[1] is not None:  # a turn that ran
+            assert got[key] == (status, error, started, finished), key
+        elif key[1] is None:  # a task that ended without a turn
+            ended = result["task_results"][key[0]]["finished_at"]
+            assert got[key][1] == error and got[key][3].timestamp() == pytest.approx(ended), key
+    if mode == "sequential":
+        assert got[("t1", "c")][:2] == ("skipped", "participant 'b' failed before its turn")
+    else:
+        assert got[("t1", "c")][0] == "completed"

@@ -300,15 +300,15 @@ async def test_every_change_and_conflict_is_an_event_and_a_frame_row(manager):
     assert len(events) == 5
 
 
-async def test_no_events_are_built_without_subscribers(manager, monkeypatch):
+async def test_no_events_are_built_without_subscribers(monkeypatch):
     built = []
     import wfkit.coordination.shared_state as mod
 
     monkeypatch.setattr(mod, "SharedStateChanged", lambda *a: built.append(a))
-    _, state = await session_state(manager, None, {})
-    state.write("alice", {"x": 1}, base_version=0)
+    state = SharedState("alone")  # a state of its own, on a bus nobody listens to (a
+    state.write("alice", {"x": 1}, base_version=0)  # manager's always has its recorder)
     assert built == []
-    assert len(state.history()) == 1  # the history (for the frame) is kept regardless
+    assert len(state.history()) == 1  # its own history is kept regardless
 
 
 async def test_bad_writes_give_clear_errors(manager):

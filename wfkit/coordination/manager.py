@@ -54,6 +54,11 @@ class CoordinationCollaborationManager(Closing):
     every resource holding that does not name its own lease. ``executor`` runs sync handlers
     (a thread pool by default, so a sync handler never blocks the event loop).
     ``history_limit`` bounds the change and resource histories kept for the frames.
+
+    ``metrics`` is an :class:`~wfkit.AdvancedWorkflowMetrics` subscribed to this manager's
+    events: each run of a session is a row of its ``workflow_frame()`` (the session id as
+    ``workflow_id``) and each participant's turn at a task a row of its ``task_frame()``
+    (:meth:`task_frame` picks one session's).
     """
 
     def __init__(
@@ -86,6 +91,9 @@ class CoordinationCollaborationManager(Closing):
         self._coordinator: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
+        from wfkit.metrics.recorder import AdvancedWorkflowMetrics
+
+        self.metrics = AdvancedWorkflowMetrics(max_rows=history_limit).attach(self._bus)
 
     # -- participants ------------------------------------------------------------------------
 
@@ -459,6 +467,17 @@ class CoordinationCollaborationManager(Closing):
         return self._resources.resource_ids
 
     # -- frames (pandas, imported on first use) ----------------------------------------------
+
+    def task_frame(self, session_id: str | None = None) -> Any:
+        """One row per participant's turn at a session task (and per task that ended without
+        one), from the sessions' events: :meth:`AdvancedWorkflowMetrics.task_frame` of
+        ``session_id`` (every session when None)."""
+        if session_id is not None:
+            self.session(session_id)  # an unknown id: a clear error
+        frame = self.metrics.task_frame()
+        if session_id is not None:
+            frame = frame[frame["workflow_id"] == session_id].reset_index(drop=True)
+        return frame
 
     def changes_frame(self, session_id: str | None = None) -> Any:
         """Every change of the shared states: who, what, version, strategy, when."""

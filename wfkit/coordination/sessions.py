@@ -9,6 +9,14 @@ Task transitions happen in one place each: ``_start`` (pending -> running), ``_s
 (pending/running -> skipped), ``_finish`` (running -> completed/failed) and ``_cancel``
 (running -> cancelled). The runner owns every asyncio task it starts: when it is cancelled it
 cancels them, waits for them, marks them cancelled and re-raises.
+
+Each run of the runner publishes on the manager's bus what an agent workflow's run does, with
+the session id as ``workflow_id``: ``RunStarted`` (the pending tasks and their dependencies),
+one attempt per participant's turn at a task (``TaskStarted``, then ``TaskCompleted``,
+``TaskFailed`` or ``TaskCancelled``, with the participant as ``agent_id``), ``TaskSkipped``
+for a skipped task (and, with the participant, for a turn a failure before it left unrun),
+``TaskFailed`` without a participant for a task that failed before any turn, and
+``RunFinished``. Recorders build the session's frames from these.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +38,16 @@ from wfkit.coordination.model import (
     ParticipantContext,
 )
 from wfkit.errors import CoordinationError, TaskTimeoutError
+from wfkit.events import (
+    RunFinished,
+    RunStarted,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskSkipped,
+    TaskSpec,
+    TaskStarted,
+)
 
 if TYPE_CHECKING:
     from wfkit.coordination.manager import CoordinationCollaborationManager
@@ -58,7 +77,9 @@ class SessionResult(ResultDict):
                         "participant": name,
                         "status": p.get("status"),
                         "result": p.get("result"),
-                        "error": p.get("error") or (rec["reason"] if name is None else None),
+                        # a task that ended without a turn: why it was skipped, or its error
+                        "error": p.get("error") or (
+                            rec["reason"] or rec["error"] if name is None else None),
                         "started_at": p.get("started_at"),
                         "finished_at": p.get("finished_at"),
                     }
@@ -137,6 +158,10 @@ class SessionRunner:
         self.manager = manager
         self.session = session
         self._kick: asyncio.Future[None] | None = None
+        self.bus = manager._bus
+        self.run_id = ""
+        self._ran: dict[str, None] = {}  # the tasks this run started or skipped, in order
+        self._participants: dict[str, None] = {}
 
     def kick(self) -> None:
         """A task was added: look for ready tasks now rather than when a running one ends."""
@@ -147,6 +172,17 @@ class SessionRunner:
         session = self.session
         session.status = "running"
         session.error = None
+        self.run_id = uuid.uuid4().hex[:12]
+        started = _now()
+        self._ran, self._participants = {}, {}
+        if self.bus:
+            pending = [t for t in session.tasks.values() if t.status == "pending"]
+            self.bus.emit(RunStarted(
+                self.run_id, started, session.session_id, tuple(t.task_id for t in pending),
+                (), policy=session.coordination_type.value,
+                tasks=tuple(TaskSpec(t.task_id, tuple(t.dependencies), description=t.description,
+                                     timeout=t.timeout) for t in pending),
+            ))
         loop = asyncio.get_running_loop()
         running: set[asyncio.Task[None]] = set()
         try:
@@ -172,6 +208,7 @@ class SessionRunner:
                 if task.status == "running":  # never started its participants
                     self._cancel(task)
             session.status = "cancelled"
+            self._finished(started)
             raise
         finally:
             if self._kick is not None and not self._kick.done():
@@ -179,6 +216,22 @@ class SessionRunner:
             self._kick = None
         statuses = [t.status for t in session.tasks.values()]
         session.status = "failed" if "failed" in statuses else "completed"
+        self._finished(started)
+
+    def _finished(self, started: float) -> None:
+        if not self.bus:
+            return
+        tasks = self.session.tasks
+        counts = dict.fromkeys(("completed", "failed", "skipped", "cancelled"), 0)
+        for tid in self._ran:
+            status = tasks[tid].status
+            if status in counts:
+                counts[status] += 1
+        self.bus.emit(RunFinished(
+            self.run_id, _now(), self.session.session_id, self.session.status, started,
+            len(self._ran), counts["completed"], counts["failed"], counts["skipped"],
+            counts["cancelled"], tuple(self._participants),
+        ))
 
     def _ready(self) -> list[CollaborationTask]:
         """Pending tasks whose dependencies have all finished; skip those that cannot run.
@@ -215,12 +268,17 @@ class SessionRunner:
         rec = self._record(task)
         task.status = rec["status"] = "running"
         rec["started_at"] = _now()
+        self._ran[task.task_id] = None
 
     def _skip(self, task: CollaborationTask, reason: str) -> None:
         rec = self._record(task)
         task.status = rec["status"] = "skipped"
         rec["reason"] = reason
-        rec["finished_at"] = _now()
+        now = rec["finished_at"] = _now()
+        self._ran[task.task_id] = None
+        if self.bus:
+            self.bus.emit(TaskSkipped(self.run_id, now, self.session.session_id, task.task_id,
+                                      reason))
 
     def _finish(self, task: CollaborationTask, result: Any) -> None:
         rec = self._record(task)
@@ -237,19 +295,32 @@ class SessionRunner:
         rec["finished_at"] = _now()
 
     def _fail(self, task: CollaborationTask, exc: Exception) -> None:
+        """A task that failed before (or without) a participant's turn: its condition raised,
+        a participant has no handler."""
         rec = self._record(task)
-        rec["error"] = describe_error(exc)
+        error = rec["error"] = describe_error(exc)
         rec["exception"] = exc
         task.status = rec["status"] = "failed"
-        rec["finished_at"] = _now()
+        now = rec["finished_at"] = _now()
+        if self.bus:
+            self.bus.emit(TaskFailed(self.run_id, now, self.session.session_id, task.task_id,
+                                     None, 0, rec["started_at"], error, True))
 
     def _cancel(self, task: CollaborationTask) -> None:
         rec = self._record(task)
-        for p in rec["participants"].values():
-            if p["status"] in ("running", "pending"):
+        now = _now()
+        sid, tid, bus = self.session.session_id, task.task_id, self.bus
+        for name, p in rec["participants"].items():
+            if p["status"] == "pending":  # its turn never came (a running one says so itself)
+                p["status"] = "cancelled"
+                if bus:
+                    bus.emit(TaskCancelled(self.run_id, now, sid, tid, name, 0, None))
+            elif p["status"] == "running":
                 p["status"] = "cancelled"
         task.status = rec["status"] = "cancelled"
-        rec["finished_at"] = _now()
+        rec["finished_at"] = now
+        if bus and not rec["participants"]:
+            bus.emit(TaskCancelled(self.run_id, now, sid, tid, None, 0, None))
 
     # -- one task ----------------------------------------------------------------------------
 
@@ -311,8 +382,14 @@ class SessionRunner:
         for name in names:
             ok, previous = await self._call(task, name, inputs, previous)
             if not ok:  # a failure stops the task: the rest do not run
+                now = _now()
                 for rest in names[names.index(name) + 1 :]:
                     parts[rest]["status"] = "not_run"
+                    if self.bus:
+                        self.bus.emit(TaskSkipped(
+                            self.run_id, now, self.session.session_id, task.task_id,
+                            f"participant {name!r} failed before its turn", rest,
+                        ))
                 return None
         return previous
 
@@ -338,7 +415,11 @@ class SessionRunner:
             self.session.session_id, self.manager,
         )
         rec["status"] = "running"
-        rec["started_at"] = _now()
+        started = rec["started_at"] = _now()
+        bus, sid, tid = self.bus, self.session.session_id, task.task_id
+        self._participants[name] = None
+        if bus:
+            bus.emit(TaskStarted(self.run_id, started, sid, tid, name, 1))
         try:
             if task.timeout is None:
                 result = await self._invoke(handler, ctx)
@@ -352,17 +433,23 @@ class SessionRunner:
                     raise
         except asyncio.CancelledError:
             rec["status"] = "cancelled"
-            rec["finished_at"] = _now()
+            now = rec["finished_at"] = _now()
+            if bus:
+                bus.emit(TaskCancelled(self.run_id, now, sid, tid, name, 1, started))
             raise
         except Exception as exc:
             rec["status"] = "failed"
-            rec["error"] = describe_error(exc)
+            error = rec["error"] = describe_error(exc)
             rec["exception"] = exc
-            rec["finished_at"] = _now()
+            now = rec["finished_at"] = _now()
+            if bus:
+                bus.emit(TaskFailed(self.run_id, now, sid, tid, name, 1, started, error, True))
             return False, None
         rec["status"] = "completed"
         rec["result"] = result
-        rec["finished_at"] = _now()
+        now = rec["finished_at"] = _now()
+        if bus:
+            bus.emit(TaskCompleted(self.run_id, now, sid, tid, name, 1, started, result))
         return True, result
 
     async def _invoke(self, handler: Any, ctx: ParticipantContext) -> Any:

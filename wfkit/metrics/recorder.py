@@ -112,8 +112,9 @@ class AdvancedWorkflowMetrics:
         self._run_record: dict[str, dict[str, Any]] = {}  # run_id -> its workflow_metrics entry
         self._tasks: deque[tuple[Any, ...]] = deque()  # TASK_COLUMNS rows of ended attempts
         self._static: dict[str, frozenset[str]] = {}  # run id -> the run's own task ids
-        # (run_id, task_id) -> the row of its running attempt
-        self._open: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # (run_id, task_id, agent_id) -> the row of its running attempt (a coordination
+        # session's task has one per participant)
+        self._open: dict[tuple[str, str, str | None], tuple[Any, ...]] = {}
         self._capacity: dict[str, int] = {}
         self._messages: deque[list[Any]] = deque()  # INTEGRATION_COLUMNS rows
         self._message_by_key: dict[tuple[str, str, str], list[Any]] = {}
@@ -157,11 +158,11 @@ class AdvancedWorkflowMetrics:
     def __call__(self, e: Any) -> None:
         kind = type(e)
         if kind is TaskStarted:  # the hot path, inlined: one per attempt
-            self._open[(e.run_id, e.task_id)] = (
+            self._open[(e.run_id, e.task_id, e.agent_id)] = (
                 e.run_id, e.workflow_id, e.task_id, e.agent_id, "running", e.attempt,
                 e.timestamp, None, None, None, None, False)
         elif kind is TaskCompleted:  # carries the whole attempt; rows are atomic tuples, which
-            self._open.pop((e.run_id, e.task_id), None)  # the garbage collector then skips
+            self._open.pop((e.run_id, e.task_id, e.agent_id), None)  # the collector then skips
             tasks = self._tasks
             if len(tasks) >= self._limit:
                 tasks.popleft()
@@ -216,7 +217,7 @@ class AdvancedWorkflowMetrics:
     def _end_attempt(
         self, e: Any, status: str, started: float | None, error: str | None, final: bool
     ) -> None:
-        self._open.pop((e.run_id, e.task_id), None)
+        self._open.pop((e.run_id, e.task_id, e.agent_id), None)
         self._add_task((e.run_id, e.workflow_id, e.task_id, e.agent_id, status, e.attempt,
                             started, e.timestamp,
                             None if started is None else e.timestamp - started, error, final,
@@ -226,7 +227,7 @@ class AdvancedWorkflowMetrics:
         self._end_attempt(e, "failed", e.started_at, e.error, e.final)
 
     def _task_skipped(self, e: TaskSkipped) -> None:
-        self._add_task((e.run_id, e.workflow_id, e.task_id, None, "skipped", 0, None,
+        self._add_task((e.run_id, e.workflow_id, e.task_id, e.agent_id, "skipped", 0, None,
                             e.timestamp, None, e.reason, True, False))
 
     def _task_cancelled(self, e: TaskCancelled) -> None:
