@@ -706,4 +706,28 @@ async def test_a_click_means_nothing_on_a_dag_without_groups():
     click(dash, "load")
     assert drawn(dash) == before and dash.expanded_groups == ()
     assert "click" not in dash.dag.layout.title.text
+
+
+async def test_the_load_panel_ends_a_mapped_run_whose_gathering_no_agent_ran():
+    """A mapped task's parent completes with no agent (agent_id None): what each agent did
+    is counted from the attempts agents ran, and the end-of-run panel draws."""
+    orch = orchestrator()
+    wf = Workflow("mapped_usage")
+
+    @wf.task(requires=["analysis"])
+    async def items(ctx):
+        return [1, 2, 3]
+
+    @wf.task(requires=["analysis"], map=items)
+    async def double(ctx):
+        return 2 * ctx.item
+
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch)
+    result = await orch.execute_workflow("mapped_usage")
+    assert result["task_results"]["double"]["result"] == [2, 4, 6]
+    usage = dash.agent_usage
+    assert set(usage) == {"a1", "w1"}
+    assert usage["w1"]["busy"] == 0.0 and usage["a1"]["peak"] >= 1
+    assert "utilisation" in dash.load.layout.title.text
     dash.close()

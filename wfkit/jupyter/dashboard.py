@@ -96,7 +96,8 @@ class _RunView:
         self.started_at = ev.timestamp
         self.finished_at: float | None = None
         # (agent, start, end) of each ended attempt: what each agent did, for the end of run
-        self.spans: list[tuple[str, float, float]] = []
+        # (agent_id, started, ended) of each attempt; agent None: a mapped task's gathering
+        self.spans: list[tuple[str | None, float, float]] = []
         self.state = "running"
         self.resumed = len(ev.resumed)
 
@@ -343,7 +344,7 @@ class Dashboard(widgets.VBox):
         index: dict[str, int] = {}
         codes = bytearray()
         last: list[Any] | None = None
-        spans: list[tuple[str, float, float]] = []
+        spans: list[tuple[str | None, float, float]] = []
         code_of = _CODE_OF
         latest = self._latest.append
         other = self._other_event
@@ -678,7 +679,7 @@ class Dashboard(widgets.VBox):
         done = tuple((a.performance_metrics or {}).get("tasks_completed", 0) for a in profiles)
         view = self._current
         ended = _ended(view)
-        key = (names, running, capacity, done, ended and view.run_id)
+        key = (names, running, capacity, done, ended and view is not None and view.run_id)
         if key == self._load_key:
             return
         self._load_key = key
@@ -741,6 +742,8 @@ class Dashboard(widgets.VBox):
         marks: dict[str, list[tuple[float, int]]] = {}
         busy: dict[str, float] = {}
         for agent, start, stop in view.spans:
+            if agent is None:  # no agent did it (a mapped task gathering its children)
+                continue
             busy[agent] = busy.get(agent, 0.0) + max(stop - start, 0.0)
             m = marks.setdefault(agent, [])
             m.append((start, 1))
