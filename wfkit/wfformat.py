@@ -158,13 +158,15 @@ def read_wfformat(source: Source, *, capability: str | None = "default") -> Trac
     by_name = False
     if isinstance(wf.get("specification"), dict):  # 1.5
         spec = d.entries(wf["specification"].get("tasks"), "workflow.specification.tasks")
-        execution = wf.get("execution") if isinstance(wf.get("execution"), dict) else {}
+        execution = wf.get("execution")
+        if not isinstance(execution, dict):
+            execution = {}
         ex_tasks = d.entries(execution.get("tasks", []), "workflow.execution.tasks")
         by_id = {}
-        for i, e in enumerate(ex_tasks):
-            if not isinstance(e.get("id"), str):
+        for i, entry in enumerate(ex_tasks):
+            if not isinstance(entry.get("id"), str):
                 raise d.error(f"workflow.execution.tasks[{i}] has no string 'id'", what="id")
-            by_id[e["id"]] = e
+            by_id[entry["id"]] = entry
         for i, t in enumerate(spec):
             tid = t.get("id")
             if not isinstance(tid, str) or not tid:
@@ -194,7 +196,8 @@ def read_wfformat(source: Source, *, capability: str | None = "default") -> Trac
             name = t.get("name")
             if not isinstance(name, str) or not name:
                 raise d.error(f"workflow.tasks[{i}] has no string 'name'", what="name")
-            tid = t.get("id") if isinstance(t.get("id"), str) and t.get("id") else name
+            given = t.get("id")
+            tid = given if isinstance(given, str) and given else name
             field_name = "runtimeInSeconds" if "runtimeInSeconds" in t else "runtime"
             rows.append((
                 tid, name, d.names(t.get("parents"), tid, "parents"),
@@ -256,7 +259,8 @@ def read_wfformat(source: Source, *, capability: str | None = "default") -> Trac
     ordered = {tid: tasks[tid] for tid in topological_order(tasks)}  # CycleError names a cycle
     if makespan is not None:
         makespan = d.seconds(makespan, None, "makespanInSeconds")
-    name = doc.get("name") if isinstance(doc.get("name"), str) and doc.get("name") else label
+    given = doc.get("name")
+    name = given if isinstance(given, str) and given else label
     return Trace(name, ordered, runtimes, machines, makespan, version, d.path)
 
 
@@ -289,7 +293,9 @@ def wfformat_agents(source: Source, *, capability: str = "default") -> list[Agen
         if not isinstance(name, str) or not name:
             raise WfFormatError(f"machine {i}: no string 'nodeName'", path=trace.path,
                                 field="nodeName")
-        cpu = m.get("cpu") if isinstance(m.get("cpu"), dict) else {}
+        cpu = m.get("cpu")
+        if not isinstance(cpu, dict):
+            cpu = {}
         cores = cpu.get("coreCount", cpu.get("count", 1))
         if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
             raise WfFormatError(

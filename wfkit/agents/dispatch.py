@@ -224,10 +224,10 @@ class RunState:
                 for k, heap in enumerate(heaps):
                     if not heap or (best is not None and heap[0] >= best):
                         continue
-                    cands = free.get(k)
-                    if cands is None:
-                        cands = free[k] = with_room(self._candidates[k])
-                    if cands:
+                    room = free.get(k)
+                    if room is None:
+                        room = free[k] = with_room(self._candidates[k])
+                    if room:
                         best = heap[0]
                 if best is None:
                     break

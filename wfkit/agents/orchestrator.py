@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.agents.engine import WorkflowRun
 from wfkit.agents.model import AgentProfile, WorkflowTask
@@ -39,7 +39,13 @@ from wfkit.graph import TaskGraph, capable_agents
 from wfkit.interrupt import cancel_on_interrupt
 from wfkit.lifecycle import Closing
 
+if TYPE_CHECKING:
+    from wfkit.metrics.store import RunStore
+
 __all__ = ["CollectiveAgentWorkflowOrchestrator"]
+
+# A workflow's task ids added, removed and changed since create_workflow.
+_Diff = tuple[list[str], list[str], list[str]]
 
 log = logging.getLogger("wfkit.orchestrator")
 
@@ -82,7 +88,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.progress = progress
-        self.store = None
+        self.store: RunStore | None = None
         if store is not None:
             self._attach_store(store)
         # Results of cacheable tasks: in the store's file when there is one, else in memory.
@@ -191,7 +197,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         }
         return workflow_id
 
-    async def _current(self, workflow: Any) -> tuple[dict[str, Any], tuple[list[str], ...]]:
+    async def _current(self, workflow: Any) -> tuple[dict[str, Any], _Diff]:
         """The definition to run for ``workflow`` (a :class:`Workflow` or an id), created or
         refreshed from the Workflow object when it was edited since ``create_workflow``; and
         the (added, removed, changed) task ids of that refresh (empty lists if none)."""
@@ -212,7 +218,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
 
     async def _refresh(
         self, workflow: Any, old: dict[str, Any] | None
-    ) -> tuple[dict[str, Any], tuple[list[str], ...]]:
+    ) -> tuple[dict[str, Any], _Diff]:
         before = {t.task_id: t for t in old["tasks"]} if old is not None else {}
         now = {t.task_id: t for t in workflow.tasks}
         diff = (
@@ -323,7 +329,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
             )
             if run_id in self._active:
                 raise ResumeError(f"run {run_id} is running; await it before resuming it")
-            values = self._resumed_params(run_id, values, params)
+            values = self._resumed_params(self.store, run_id, values, params)
         else:
             run_id = uuid.uuid4().hex[:12]
 
@@ -386,10 +392,10 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         return result
 
     def _resumed_params(
-        self, run_id: str, values: Any, given: dict[str, Any] | None
+        self, store: RunStore, run_id: str, values: Any, given: dict[str, Any] | None
     ) -> Any:
         """A resumed run goes on with the parameters its finished tasks saw."""
-        stored = self.store.run_params(run_id)
+        stored = store.run_params(run_id)
         if stored is None:  # written before runs had parameters
             return values
         if given is not None and dict(values) != stored:

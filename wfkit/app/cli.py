@@ -329,18 +329,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None and store is None:
         raise WfkitError("--resume needs a run store: pass --store FILE (the one the run was "
                          "recorded in)")
+    opened = None
     if args.json_only_results:
         if store is None:
             raise WfkitError("--json-only-results applies to a run store: pass --store FILE")
         from wfkit.metrics.store import RunStore
 
-        store = RunStore(store, json_only_results=True)
+        opened = RunStore(store, json_only_results=True)
     try:
-        result = run_sync(spec.run(store=store, resume=args.resume, progress=args.progress))
+        result = run_sync(spec.run(store=opened if opened is not None else store,
+                                   resume=args.resume, progress=args.progress))
     finally:
-        if args.json_only_results:
-            store.close()
-            store = store.path
+        if opened is not None:
+            opened.close()
+            store = opened.path
     if args.json:
         _print_json(to_json(result))
     else:

@@ -470,6 +470,7 @@ def _import(module_name: str, base: Path | None) -> Any:
             del sys.modules[name]  # the same name from an earlier spec's folder
         module = importlib.util.module_from_spec(local)
         sys.modules[top] = _SPEC_MODULES[top] = module
+        assert local.loader is not None  # module_from_spec gave a namespace package one
         try:
             local.loader.exec_module(module)
         except BaseException:
@@ -524,6 +525,7 @@ def load_spec(
         path, data, lines = "<spec>", _plain_copy(source), _Lines()
     else:
         path = os.fspath(source)
+        raw: str | bytes
         if text is None:
             try:
                 raw = Path(path).read_bytes()

@@ -520,7 +520,7 @@ class WorkflowOptimizer:
             )
             return {**simulated, "runs": 0, "source": "simulation", "simulated": simulated}
         capacity = sum(a.capacity for a in agents) or 1
-        per_run = []
+        per_run: list[dict[str, Any]] = []
         attempts = history.attempts
         for r in history.runs.itertuples(index=False):
             rows = attempts[attempts["run_id"] == r.run_id]
