@@ -96,7 +96,7 @@ class _RunView:
         self.started_at = ev.timestamp
         self.finished_at: float | None = None
         # (agent, start, end) of each ended attempt: what each agent did, for the end of run
-        # (agent_id, started, ended) of each attempt; agent None: a mapped task's gathering
+        # (agent None: a mapped task gathering its children, which no agent ran)
         self.spans: list[tuple[str | None, float, float]] = []
         self.state = "running"
         self.resumed = len(ev.resumed)
@@ -159,6 +159,8 @@ class _DagView:
         else:
             self.figure = build_dag_figure(workflow_id, tasks, live=True)
         self.ids = list(self.figure.data[DAG_NODE_TRACE].customdata) if tasks else []
+        self.task_ids: tuple[str, ...]
+        self.index: dict[str, int]
         if like is not None:
             self.task_ids, self.index = like.task_ids, like.index
         else:
@@ -562,8 +564,8 @@ class Dashboard(widgets.VBox):
                         ", ".join(hints)
         expanded = dag is not None and bool(dag.expanded)
         self.fold.layout.display = None if expanded else "none"
-        self.fold.description = ("fold " + ", ".join(dag.expanded) + " back" if expanded
-                                 else "fold the groups back")
+        self.fold.description = ("fold " + ", ".join(dag.expanded) + " back"
+                                 if expanded and dag is not None else "fold the groups back")
         self._shown = dag if dag is not None else view
         self._sent = None if dag is None else np.zeros(len(dag.ids), dtype=np.int32)
         self._sent_text = None
