@@ -37,6 +37,7 @@ __all__ = [
     "ResourceAcquired",
     "ResourceReleased",
     "ResourceLeaseExpired",
+    "ResourceWaitEnded",
     "EventBus",
     "Subscriptions",
 ]
@@ -231,6 +232,7 @@ class SharedStateChanged(Event):
     version: int
     keys: tuple[str, ...]
     strategy: str | None = None
+    changes: dict[str, Any] | None = None  # {key: value written}, "<deleted>" for a deletion
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +257,7 @@ class ResourceReleased(Event):
     resource_id: str
     participant: str
     held: float
+    outcome: str = "released"  # "released", "expired" (its lease ran out) or "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +265,16 @@ class ResourceLeaseExpired(Event):
     resource_id: str
     participant: str
     lease: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceWaitEnded(Event):
+    """A request that ended without the resource: its wait timed out or was cancelled."""
+
+    resource_id: str
+    participant: str
+    waited: float
+    outcome: str  # "timeout" or "cancelled"
 
 
 Subscriber = Callable[[Event], Any]

@@ -60,9 +60,12 @@ async def test_document_contract_acquire_release_and_fifo_handover(manager):
         ("ResourceAcquired", "a"),
         ("ResourceReleased", "a"),
         ("ResourceAcquired", "b"),
+        ("ResourceWaitEnded", "c"),  # c gave up waiting: a row of the resource frame too
         ("ResourceReleased", "b"),
     ]
     assert all(e.run_id == manager.coordination_id for e in events)
+    assert manager.resource_frame("db")[["participant", "outcome"]].values.tolist() == [
+        ["a", "released"], ["c", "cancelled"], ["b", "released"]]
 
 
 async def test_100_contenders_are_served_in_arrival_order_one_at_a_time(manager):

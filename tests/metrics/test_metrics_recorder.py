@@ -292,7 +292,8 @@ def test_hand_recorded_rows_beyond_max_rows_drop_the_oldest_and_are_counted():
     for i in range(8):
         m.record_workflow_execution("wf" if i % 2 else "other", float(i), i != 3, 1)
         m.record_integration_flow("flow", 1, 0, True, duration=float(i))
-    assert m.dropped_rows == {"workflows": 3, "tasks": 0, "integration": 3, "flow_steps": 0}
+    assert m.dropped_rows == {"workflows": 3, "tasks": 0, "integration": 3, "flow_steps": 0,
+                             "changes": 0, "resource_requests": 0}
     assert list(m.workflow_frame()["duration"]) == [3.0, 4.0, 5.0, 6.0, 7.0]
     assert [r["duration"] for r in m.workflow_metrics["wf"]] == [3.0, 5.0, 7.0]
     assert [r["duration"] for r in m.workflow_metrics["other"]] == [4.0, 6.0]

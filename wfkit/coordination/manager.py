@@ -480,15 +480,11 @@ class CoordinationCollaborationManager(Closing):
         return frame
 
     def changes_frame(self, session_id: str | None = None) -> Any:
-        """Every change of the shared states: who, what, version, strategy, when."""
-        import pandas as pd
-
-        sessions = [self.session(session_id)] if session_id is not None else self.sessions.values()
-        rows = [row for s in sessions for row in s.shared_state.history()]
-        columns = ["session_id", "version", "timestamp", "participant", "keys", "changes", "strategy"]
-        df = pd.DataFrame(rows, columns=columns)
-        df["timestamp"] = pd.to_datetime(df["timestamp"], unit="s", utc=True)
-        return df
+        """Every change of the shared states: who, what, version, strategy, when (from the
+        ``SharedStateChanged`` events, by :attr:`metrics`)."""
+        if session_id is not None:
+            self.session(session_id)  # an unknown id: a clear error
+        return self.metrics.changes_frame(session_id, order=self.sessions)
 
     def conflicts_frame(self, session_id: str | None = None) -> Any:
         """Every conflict: both participants and values, strategy, status and resolution."""
@@ -513,19 +509,11 @@ class CoordinationCollaborationManager(Closing):
 
     def resource_frame(self, resource_id: str | None = None) -> Any:
         """One row per finished resource request: waited, held, and how it ended
-        (``released``, ``expired``, ``cancelled`` or ``timeout``)."""
-        import pandas as pd
-
+        (``released``, ``expired``, ``cancelled`` or ``timeout``), from the resource events
+        (by :attr:`metrics`)."""
         if resource_id is not None:
             self._resources.statistics(resource_id)  # unknown id: a clear error
-        columns = [
-            "resource_id", "participant", "requested_at", "acquired_at", "ended_at", "waited",
-            "held", "outcome",
-        ]
-        df = pd.DataFrame(self._resources.rows(resource_id), columns=columns)
-        for col in ("requested_at", "acquired_at", "ended_at"):
-            df[col] = pd.to_datetime(df[col], unit="s", utc=True)
-        return df
+        return self.metrics.resource_frame(resource_id, order=self._resources.resource_ids)
 
     # -- lifetime ----------------------------------------------------------------------------
 

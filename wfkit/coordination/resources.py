@@ -34,7 +34,13 @@ from wfkit.errors import (
     ResourceTimeoutError,
     ValidationError,
 )
-from wfkit.events import EventBus, ResourceAcquired, ResourceLeaseExpired, ResourceReleased
+from wfkit.events import (
+    EventBus,
+    ResourceAcquired,
+    ResourceLeaseExpired,
+    ResourceReleased,
+    ResourceWaitEnded,
+)
 
 __all__ = ["Grant", "ResourceScope", "ResourceTable", "check_name"]
 
@@ -378,7 +384,9 @@ class ResourceTable:
                         self.run_id, ts, res.resource_id, grant.participant, grant.lease or 0.0
                     )
                 )
-            self._bus.emit(ResourceReleased(self.run_id, ts, res.resource_id, grant.participant, held))
+            self._bus.emit(
+                ResourceReleased(self.run_id, ts, res.resource_id, grant.participant, held, _how)
+            )
         self._handover(res, now)
         if res.holder is None and res.lease_timer is not None:  # idle: leave no timer behind
             res.lease_timer.cancel()
@@ -405,6 +413,7 @@ class ResourceTable:
             if fut is not None and fut.done():  # cancelled; its task has not run yet
                 res.cancellations += 1
                 res.history.append((waiter.participant, waiter.requested, None, now, "cancelled"))
+                self._wait_ended(waiter, now, "cancelled")
                 continue
             grant = self._grant(res, waiter.participant, waiter.lease, waiter.requested, now)
             if fut is not None:
@@ -424,7 +433,16 @@ class ResourceTable:
             res.timeouts += 1
         else:
             res.cancellations += 1
-        res.history.append((waiter.participant, waiter.requested, None, _mono(), how))
+        now = _mono()
+        res.history.append((waiter.participant, waiter.requested, None, now, how))
+        self._wait_ended(waiter, now, how)
+
+    def _wait_ended(self, waiter: _Waiter, now: float, how: str) -> None:
+        if self._listening:
+            self._bus.emit(ResourceWaitEnded(
+                self.run_id, now + self._offset, waiter.resource_id, waiter.participant,
+                now - waiter.requested, how,
+            ))
 
     def _unwait(self, waiter: _Waiter) -> None:
         counts = self._waiting[waiter.participant]

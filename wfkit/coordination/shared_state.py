@@ -770,7 +770,7 @@ class SharedState(Mapping[str, Any]):
             events.append(
                 SharedStateChanged(
                     self.session_id, now, self.session_id, participant, version,
-                    tuple(changes), strategy,
+                    tuple(changes), strategy, _show(changes),
                 )
             )
         return version

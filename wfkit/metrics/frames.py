@@ -17,6 +17,8 @@ __all__ = [
     "INTEGRATION_COLUMNS",
     "FLOW_STEP_COLUMNS",
     "AGENT_LOAD_COLUMNS",
+    "CHANGE_COLUMNS",
+    "RESOURCE_COLUMNS",
     "build_frame",
     "child_of",
     "agent_load",
@@ -95,6 +97,27 @@ FLOW_STEP_COLUMNS: Schema = (
     ("finished_at", "time"),
     ("duration", "float64"),
     ("error", "string"),
+)
+
+CHANGE_COLUMNS: Schema = (  # one commit to a coordination session's shared state
+    ("session_id", "string"),
+    ("version", "Int64"),
+    ("timestamp", "time"),
+    ("participant", "string"),
+    ("keys", "object"),  # the keys written, as a tuple
+    ("changes", "object"),  # {key: value}, "<deleted>" for a deletion
+    ("strategy", "string"),  # how a stale write was decided (None for a fresh one)
+)
+
+RESOURCE_COLUMNS: Schema = (  # one finished request for a shared resource
+    ("resource_id", "string"),
+    ("participant", "string"),
+    ("requested_at", "time"),
+    ("acquired_at", "time"),  # None: it never got the resource
+    ("ended_at", "time"),
+    ("waited", "float64"),
+    ("held", "float64"),
+    ("outcome", "string"),  # released, expired, cancelled or timeout
 )
 
 AGENT_LOAD_COLUMNS: Schema = (

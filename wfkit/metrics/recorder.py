@@ -21,8 +21,12 @@ from wfkit.events import (
     FlowMessageDelivered,
     FlowMessageFailed,
     FlowStepFinished,
+    ResourceAcquired,
+    ResourceReleased,
+    ResourceWaitEnded,
     RunFinished,
     RunStarted,
+    SharedStateChanged,
     Subscriptions,
     TaskCancelled,
     TaskCompleted,
@@ -35,7 +39,7 @@ from wfkit.metrics import frames
 __all__ = ["AdvancedWorkflowMetrics", "DEFAULT_MAX_ROWS"]
 
 DEFAULT_MAX_ROWS = 100_000  # per table; an integration message costs about 1.5 KB in all
-_TABLES = ("workflows", "tasks", "integration", "flow_steps")
+_TABLES = ("workflows", "tasks", "integration", "flow_steps", "changes", "resource_requests")
 
 # Row layouts (indices into the plain lists kept per record), in frame-schema order.
 _R_STATUS, _R_STARTED, _R_FINISHED, _R_DURATION, _R_TOTAL = 2, 3, 4, 5, 6
@@ -121,6 +125,10 @@ class AdvancedWorkflowMetrics:
         self._message_steps: dict[tuple[str, str, str], set[str]] = {}
         self._message_record: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._steps: deque[tuple[Any, ...]] = deque()  # FLOW_STEP_COLUMNS rows
+        self._changes: deque[tuple[Any, ...]] = deque()  # CHANGE_COLUMNS rows
+        self._requests: deque[tuple[Any, ...]] = deque()  # RESOURCE_COLUMNS rows
+        # (run_id, resource_id) -> (requested_at, acquired_at, waited) of its holder
+        self._holders: dict[tuple[str, str], tuple[float, float, float]] = {}
         # id(row) -> the document record of a hand-recorded row (rows from events find theirs
         # by run or message id), to drop both together
         self._hand_records: dict[int, dict[str, Any]] = {}
@@ -135,6 +143,10 @@ class AdvancedWorkflowMetrics:
             FlowMessageDelivered: self._flow_delivered,
             FlowMessageFailed: self._flow_failed,
             FlowMessageDeadLettered: self._flow_dead_lettered,
+            SharedStateChanged: self._state_changed,
+            ResourceAcquired: self._resource_acquired,
+            ResourceReleased: self._resource_released,
+            ResourceWaitEnded: self._resource_wait_ended,
         }
 
     # -- subscribing -------------------------------------------------------------------------
@@ -311,6 +323,37 @@ class AdvancedWorkflowMetrics:
     def _flow_dead_lettered(self, e: FlowMessageDeadLettered) -> None:
         self._end_message(e, "dead_lettered", None, e.reason)
 
+    # -- coordination events -----------------------------------------------------------------
+
+    def _bounded(self, table: deque[tuple[Any, ...]], name: str, row: tuple[Any, ...]) -> None:
+        if len(table) >= self._limit:
+            table.popleft()
+            self.dropped_rows[name] += 1
+        table.append(row)
+
+    def _state_changed(self, e: SharedStateChanged) -> None:
+        self._bounded(self._changes, "changes", (
+            e.session_id, e.version, e.timestamp, e.participant, tuple(e.keys),
+            dict(e.changes) if e.changes is not None else None, e.strategy))
+
+    def _resource_acquired(self, e: ResourceAcquired) -> None:
+        self._holders[(e.run_id, e.resource_id)] = (
+            e.timestamp - e.waited, e.timestamp, e.waited)
+
+    def _resource_released(self, e: ResourceReleased) -> None:
+        holder = self._holders.pop((e.run_id, e.resource_id), None)
+        if holder is None:  # attached while it was held: its wait is unknown
+            holder = (e.timestamp - e.held, e.timestamp - e.held, 0.0)
+        requested, acquired, waited = holder
+        self._bounded(self._requests, "resource_requests", (
+            e.resource_id, e.participant, requested, acquired, e.timestamp, waited, e.held,
+            e.outcome))
+
+    def _resource_wait_ended(self, e: ResourceWaitEnded) -> None:
+        self._bounded(self._requests, "resource_requests", (
+            e.resource_id, e.participant, e.timestamp - e.waited, None, e.timestamp, e.waited,
+            None, e.outcome))
+
     # -- bounded tables: the oldest rows go first, with what refers to them ------------------
 
     def _add_task(self, row: tuple[Any, ...]) -> None:
@@ -479,6 +522,26 @@ class AdvancedWorkflowMetrics:
         """One row per integration step (source, transformation, target...) of each message."""
         return frames.build_frame(list(self._steps), frames.FLOW_STEP_COLUMNS)
 
+    def changes_frame(
+        self, session_id: str | None = None, *, order: Iterable[str] | None = None
+    ) -> Any:
+        """One row per commit to a coordination session's shared state (of ``session_id``,
+        or of every session), each session's commits oldest first; sessions in ``order``
+        (ids), else in the order they first changed."""
+        return frames.build_frame(
+            _grouped(self._changes, session_id, order), frames.CHANGE_COLUMNS
+        )
+
+    def resource_frame(
+        self, resource_id: str | None = None, *, order: Iterable[str] | None = None
+    ) -> Any:
+        """One row per finished request for a shared resource (of ``resource_id``, or of
+        every resource): waited, held, and how it ended (``released``, ``expired``,
+        ``cancelled`` or ``timeout``); resources in ``order`` (ids), else as first seen."""
+        return frames.build_frame(
+            _grouped(self._requests, resource_id, order), frames.RESOURCE_COLUMNS
+        )
+
     def clear(self) -> None:
         """Forget everything recorded (attachments stay)."""
         self.workflow_metrics.clear()
@@ -486,7 +549,7 @@ class AdvancedWorkflowMetrics:
         for container in (self._runs, self._run_by_id, self._run_record, self._tasks,
                           self._open, self._messages, self._message_by_key,
                           self._message_steps, self._message_record, self._steps,
-                          self._hand_records):
+                          self._hand_records, self._changes, self._requests, self._holders):
             container.clear()
         self.dropped_rows = dict.fromkeys(_TABLES, 0)
 
@@ -499,6 +562,18 @@ class AdvancedWorkflowMetrics:
                if any(self.dropped_rows.values()) else "")
             + ">"
         )
+
+
+def _grouped(
+    rows: Iterable[tuple[Any, ...]], owner: str | None, order: Iterable[str] | None
+) -> list[tuple[Any, ...]]:
+    """Rows (their owner's id first) of ``owner`` or of all, grouped by owner: owners in
+    ``order`` first, the others as first seen; each owner's rows in the order they came."""
+    groups: dict[str, list[tuple[Any, ...]]] = {o: [] for o in order or ()}
+    for row in rows:
+        if owner is None or row[0] == owner:
+            groups.setdefault(row[0], []).append(row)
+    return [row for group in groups.values() for row in group]
 
 
 def _forget(records: dict[str, list[dict[str, Any]]], owner: str, record: Any) -> None:
