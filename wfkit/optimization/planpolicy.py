@@ -27,6 +27,7 @@ dispatch the follower did not make is tolerated (its task counts as running, fin
 from __future__ import annotations
 
 import heapq
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = ["PlanFollower"]
 _ENDED = frozenset({"completed", "failed", "skipped", "cancelled", "retrying"})
 _GONE = frozenset({"failed", "skipped", "cancelled"})
 _INF = float("inf")
+_load_of = operator.attrgetter("current_load")
 _TOL = 1e-9  # relative tolerance of "took what it was expected to take"
 _DEPTH = 6  # how far back expected readiness is chased through undispatched tasks
 REPLAN_DRIFT = 0.2  # re-plan when an agent runs 20% slower or faster than expected ...
@@ -112,6 +114,10 @@ class PlanFollower:
         self.active: dict[str, dict[str, tuple[float, float, float]]] = {
             a.agent_id: {} for a in self.agents
         }
+        self._ours = [(a, self.active[a.agent_id]) for a in self.agents]
+        self._actives = [running for _, running in self._ours]
+        # while the run is the plan: (expected finish, task) of what we dispatched (a heap)
+        self._due: list[tuple[float, str]] = []
         self._memo: dict[str, float] = {}
         self._memo_now = -1.0
         self.deviations = 0
@@ -182,52 +188,79 @@ class PlanFollower:
         prev = self.slot_last.get(sl)
         if prev is not None and tasks[prev].status != "completed":
             return None  # the slot is still busy with it
-        for agent in candidates:
-            if agent.agent_id == sl[0]:
-                self.slot_last[sl] = tid
-                self.slot_head[sl] = i + 1
-                return self._take(task, agent, now)
-        return None  # pragma: no cover - the slot is free, so the agent has room
+        home = self.by_id[sl[0]]
+        if home not in candidates:  # not this very object: look it up by id
+            home = next((a for a in candidates if a.agent_id == sl[0]), None)  # type: ignore[assignment]
+            if home is None:  # pragma: no cover - the slot is free, so the agent has room
+                return None
+        self.slot_last[sl] = tid
+        self.slot_head[sl] = i + 1
+        return self._take(task, home, now)
 
     def _check_exact(self, now: float) -> None:
-        """Leave exact following at the first sign that the run is not the plan."""
+        """Leave exact following at the first sign that the run is not the plan.
+
+        Incremental: only the tasks expected to have finished by ``now`` (a heap of expected
+        finishes) are looked at one by one; every other dispatched task is expected to hold
+        its slot still, which the agents' loads confirm at a glance. An agent holding fewer
+        slots than that (a task ended early or failed, or lent its slot) is looked at closely.
+        """
         tasks = self.tasks
-        active = self.active
         slack = _TOL * max(1.0, abs(now))
         early, late = now - slack, now + slack
-        for agent in self.agents:
-            running = active[agent.agent_id]
-            if not running:
-                if agent.current_load:
-                    self.exact = False  # work we did not dispatch
-                    return
-                continue
-            ours = 0
-            ended: list[str] = []
-            for tid, (fin, _est, expected) in running.items():
+        due = self._due
+        if due and due[0][0] <= late:
+            dispatched, active, by_id = self.dispatched, self.active, self.by_id
+            observed, drifts = self.observed, self.drift
+            learned: set[str] = set()
+            later: list[tuple[float, str]] = []
+            while due and due[0][0] <= late:
+                fin, tid = heapq.heappop(due)
                 status = tasks[tid].status
-                if status == "running" or status == "pending":
-                    ours += 1
-                    if fin < early:
-                        self.exact = False  # overrunning
-                        return
-                elif status == "completed":
-                    seen = agent.learned_durations.get(tid)
-                    if fin > late or (
-                        seen is not None
-                        and abs(seen - expected) > _TOL * max(1.0, abs(expected))
-                    ):
+                if status == "completed":
+                    aid = dispatched[tid][0]
+                    running = active[aid]
+                    _, est, expected = running[tid]
+                    seen = by_id[aid].learned_durations.get(tid)
+                    if seen is None:
+                        del running[tid]
+                        continue
+                    if abs(seen - expected) > _TOL * max(1.0, abs(expected)):
                         self.exact = False  # it took another time than expected
                         return
-                    ended.append(tid)
+                    del running[tid]  # as expected: what _fold would learn from it
+                    if est > 0:
+                        sums, drift = observed[aid], drifts[aid]
+                        sums[0] += seen
+                        sums[1] += est
+                        sums[2] += 1
+                        drift[0] += seen
+                        drift[1] += expected
+                        drift[2] += 1
+                        learned.add(aid)
+                elif (status == "running" or status == "pending") and fin >= early:
+                    later.append((fin, tid))  # due about now: it may still end now
                 else:
-                    self.exact = False  # failed, retrying, cancelled
+                    self.exact = False  # overrunning, failed, retrying, cancelled
                     return
-            if agent.current_load > ours:
-                self.exact = False  # work we did not dispatch
-                return
-            if ended:  # as expected: what _refresh would learn from them (a speed of 1)
-                self._fold(agent, ended)
+            for item in later:
+                heapq.heappush(due, item)
+            if self.correct:
+                for aid in learned:
+                    self._learn_speed(aid)
+        if list(map(_load_of, self.agents)) == list(map(len, self._actives)):
+            return  # every agent holds exactly the slots of what we expect to run there
+        for agent, running in self._ours:
+            load = agent.current_load
+            if load != len(running):
+                if load > len(running):
+                    self.exact = False  # work we did not dispatch
+                    return
+                for tid in running:  # fewer slots held than tasks running: which ended?
+                    status = tasks[tid].status
+                    if status != "running" and status != "pending":
+                        self.exact = False  # ended before it was expected to
+                        return
 
     def _replan(self, now: float) -> None:
         """HEFT again for what has not started, from the run's state and corrected speeds."""
@@ -315,15 +348,21 @@ class PlanFollower:
                 drift[0] += seen
                 drift[1] += expected
                 drift[2] += 1
-        if self.correct and sums[1] > 0:
+        if self.correct:
+            self._learn_speed(agent.agent_id)
+
+    def _learn_speed(self, aid: str) -> None:
+        """The agent's speed this run, from what it completed (see :meth:`d`)."""
+        sums = self.observed[aid]
+        if sums[1] > 0:
             # shrink towards 1 by PRIOR_TASKS tasks of average estimate: one or two
             # noisy durations should not rewrite an agent's speed
             prior = PRIOR_TASKS * sums[1] / sums[2]
             r = (sums[0] + prior) / (sums[1] + prior)
             if abs(r - 1.0) > 1e-6:  # below that it is rounding, not speed
-                self.ratio[agent.agent_id] = r
+                self.ratio[aid] = r
             else:
-                self.ratio.pop(agent.agent_id, None)
+                self.ratio.pop(aid, None)
 
     def _finished_at(self, tid: str, now: float) -> tuple[float, str | None]:
         """(when ``tid``'s output is expected to exist, on which agent) for a started task."""
@@ -455,7 +494,10 @@ class PlanFollower:
         old = self.dispatched.get(tid)
         if old is not None:
             self.active[old[0]].pop(tid, None)
-        begin = max(now, self._ready_on(task, agent.agent_id, now))
+        if self.exact and not self.comm.cost:
+            begin = now  # the run is the plan: its dependencies completed, nothing to carry
+        else:
+            begin = max(now, self._ready_on(task, agent.agent_id, now))
         try:
             est = self.estimate(task, agent)
         except KeyError:  # a mapped task's child: as self.d says
@@ -467,6 +509,8 @@ class PlanFollower:
         self.active[agent.agent_id][tid] = (
             finish, self.estimate(task, agent) if est is None else est, finish - begin
         )
+        if self.exact:
+            heapq.heappush(self._due, (finish, tid))
         return agent
 
     def _soonest(
@@ -557,9 +601,19 @@ def _expectations(
         if all(a.agent_id in plain for a in cands) else None
         for sig, cands in capable.items()
     }
+    # a class whose agents all run at one speed: a task takes the same on each (one number)
+    same = {
+        sig: pairs[0][1] for sig, pairs in speeds.items()
+        if pairs and all(sp == pairs[0][1] for _, sp in pairs)
+    }
     for tid, task in tasks.items():
         est = float(task.estimated_duration)
-        pairs = speeds[task.capability_set]
+        sig = task.capability_set
+        sp = same.get(sig)
+        if sp is not None:
+            table[tid] = est * sp
+            continue
+        pairs = speeds[sig]
         if pairs is not None:
             table[tid] = {aid: est * sp for aid, sp in pairs}
         else:
