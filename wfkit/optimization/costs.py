@@ -141,20 +141,24 @@ class DurationModel:
         """{task_id: {agent_id: seconds}} over the available agents able to run each task."""
         out: dict[str, dict[str, float]] = {}
         capable = self.capable
+        ids = {sig: [a.agent_id for a in cands] for sig, cands in capable.items()}
+        fromkeys = dict.fromkeys
         table = self.table
         if table is not None:
             for tid, task in self.tasks.items():
                 entry = table[tid]
                 if isinstance(entry, dict):
-                    cands = capable[task.capability_set]
+                    cands = capable[task._capset]
                     # a checked row names every capable agent: as long, it names only them
                     out[tid] = entry if len(entry) == len(cands) else {
                         a.agent_id: entry[a.agent_id] for a in cands
                     }
                 else:
-                    out[tid] = dict.fromkeys(
-                        [a.agent_id for a in capable[task.capability_set]], entry
-                    )
+                    out[tid] = fromkeys(ids[task._capset], entry)
+            return out
+        if self.kind == "estimate":
+            for tid, task in self.tasks.items():
+                out[tid] = fromkeys(ids[task._capset], float(task.estimated_duration))
             return out
         for tid, task in self.tasks.items():
             out[tid] = {a.agent_id: self(task, a) for a in capable[task.capability_set]}

@@ -28,8 +28,11 @@ _Pool = tuple[list[float], list[float], list["_Lane"], list[tuple[str, int]]]
 
 def heft_ranks(problem: Problem) -> dict[str, float]:
     """Upward ranks with mean durations over capable agents and mean transfer delays."""
-    dur = problem.dur
-    mean = {tid: sum(row.values()) / len(row) for tid, row in dur.items()}
+    flat = problem.flat
+    mean = {
+        tid: flat[tid] if tid in flat else sum(row.values()) / len(row)
+        for tid, row in problem.dur.items()
+    }
     return upward_ranks(
         problem.tasks,
         duration=lambda t: mean[t.task_id],
@@ -211,9 +214,12 @@ def place(
         for tid, (aid, f) in fixed.items():
             where[tid] = aid
             done[tid] = f
-    todo = tasks if only is None else only
-    for tid in sorted(todo, key=lambda t: (-rank[t], index[t])):
-        deps = tasks[tid].dependencies
+    flat = problem.flat
+    # decreasing rank, ties in topological order (a stable sort keeps the order of equals)
+    todo = problem.order if only is None else sorted(only, key=index.__getitem__)
+    for tid in sorted(todo, key=rank.__getitem__, reverse=True):
+        task = tasks[tid]
+        deps = task.dependencies
         row = dur[tid]
         best_eft = best_start = 0.0
         best_agent = ""
@@ -224,9 +230,9 @@ def place(
                 f = done.get(dep, not_before)
                 if f > ready:
                     ready = f
-        pool = pools.get(tasks[tid].capability_set) if pools else None
-        if pool is not None and min(row.values()) == max(row.values()):
-            d = next(iter(row.values()))
+        pool = pools.get(task._capset) if pools else None
+        if pool is not None and tid in flat:
+            d = flat[tid]
             i, best_start = _pooled(pool, ready, d)
             best_agent, best_slot = pool[3][i]
             best_eft = best_start + d

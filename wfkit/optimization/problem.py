@@ -1,7 +1,8 @@
 """A scheduling problem as the static planners see it: the graph, the agents, the cost model.
 
 Built once per ``plan_schedule`` call: tasks by id in topological order, each task's duration
-on every available agent able to run it, and the transfer delays of the edges.
+on every available agent able to run it (and, for the tasks that take the same on each, that
+one figure), and the transfer delays of the edges.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Problem:
         self.order = topological_order(self.tasks, self.dependents)  # raises CycleError
         self.index = {tid: i for i, tid in enumerate(self.order)}
         self.dur: dict[str, dict[str, float]] = self.model.matrix()
+        self.flat = _flat(self.model, self.dur)
         self.capacity = {a.agent_id: a.capacity for a in self.agents}
         self._bounds: dict[str, Any] | None = None
 
@@ -139,3 +141,22 @@ class Problem:
             info=info,
             model=(self.model, self.comm),
         )
+
+
+def _flat(model: DurationModel, dur: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """{task_id: seconds} for the tasks that take the same time on every capable agent."""
+    table = model.table
+    if model.kind == "estimate":
+        return {tid: float(t.estimated_duration) for tid, t in model.tasks.items()}
+    out: dict[str, float] = {}
+    for tid, row in dur.items():
+        entry = table[tid] if table is not None else None
+        if isinstance(entry, float):
+            out[tid] = entry
+            continue
+        values = row.values()
+        if values:
+            lo = min(values)
+            if lo == max(values):
+                out[tid] = lo
+    return out
