@@ -255,3 +255,20 @@ def test_pooled_identical_slots_place_as_a_scan_of_every_slot(seed):
     agent_of, slot_of, start, finish = place(problem, rank, busy=busy, not_before=not_before)
     expected = _scan_every_slot(problem, rank, busy, not_before)
     assert {t: (agent_of[t], slot_of[t], start[t], finish[t]) for t in agent_of} == expected
+
+
+def test_a_task_that_takes_the_same_on_every_agent_has_that_one_figure():
+    """Problem.flat names the tasks whose duration does not depend on the agent; HEFT's mean
+    duration of such a task is that figure exactly (a sum over ten agents rounds 0.1 off)."""
+    from wfkit.optimization.heft import heft_ranks
+    from wfkit.optimization.problem import Problem
+
+    agents = [AgentProfile(f"c{i}", f"c{i}", ["cpu"]) for i in range(10)]
+    tasks = [WorkflowTask("a", "a", ["cpu"], 0, 1.0), WorkflowTask("b", "b", ["cpu"], 0, 1.0),
+             WorkflowTask("c", "c", ["cpu"], 0, 1.0)]
+    durations = {"a": 0.1, "b": {a.agent_id: 0.1 for a in agents},
+                 "c": {a.agent_id: 0.1 * (i + 1) for i, a in enumerate(agents)}}
+    problem = Problem(tasks, agents, durations)
+    assert problem.flat == {"a": 0.1, "b": 0.1}
+    assert heft_ranks(problem)["a"] == heft_ranks(problem)["b"] == 0.1
+    assert Problem(tasks, agents).flat == {"a": 1.0, "b": 1.0, "c": 1.0}
