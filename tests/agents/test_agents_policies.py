@@ -1,9 +1,11 @@
 """Policies: least_loaded, fastest (learned), round_robin, heft and callables."""
 
+import pytest
+
 import wfkit
 from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, WorkflowTask
-from wfkit.agents.policies import Heft
 from wfkit.events import TaskStarted
+from wfkit.optimization.policies import Heft
 
 
 async def noop(ctx):
@@ -120,3 +122,17 @@ async def test_runs_and_simulations_never_write_into_the_callers_policy():
     assert policy.schedule is not None and set(policy.schedule.task_ids) == {
         f"t{i}" for i in range(4)
     }
+
+
+def test_heft_is_named_here_and_lives_with_the_planners(monkeypatch):
+    from wfkit.agents import policies
+    from wfkit.errors import PolicyError
+
+    monkeypatch.setitem(policies.POLICIES, "heft", "wfkit.optimization.policies:Heft")
+    chosen = policies.resolve_policy("heft")
+    assert type(chosen) is Heft and policies.POLICIES["heft"] is Heft  # loaded once, then kept
+    monkeypatch.setitem(policies.POLICIES, "turns", "wfkit.agents.policies:RoundRobin")
+    assert type(policies.resolve_policy("turns")) is policies.RoundRobin
+    monkeypatch.setitem(policies.POLICIES, "model", "wfkit.agents.model:AgentProfile")
+    with pytest.raises(PolicyError, match="'wfkit.agents.model:AgentProfile' is not a Policy"):
+        policies.resolve_policy("model")

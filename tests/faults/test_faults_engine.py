@@ -30,8 +30,9 @@ from wfkit import (
     PolicyError,
     WorkflowTask,
 )
-from wfkit.agents.policies import Heft, Policy
+from wfkit.agents.policies import Policy
 from wfkit.events import RunFinished, RunStarted, TaskFailed
+from wfkit.optimization.policies import Heft
 from wfkit.runsync import run_sync
 
 HANG = 60  # seconds: only a bound on a hang, never an expectation

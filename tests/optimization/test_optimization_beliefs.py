@@ -7,6 +7,7 @@ from optimization_checks import check_schedule, comm_for, heterogeneous, random_
 
 import wfkit
 from wfkit import AgentProfile, WorkflowTask
+from wfkit.optimization.policies import Heft
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
@@ -65,7 +66,7 @@ def test_two_agents_finish_sooner_when_the_critical_chain_is_known():
 
 def test_the_users_tasks_and_policy_are_left_as_they_were():
     tasks = chains()
-    policy = wfkit.agents.policies.Heft()
+    policy = Heft()
     wfkit.simulate(tasks, [AgentProfile("p", "", ["x"])], policy=policy, durations=D)
     assert [t.estimated_duration for t in tasks] == [1.0] * 5
     assert policy.durations is None and policy.comm_costs is None

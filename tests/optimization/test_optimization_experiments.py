@@ -5,7 +5,7 @@ from optimization_checks import random_dag
 
 import wfkit
 from wfkit import AgentProfile, ScheduleError
-from wfkit.agents.policies import Heft
+from wfkit.optimization.policies import Heft
 
 
 def pool(n, capacity=1):

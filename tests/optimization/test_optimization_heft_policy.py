@@ -16,8 +16,9 @@ from test_optimization_plans import paper_example
 import wfkit
 from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, WorkflowTask
 from wfkit.agents.dispatch import RunState
-from wfkit.agents.policies import Heft, Policy
+from wfkit.agents.policies import Policy
 from wfkit.events import TaskStarted
+from wfkit.optimization.policies import Heft
 
 
 class Rigid(Policy):

@@ -12,8 +12,8 @@ from optimization_checks import run_on_virtual_time
 
 import wfkit
 from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, WorkflowTask
-from wfkit.agents.policies import Heft
 from wfkit.events import TaskCompleted, TaskStarted
+from wfkit.optimization.policies import Heft
 
 DURATIONS = {  # task -> agent -> seconds; several tasks end at the same instant
     "a": {"p": 3, "q": 4, "r": 3},

@@ -21,7 +21,7 @@ from wfkit import (
     UnknownPolicyError,
     WorkflowTask,
 )
-from wfkit.agents.policies import Heft
+from wfkit.optimization.policies import Heft
 
 
 def T(tid, d, deps=(), caps=("x",), **kw):

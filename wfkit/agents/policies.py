@@ -14,6 +14,7 @@ plan, a turn, a clock) is never shared by two runs that overlap.
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,6 @@ __all__ = [
     "LeastLoaded",
     "Fastest",
     "RoundRobin",
-    "Heft",
     "FunctionPolicy",
     "POLICIES",
     "resolve_policy",
@@ -115,73 +115,6 @@ class RoundRobin(Policy):
         return chosen
 
 
-class Heft(Policy):
-    """HEFT for a run: plan first, then execute the plan and adapt when reality drifts.
-
-    :meth:`prepare` makes a HEFT plan (Topcuoglu, Hariri and Wu, 2002: upward ranks on mean
-    durations, insertion-based earliest finish time) for the run's tasks and available agents,
-    on each agent's ``expected_duration`` (its learned durations and speed) unless
-    ``durations`` are given, with ``comm_costs`` when given; or it takes ``plan``, a
-    :class:`wfkit.Schedule` (an exact plan, say). :meth:`select` then sends each task to its
-    planned agent in the plan's order there, and moves it to another free agent only when that
-    is expected to finish it strictly sooner without delaying that agent's planned work (see
-    :mod:`wfkit.optimization.planpolicy`). ``clock`` gives seconds (``time.monotonic`` in a live
-    run; the simulator substitutes virtual time). ``schedule`` is the plan of the current run.
-    """
-
-    name = "heft"
-
-    def __init__(
-        self,
-        durations: Any = None,
-        comm_costs: Any = None,
-        *,
-        plan: Any = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        import time
-
-        self.durations = durations
-        self.comm_costs = comm_costs
-        self.plan = plan
-        self.clock = clock if clock is not None else time.monotonic
-        self._run: Any = None  # this run's plan follower (set on the run's own copy)
-        self._latest: list[Any] = [None]  # shared by the per-run copies: the latest follower
-
-    def prepare(
-        self, tasks: Mapping[str, WorkflowTask], agents: Sequence[AgentProfile]
-    ) -> None:
-        from wfkit.optimization.planpolicy import PlanFollower
-
-        self._run = self._latest[0] = PlanFollower(
-            tasks,
-            agents,
-            durations=self.durations,
-            comm_costs=self.comm_costs,
-            plan=self.plan,
-            clock=self.clock,
-        )
-
-    @property
-    def _follower(self) -> Any:
-        """The plan follower of this run, or of the latest run prepared from this policy."""
-        return self._run if self._run is not None else self._latest[0]
-
-    @property
-    def schedule(self) -> Any:
-        """The plan of the latest run (live or simulated) this policy prepared, a
-        ``wfkit.Schedule``; on a run's own copy, that run's plan."""
-        follower = self._follower
-        return None if follower is None else follower.plan
-
-    def select(
-        self, task: WorkflowTask, candidates: Sequence[AgentProfile]
-    ) -> AgentProfile | None:
-        if self._run is None:
-            raise PolicyError("Heft.select() was called before Heft.prepare(tasks, agents)")
-        return self._run.select(task, candidates)
-
-
 class FunctionPolicy(Policy):
     """Wraps a user callable ``policy(task, candidates) -> AgentProfile``."""
 
@@ -208,11 +141,15 @@ class FunctionPolicy(Policy):
         )
 
 
-POLICIES: dict[str, type[Policy]] = {
+# The named policies. A policy defined in a higher layer is named by reference
+# ("module:class") and loaded on first use, so that this layer never imports it: "heft" plans,
+# and planning lives in wfkit.optimization. Users may add their own names (a class or a
+# reference).
+POLICIES: dict[str, type[Policy] | str] = {
     "least_loaded": LeastLoaded,
     "fastest": Fastest,
     "round_robin": RoundRobin,
-    "heft": Heft,
+    "heft": "wfkit.optimization.policies:Heft",
 }
 
 
@@ -225,7 +162,18 @@ def resolve_policy(policy: str | Policy | Callable[..., Any]) -> Policy:
         cls = POLICIES.get(policy)
         if cls is None:
             raise UnknownPolicyError(policy, POLICIES)
+        if isinstance(cls, str):
+            cls = POLICIES[policy] = _load(cls)
         return cls()
     if callable(policy):
         return FunctionPolicy(policy)
     raise UnknownPolicyError(policy, POLICIES)
+
+
+def _load(reference: str) -> type[Policy]:
+    """The policy class a ``"module:class"`` entry of :data:`POLICIES` names."""
+    module, _, name = reference.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Policy)):
+        raise PolicyError(f"POLICIES entry {reference!r} is not a Policy subclass")
+    return cls

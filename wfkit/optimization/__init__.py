@@ -6,7 +6,7 @@ from wfkit.optimization.schedule import Schedule
 from wfkit.optimization.simulator import simulate
 
 __all__ = ["Schedule", "simulate", "plan_schedule", "experiment", "WorkflowOptimizer",
-           "OptimizationMetric"]
+           "OptimizationMetric", "Heft"]
 
 
 _LAZY = {  # the heavier parts load on first use
@@ -14,6 +14,7 @@ _LAZY = {  # the heavier parts load on first use
     "experiment": "wfkit.optimization.experiments",
     "WorkflowOptimizer": "wfkit.optimization.optimizer",
     "OptimizationMetric": "wfkit.optimization.optimizer",
+    "Heft": "wfkit.optimization.policies",
 }
 
 __getattr__, __dir__ = lazy_exports(globals(), _LAZY)

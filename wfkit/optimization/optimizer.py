@@ -417,7 +417,7 @@ class WorkflowOptimizer:
         return out
 
     def _policy_object(self, config: _Config) -> Any:
-        from wfkit.agents.policies import Heft
+        from wfkit.optimization.policies import Heft
 
         if config.plan_with == "heft":
             return Heft(durations=self._matrix(config))

@@ -1,14 +1,85 @@
-"""Policies the optimiser may suggest, beyond the engine's named ones."""
+"""Policies that plan, beside the planners: :class:`Heft` (``policy="heft"``, and what
+``Schedule.to_policy()`` returns) and :class:`Cheapest` (which the optimiser may suggest).
+
+They are :class:`~wfkit.agents.policies.Policy` subclasses like the engine's own; the engine
+finds ``"heft"`` through :data:`~wfkit.agents.policies.POLICIES` without importing this layer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.policies import Policy
+from wfkit.errors import PolicyError
+from wfkit.optimization.planpolicy import PlanFollower
 
-__all__ = ["Cheapest"]
+__all__ = ["Heft", "Cheapest"]
+
+
+class Heft(Policy):
+    """HEFT for a run: plan first, then execute the plan and adapt when reality drifts.
+
+    :meth:`prepare` makes a HEFT plan (Topcuoglu, Hariri and Wu, 2002: upward ranks on mean
+    durations, insertion-based earliest finish time) for the run's tasks and available agents,
+    on each agent's ``expected_duration`` (its learned durations and speed) unless
+    ``durations`` are given, with ``comm_costs`` when given; or it takes ``plan``, a
+    :class:`wfkit.Schedule` (an exact plan, say). :meth:`select` then sends each task to its
+    planned agent in the plan's order there, and moves it to another free agent only when that
+    is expected to finish it strictly sooner without delaying that agent's planned work (see
+    :mod:`wfkit.optimization.planpolicy`). ``clock`` gives seconds (``time.monotonic`` in a live
+    run; the simulator substitutes virtual time). ``schedule`` is the plan of the current run.
+    """
+
+    name = "heft"
+
+    def __init__(
+        self,
+        durations: Any = None,
+        comm_costs: Any = None,
+        *,
+        plan: Any = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.durations = durations
+        self.comm_costs = comm_costs
+        self.plan = plan
+        self.clock = clock if clock is not None else time.monotonic
+        self._run: Any = None  # this run's plan follower (set on the run's own copy)
+        self._latest: list[Any] = [None]  # shared by the per-run copies: the latest follower
+
+    def prepare(
+        self, tasks: Mapping[str, WorkflowTask], agents: Sequence[AgentProfile]
+    ) -> None:
+        self._run = self._latest[0] = PlanFollower(
+            tasks,
+            agents,
+            durations=self.durations,
+            comm_costs=self.comm_costs,
+            plan=self.plan,
+            clock=self.clock,
+        )
+
+    @property
+    def _follower(self) -> Any:
+        """The plan follower of this run, or of the latest run prepared from this policy."""
+        return self._run if self._run is not None else self._latest[0]
+
+    @property
+    def schedule(self) -> Any:
+        """The plan of the latest run (live or simulated) this policy prepared, a
+        ``wfkit.Schedule``; on a run's own copy, that run's plan."""
+        follower = self._follower
+        return None if follower is None else follower.plan
+
+    def select(
+        self, task: WorkflowTask, candidates: Sequence[AgentProfile]
+    ) -> AgentProfile | None:
+        if self._run is None:
+            raise PolicyError("Heft.select() was called before Heft.prepare(tasks, agents)")
+        return self._run.select(task, candidates)
 
 
 class Cheapest(Policy):

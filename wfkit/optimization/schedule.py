@@ -276,7 +276,7 @@ class Schedule:
         Pass it as ``execute_workflow(..., policy=schedule.to_policy())`` or to ``simulate``;
         like ``policy="heft"`` it adapts when real durations differ from the plan's.
         """
-        from wfkit.agents.policies import Heft
+        from wfkit.optimization.policies import Heft
 
         return Heft(plan=self)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from wfkit.agents.dispatch import RunState
 from wfkit.agents.model import WorkflowTask
-from wfkit.agents.policies import Fastest, Heft, LeastLoaded, RoundRobin, resolve_policy
+from wfkit.agents.policies import Fastest, LeastLoaded, RoundRobin, resolve_policy
 from wfkit.errors import ScheduleError, WfkitError
 from wfkit.graph import capable_agents
 from wfkit.graph import lower_bound as graph_lower_bound
@@ -32,6 +32,7 @@ from wfkit.optimization.costs import (
     check_number,
 )
 from wfkit.optimization.inputs import agent_list, copy_agent, task_graph
+from wfkit.optimization.policies import Heft
 from wfkit.optimization.schedule import Schedule
 
 __all__ = ["simulate"]
