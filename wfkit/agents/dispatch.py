@@ -45,13 +45,14 @@ import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from heapq import heappush
+from random import Random
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.policies import LeastLoaded, Policy
 from wfkit.agents.pool import AgentPool
 from wfkit.graph import TaskGraph
 
-__all__ = ["RunState"]
+__all__ = ["RunState", "retry_delay"]
 
 # A ready task's heap key: (-priority, -remaining critical path, insertion index, task id,
 # heap index). The first three are unique together, so the last two are never compared.
@@ -59,6 +60,14 @@ Entry = tuple[float, float, int, str, int]
 
 _fallback = LeastLoaded()
 _NOTHING: tuple[tuple[str, str], ...] = ()  # what a static workflow's completions end
+
+
+def retry_delay(attempt: int, backoff: float, max_backoff: float, rng: Random) -> float:
+    """Seconds to wait before retrying a task whose attempt ``attempt`` (1-based) failed:
+    ``backoff`` doubled per attempt, at most ``max_backoff``, times a jitter in [0.5, 1) so that
+    many tasks failing together do not retry together. The engine and the simulator both wait
+    this long, so a simulated retry costs what a real one does."""
+    return min(max_backoff, backoff * 2 ** (attempt - 1)) * (0.5 + rng.random() / 2)
 
 
 class RunState:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from wfkit.agents.dispatch import RunState
+from wfkit.agents.dispatch import RunState, retry_delay
 from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
 from wfkit.agents.params import NO_PARAMS, RunParams
 from wfkit.agents.policies import Policy
@@ -591,8 +591,7 @@ class WorkflowRun:
                 )
             )
         if not final:
-            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-            delay *= 0.5 + self._rng.random() / 2  # jitter: spread retries of many tasks
+            delay = retry_delay(attempt, self.backoff, self.max_backoff, self._rng)
             self.state.retry(tid)
             task.status = "retrying"
             if self._listening:

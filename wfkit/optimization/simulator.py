@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from heapq import heappop, heappush
 from typing import Any
 
-from wfkit.agents.dispatch import RunState
+from wfkit.agents.dispatch import RunState, retry_delay
 from wfkit.agents.model import WorkflowTask
 from wfkit.agents.policies import Fastest, LeastLoaded, RoundRobin, resolve_policy
 from wfkit.errors import ScheduleError, WfkitError
@@ -266,8 +266,7 @@ def simulate(
                         extra_busy.get(agent.agent_id, 0.0) + finish_of[tid] - start_of[tid]
                     )
                     state.retry(tid)
-                    delay = min(max_backoff, backoff * 2 ** (attempt - 1))
-                    delay *= 0.5 + rng.random() / 2
+                    delay = retry_delay(attempt, backoff, max_backoff, rng)
                     if track_status:
                         task.status = "retrying"
                     heappush(timers, (now + delay, tid))
