@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
 
-    from wfkit.integration.redaction import Redactor
+    from wfkit.redaction import Redactor
 
     redactor = Redactor(SECRETS)
     print(f"redacting a {args.size:,}-character body, {len(SECRETS)} known secrets "

@@ -23,10 +23,13 @@ from re import _parser as sre_parse  # noqa: E402
 
 from scripted_http import Reply, ScriptedServer  # noqa: E402
 
-from wfkit import IntegrationEndpoint, IntegrationFlow  # noqa: E402
-from wfkit.integration import redaction  # noqa: E402
+from wfkit import (  # noqa: E402
+    IntegrationEndpoint,
+    IntegrationFlow,
+    redaction,  # noqa: E402
+)
 from wfkit.integration.orchestrator import IntegrationOrchestrator  # noqa: E402
-from wfkit.integration.redaction import Redactor  # noqa: E402
+from wfkit.redaction import Redactor  # noqa: E402
 
 
 @pytest.fixture
@@ -225,7 +228,7 @@ def test_an_unconfigured_program_still_sees_library_warnings_masked():
     handler must not swallow it."""
     code = (
         "import logging\n"
-        "from wfkit.integration.redaction import Redactor, guard_library_logs\n"
+        "from wfkit.redaction import Redactor, guard_library_logs\n"
         "guard_library_logs(r := Redactor(['lastres0rt-s3cret']))\n"
         "logging.getLogger('httpcore.http11').warning('warned %s', 'lastres0rt-s3cret')\n"
         "logging.getLogger('httpx').info('not shown')\n"

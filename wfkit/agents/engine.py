@@ -21,7 +21,7 @@ Agent capacity is accounted in the :class:`~wfkit.agents.pool.AgentPool` the run
 wakes this run, which then dispatches from its own callback.
 
 The error and traceback recorded for a failed attempt are masked
-(:func:`~wfkit.integration.redaction.redact_text`: URL passwords, secret query parameters,
+(:func:`~wfkit.redaction.redact_text`: URL passwords, secret query parameters,
 secrets of registered endpoints) before anything publishes them; results are left as the
 task returned them.
 """
@@ -69,7 +69,7 @@ from wfkit.events import (
 )
 from wfkit.executors.base import Executor
 from wfkit.graph import TaskGraph
-from wfkit.integration.redaction import redact_text
+from wfkit.redaction import redact_text
 from wfkit.tracebacks import format_traceback, user_frame
 
 __all__ = ["WorkflowRun"]

@@ -59,7 +59,7 @@ def normalize_url(url: Any, *, what: str = "url") -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    from wfkit.integration.redaction import redact_url
+    from wfkit.redaction import redact_url
 
     try:
         dialect = make_url(url).get_dialect()

@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wfkit.integration.redaction import redact_config
+from wfkit.redaction import redact_config
 
 __all__ = [
     "ENDPOINT_TYPES",

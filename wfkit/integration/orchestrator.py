@@ -32,10 +32,10 @@ from wfkit.integration.model import (
 )
 from wfkit.integration.plan import STORE, FlowPlan, compile_flow
 from wfkit.integration.processing import MessageProcessor
-from wfkit.integration.redaction import Redactor, guard_library_logs
 from wfkit.integration.streaming import run_stream
 from wfkit.integration.transform import CompiledTransformation
 from wfkit.lifecycle import Closing
+from wfkit.redaction import Redactor, guard_library_logs
 
 if TYPE_CHECKING:
     import httpx

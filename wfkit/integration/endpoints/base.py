@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from wfkit.integration.database import Database
     from wfkit.integration.durable_queue import DurableQueue
-    from wfkit.integration.redaction import Redactor
+    from wfkit.redaction import Redactor
 
 __all__ = ["Endpoint", "MessageContext", "Resources", "check_identifier", "merge_into"]
 

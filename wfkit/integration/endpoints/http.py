@@ -30,8 +30,8 @@ from wfkit.conditions import get_path
 from wfkit.errors import EndpointError
 from wfkit.integration.durable_queue import dumps
 from wfkit.integration.endpoints.base import Endpoint, MessageContext, merge_into
-from wfkit.integration.redaction import is_sensitive_name, redact_url
 from wfkit.integration.retry import parse_retry_after
+from wfkit.redaction import is_sensitive_name, redact_url
 
 __all__ = ["HttpEndpoint"]
 

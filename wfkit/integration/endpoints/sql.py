@@ -38,7 +38,7 @@ from wfkit.integration.endpoints.base import (
     check_identifier,
     merge_into,
 )
-from wfkit.integration.redaction import redact_url
+from wfkit.redaction import redact_url
 
 __all__ = ["SqlEndpoint", "COLUMN_TYPES", "classify_db_error"]
 
