@@ -3,10 +3,14 @@ releasing what it created, and closing twice is harmless."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
+from pathlib import Path
 
 import pytest
 
+import wfkit
 from wfkit import (
     AgentProfile,
     CollectiveAgentWorkflowOrchestrator,
@@ -124,3 +128,46 @@ async def test_the_integration_orchestrator_closes_its_http_client_from_sync_cod
             break
         await asyncio.sleep(0)
     assert http.is_closed
+
+
+def _closing_bodies() -> dict[str, str]:
+    tree = ast.parse(inspect.getsource(Closing))
+    return {
+        f.name: ast.dump(ast.Module(body=_without_docstring(f.body), type_ignores=[]))
+        for f in tree.body[0].body
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+def _without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    first = body[0]
+    doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+    return body[1:] if doc and len(body) > 1 else body
+
+
+def test_no_class_copies_what_closing_gives():
+    """A facade overrides aclose() / __aenter__ / ... only to do something else (stop a
+    background loop, close an async client); a copy of Closing's own method is a second place
+    to keep in step."""
+    closing = _closing_bodies()
+    copies = []
+    for path in sorted(Path(wfkit.__file__).resolve().parent.rglob("*.py")):
+        if path.name == "lifecycle.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for f in node.body:
+                if (isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef) and f.name in closing
+                        and f.name != "close"):
+                    body = ast.dump(ast.Module(body=_without_docstring(f.body), type_ignores=[]))
+                    if body == closing[f.name]:
+                        copies.append(f"{path.name}: {node.name}.{f.name}")
+    assert copies == []
+
+
+def test_the_dask_executor_ends_its_life_through_closing():
+    from wfkit.executors.dask import DaskExecutor
+
+    for name in ("aclose", "__enter__", "__exit__", "__aenter__", "__aexit__"):
+        assert getattr(DaskExecutor, name) is getattr(Closing, name), name

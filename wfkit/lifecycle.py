@@ -9,7 +9,7 @@ that shutting down a pool or flushing a file never blocks a notebook's event loo
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Self
 
 __all__ = ["Closing"]
 
@@ -24,13 +24,13 @@ class Closing:
         """:meth:`close` without blocking the event loop."""
         await asyncio.to_thread(self.close)
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -491,16 +491,6 @@ class DaskExecutor(Executor):
         if cluster is not None:
             cluster.close()
 
-    async def aclose(self) -> None:
-        """:meth:`close` without blocking the event loop."""
-        await asyncio.to_thread(self.close)
-
-    async def __aenter__(self) -> DaskExecutor:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         client = self._client
         if client is None:
