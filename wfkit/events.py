@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, FrozenInstanceError, dataclass, field
+from inspect import Parameter, Signature, signature
 from typing import Any, NamedTuple
 
 from wfkit.errors import ArgumentError
@@ -45,8 +46,118 @@ __all__ = [
 log = logging.getLogger("wfkit.events")
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+# --- how events are made ----------------------------------------------------------------------
+#
+# Events are slots dataclasses (``dataclasses.fields``, ``replace`` and ``is_dataclass`` work),
+# frozen, compared and hashed by value. The methods ``@dataclass`` would generate for that are
+# written once, in :class:`_Frozen`: dataclasses compiles each generated method with ``exec``,
+# which for a score of event classes was a good part of what ``import wfkit`` cost.
+#
+# ``__init__`` fills the slots through their descriptors, one call per field with no loop
+# (half of what a frozen dataclass's ``object.__setattr__`` per field costs): two events per
+# task are built for every subscriber. Such an ``__init__`` has to be compiled, so each class
+# compiles its own the first time one of its events is built; a run without subscribers, and
+# ``import wfkit``, never compile any.
+
+
+def _event(cls: type) -> type:
+    """Make ``cls`` an event: a slots dataclass with the methods :class:`_Frozen` provides."""
+    documented = bool(cls.__dict__.get("__doc__"))
+    if not documented:
+        cls.__doc__ = "-"  # dataclass would ask inspect for a signature; ours is below
+    cls = dataclass(slots=True, init=False, repr=False, eq=False)(cls)
+    fields = list(cls.__dataclass_fields__.values())  # type: ignore[attr-defined]
+    for f in fields:
+        if f.default_factory is not MISSING or f.kw_only or not f.init:
+            raise TypeError(f"event {cls.__name__}.{f.name}: only plain fields and defaults")
+    names = tuple(f.name for f in fields)
+    setters = tuple(getattr(cls, name).__set__ for name in names)  # the slots' descriptors
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init = cls.__init__ = _compile_init(cls, fields, setters)  # type: ignore[misc]
+        init.__signature__ = __init__.__signature__  # type: ignore[attr-defined]
+        init(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__module__ = cls.__module__
+    __init__.__signature__ = Signature(  # type: ignore[attr-defined]  # help(), Jupyter's ?
+        [Parameter("self", Parameter.POSITIONAL_OR_KEYWORD)]
+        + [Parameter(f.name, Parameter.POSITIONAL_OR_KEYWORD, annotation=f.type,
+                     default=Parameter.empty if f.default is MISSING else f.default)
+           for f in fields],
+    )
+    cls.__init__ = __init__  # type: ignore[misc]
+    cls._names = names  # type: ignore[attr-defined]
+    cls._shown = tuple(f.name for f in fields if f.repr)  # type: ignore[attr-defined]
+    cls._setters = setters  # type: ignore[attr-defined]
+    if not documented:  # what dataclass writes: the class and its signature
+        cls.__doc__ = cls.__name__ + str(signature(cls))
+    return cls
+
+
+def _compile_init(cls: type, fields: list[Any], setters: tuple[Any, ...]) -> Any:
+    """``def __init__(self, a, b=_d1): _s0(self, a); _s1(self, b)`` for ``cls``'s fields."""
+    namespace: dict[str, Any] = {}
+    params, body = ["self"], []
+    for i, f in enumerate(fields):
+        namespace[f"_s{i}"] = setters[i]
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_d{i}"] = f.default
+            params.append(f"{f.name}=_d{i}")
+        body.append(f"    _s{i}(self, {f.name})")
+    exec(f"def __init__({', '.join(params)}):\n" + "\n".join(body), namespace)
+    init = namespace["__init__"]
+    qualname = f"{cls.__qualname__}.__init__"
+    init.__code__ = init.__code__.replace(co_qualname=qualname)  # for its errors' messages
+    init.__qualname__ = qualname
+    init.__module__ = cls.__module__
+    return init
+
+
+def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
+    """Unpickle an event: fill its slots (its ``__setattr__`` refuses)."""
+    event = object.__new__(cls)
+    for set_, value in zip(cls._setters, values, strict=True):  # type: ignore[attr-defined]
+        set_(event, value)
+    return event
+
+
+class _Frozen:
+    """What every event does: refuse changes, compare, hash, show and pickle by value."""
+
+    __slots__ = ()
+    _names: tuple[str, ...] = ()
+    _shown: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._names)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._shown)
+        return f"{self.__class__.__qualname__}({shown})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (self.__class__, self._values())
+
+
+@_event
+class Event(_Frozen):
     run_id: str
     timestamp: float
 
@@ -71,7 +182,7 @@ class TaskSpec(NamedTuple):
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class RunStarted(Event):
     """A run began. ``tasks`` is its graph, one :class:`TaskSpec` per id of ``task_ids`` in
     the same order (empty when the publisher has no graph to give, as in a hand-made event);
@@ -94,7 +205,7 @@ class RunStarted(Event):
         return {t.task_id: t.dependencies for t in self.tasks}
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class TaskStarted(Event):
     workflow_id: str
     task_id: str
@@ -102,7 +213,7 @@ class TaskStarted(Event):
     attempt: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class TaskCompleted(Event):
     workflow_id: str
     task_id: str
@@ -113,7 +224,7 @@ class TaskCompleted(Event):
     cached: bool = False  # served from the result cache: the action did not run
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class TaskFailed(Event):
     workflow_id: str
     task_id: str
@@ -126,7 +237,7 @@ class TaskFailed(Event):
     where: str | None = None  # the user's innermost frame: "file.py:12 in fn: code line"
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class TaskRetrying(Event):
     workflow_id: str
     task_id: str
@@ -135,7 +246,7 @@ class TaskRetrying(Event):
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class TaskSkipped(Event):
     workflow_id: str
     task_id: str
@@ -143,7 +254,7 @@ class TaskSkipped(Event):
     agent_id: str | None = None  # a coordination session's participant whose turn was skipped
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class TaskCancelled(Event):
     workflow_id: str
     task_id: str
@@ -152,7 +263,7 @@ class TaskCancelled(Event):
     started_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class TaskMapped(Event):
     """A mapped task expanded into ``count`` children ``task_id[0]`` ... ``task_id[count-1]``
     (the run's task total grows by ``count``)."""
@@ -162,7 +273,7 @@ class TaskMapped(Event):
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class RunFinished(Event):
     workflow_id: str
     status: str  # "completed", "failed" or "cancelled"
@@ -178,7 +289,7 @@ class RunFinished(Event):
 # --- integration ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class FlowStepFinished(Event):
     flow_id: str
     message_id: str
@@ -195,7 +306,7 @@ class FlowStepFinished(Event):
 # hand-made event: the recorder then counts the steps it saw.
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class FlowMessageDelivered(Event):
     flow_id: str
     message_id: str
@@ -205,7 +316,7 @@ class FlowMessageDelivered(Event):
     transformations: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class FlowMessageFailed(Event):
     flow_id: str
     message_id: str
@@ -215,7 +326,7 @@ class FlowMessageFailed(Event):
     transformations: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class FlowMessageDeadLettered(Event):
     flow_id: str
     message_id: str
@@ -225,7 +336,7 @@ class FlowMessageDeadLettered(Event):
 # --- coordination -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class SharedStateChanged(Event):
     session_id: str
     participant: str
@@ -235,7 +346,7 @@ class SharedStateChanged(Event):
     changes: dict[str, Any] | None = None  # {key: value written}, "<deleted>" for a deletion
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class SharedStateConflict(Event):
     session_id: str
     conflict_id: str
@@ -245,14 +356,14 @@ class SharedStateConflict(Event):
     resolved: bool
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ResourceAcquired(Event):
     resource_id: str
     participant: str
     waited: float
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ResourceReleased(Event):
     resource_id: str
     participant: str
@@ -260,14 +371,14 @@ class ResourceReleased(Event):
     outcome: str = "released"  # "released", "expired" (its lease ran out) or "cancelled"
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ResourceLeaseExpired(Event):
     resource_id: str
     participant: str
     lease: float
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ResourceWaitEnded(Event):
     """A request that ended without the resource: its wait timed out or was cancelled."""
 
@@ -366,39 +477,3 @@ class Subscriptions:
             else:
                 keep.append((s, unsubscribe))
         self._items = keep
-
-
-def _fast_init(cls: type) -> None:
-    """Give a frozen slots dataclass an ``__init__`` that fills its slots directly.
-
-    The generated one calls ``object.__setattr__`` once per field; with two events per task,
-    that was most of what a subscriber cost a run. Same signature, defaults and
-    immutability; classes with factories, kw-only fields or ``__post_init__`` keep theirs.
-    """
-    import dataclasses
-
-    fields = dataclasses.fields(cls)
-    if hasattr(cls, "__post_init__") or any(
-        f.default_factory is not dataclasses.MISSING or f.kw_only or not f.init for f in fields
-    ):
-        return
-    namespace: dict[str, Any] = {}
-    params, body = [], []
-    for f in fields:
-        namespace[f"_set_{f.name}"] = getattr(cls, f.name).__set__  # the slot's descriptor
-        if f.default is dataclasses.MISSING:
-            params.append(f.name)
-        else:
-            namespace[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-        body.append(f"    _set_{f.name}(self, {f.name})")
-    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body), namespace)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
-    cls.__init__ = init  # type: ignore[misc]
-
-
-for _cls in [c for c in list(globals().values()) if isinstance(c, type) and issubclass(c, Event)]:
-    _fast_init(_cls)
-del _cls
