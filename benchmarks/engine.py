@@ -12,6 +12,17 @@ is the best of ``--repeat`` runs. Printed as ratios to the floor, because machin
 The last compares a task mapped over 10,000 items with 10,000 static tasks doing the same
 no-op work (files -> the fan-out -> combine), and prints their ratio.
 
+Whole-process mode (``--process``): what a script pays end to end. A fresh ``python`` runs the
+graph through wfkit, ``import wfkit`` and building the tasks included, against a fresh
+``python`` doing the same graph with plain asyncio (the floor, its imports included): wall
+time of each process and its peak RSS (``ru_maxrss`` of that child), as ratios, the median
+of ``--repeat`` alternating pairs; and what ``import wfkit`` alone takes, in milliseconds.
+Modules run from cached bytecode, as an installed package does (one warm-up run writes it).
+Targets: time and memory <= 1.5x the floor at 10,000 and 100,000 tasks; import <= 100 ms.
+
+    python benchmarks/engine.py --process
+    python benchmarks/engine.py --process --sizes 10000 --repeat 7
+
 Other benchmarks import :func:`build_graph`, :func:`make_tasks` and :func:`make_agents`.
 Variants live in :data:`VARIANTS`: name -> async function(graph) running the whole graph.
 """
@@ -22,10 +33,13 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -249,6 +263,144 @@ def measure(variant: str, n: int) -> dict[str, float]:
     return run_child(__file__, variant, n)
 
 
+# -- whole-process mode ------------------------------------------------------------------------
+
+# Each child is one small script: the graph (the same code as build_graph), then the variant.
+# Nothing else is imported, so each process pays only for what it needs.
+_PROCESS_GRAPH = """
+import random, sys
+n = int(sys.argv[1])
+rng = random.Random(7)
+graph, layers = [], []
+for i in range(n):
+    layer = i // 50
+    if layer == len(layers):
+        layers.append([])
+    tid = f"t{i}"
+    pool = [t for prev in layers[max(0, layer - 2) : layer] for t in prev]
+    deps = rng.sample(pool, rng.randint(1, min(3, len(pool)))) if pool else []
+    layers[layer].append(tid)
+    graph.append((tid, deps))
+"""
+
+PROCESS_VARIANTS = {
+    "floor": _PROCESS_GRAPH + """
+import asyncio
+
+async def noop():
+    return None
+
+async def main():
+    loop = asyncio.get_running_loop()
+    done = {tid: loop.create_future() for tid, _ in graph}
+
+    async def node(tid, deps):
+        for d in deps:
+            await done[d]
+        await noop()
+        done[tid].set_result(None)
+
+    await asyncio.gather(*(node(tid, deps) for tid, deps in graph))
+
+asyncio.run(main())
+""",
+    "wfkit": _PROCESS_GRAPH + """
+import asyncio
+import wfkit
+
+async def noop(ctx):
+    return None
+
+async def main():
+    orch = wfkit.CollectiveAgentWorkflowOrchestrator(progress=False)
+    for i in range(8):
+        orch.register_agent(wfkit.AgentProfile(f"a{i}", f"agent {i}", ["work"], capacity=8,
+                                               handler=noop))
+    tasks = [wfkit.WorkflowTask(tid, tid, ["work"], 0, 1.0, deps) for tid, deps in graph]
+    await orch.create_workflow("bench", tasks)
+    result = await orch.execute_workflow("bench")
+    assert result["successful_tasks"] == n, result
+    orch.close()
+
+asyncio.run(main())
+""",
+}
+
+_IMPORT_TIME = """
+import time
+t, c = time.perf_counter(), time.process_time()
+import wfkit
+print(time.perf_counter() - t, time.process_time() - c)
+"""
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a child: bytecode is cached, as for an installed package."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_process(code: str, *args: str) -> tuple[float, float, int, str]:
+    """Run ``python -c code args`` in a fresh process: (wall seconds, CPU seconds, peak RSS
+    KiB, stdout)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args], stdout=out, stderr=err, env=_child_env(),
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        elapsed = time.perf_counter() - start
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if code != 0:
+            raise RuntimeError(f"child failed ({code}):\n{err.read().decode()[-2000:]}")
+        cpu = usage.ru_utime + usage.ru_stime
+        return elapsed, cpu, usage.ru_maxrss, out.read().decode()
+
+
+def whole_process(sizes: list[int], repeat: int) -> None:
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
+          f"on {os.cpu_count()} CPUs")
+    for code in PROCESS_VARIANTS.values():  # warm-up: writes the bytecode caches
+        run_process(code, "100")
+    walls, cpus, bare = [], [], []
+    for _ in range(max(repeat, 5)):
+        wall, cpu = map(float, run_process(_IMPORT_TIME)[3].split())
+        walls.append(wall)
+        cpus.append(cpu)
+        bare.append(run_process("pass")[1])
+    print(f"import wfkit (target <= 100 ms), median of {len(walls)}: "
+          f"{statistics.median(walls) * 1e3:.0f} ms wall (best {min(walls) * 1e3:.0f}), "
+          f"{statistics.median(cpus) * 1e3:.0f} ms CPU (best {min(cpus) * 1e3:.0f}); "
+          f"a bare python process: {statistics.median(bare) * 1e3:.0f} ms CPU")
+    for n in sizes:
+        pairs: list[dict[str, tuple[float, float, int]]] = []
+        for i in range(repeat):
+            order = list(PROCESS_VARIANTS) if i % 2 == 0 else list(reversed(PROCESS_VARIANTS))
+            pair = {}
+            for name in order:
+                seconds, cpu, rss, _ = run_process(PROCESS_VARIANTS[name], str(n))
+                pair[name] = (seconds, cpu, rss)
+            pairs.append(pair)
+        def ratio(i: int, pairs: list[dict[str, tuple[float, float, int]]] = pairs) -> float:
+            return statistics.median(p["wfkit"][i] / p["floor"][i] for p in pairs)
+
+        print(f"\n{n:,} tasks, whole processes (median of {repeat} pairs)")
+        print(f"{'variant':<10}{'wall s':>9}{'CPU s':>9}{'peak MiB':>10}")
+        for name in PROCESS_VARIANTS:
+            wall, cpu, rss = (statistics.median(p[name][i] for p in pairs) for i in range(3))
+            print(f"{name:<10}{wall:>9.3f}{cpu:>9.3f}{rss / 1024:>10.1f}")
+        print(f"wfkit / floor CPU time: {ratio(1):.2f}x  (wall time on a loaded machine measures "
+              f"the neighbours too)")
+        for what, r in (("wall time", ratio(0)), ("memory", ratio(2))):
+            verdict = "ok" if r <= 1.5 else "OVER the 1.5x target"
+            print(f"wfkit / floor {what}: {r:.2f}x  ({verdict})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -256,7 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=None)
     parser.add_argument("--no-dask", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "N"))
+    parser.add_argument("--process", action="store_true",
+                        help="whole processes, imports included, against a plain-asyncio one")
     args = parser.parse_args(argv)
+    if args.process:
+        whole_process(args.sizes, args.repeat)
+        return 0
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]))))
         return 0
