@@ -135,13 +135,13 @@ def workflow_tasks(obj: Any) -> tuple[str, dict[str, WorkflowTask]]:
 
 
 def _validated(tasks: Any) -> dict[str, WorkflowTask]:
-    """What validate_tasks checks (types, duplicates, unknown dependencies, cycles), without
-    building the engine's TaskGraph: a drawing needs only the tasks by id."""
-    from wfkit.graph import check_tasks, topological_order
+    """The tasks by id, checked as a workflow is (types, duplicates, unknown dependencies,
+    cycles): one linear pass (:class:`~wfkit.graph.TaskGraph`)."""
+    from wfkit.graph import validate_tasks
 
-    by_id = check_tasks(tasks)
-    topological_order(by_id)  # raises CycleError
-    return by_id
+    if isinstance(tasks, Mapping):
+        tasks = tasks.values()
+    return validate_tasks(tasks)
 
 
 def _is_frame(obj: Any) -> bool:
@@ -677,6 +677,13 @@ def group_stats(
                     t, k = child_time.get(parent, (0.0, 0))
                     child_time[parent] = (t + float(o["duration"]), k + 1)
     out: dict[str, dict[str, Any]] = {}
+    if not outcomes:  # a drawing before any run: all pending, durations are the estimates
+        for g, tids in grouping.members.items():
+            est = [d for d in (tasks[t].estimated_duration for t in tids) if d is not None]
+            total = float(sum(map(float, est)))
+            out[g] = {"size": len(tids), "counts": {"pending": len(tids)}, "total": total,
+                      "mean": total / len(est) if est else None, "tasks": len(tids)}
+        return out
     for g, tids in grouping.members.items():
         counts: dict[str, int] = {}
         total, timed = 0.0, 0
@@ -797,8 +804,8 @@ def build_group_figure(
 
         keys = [shown_status(stats[g]["counts"]) for g in order]
     else:
-        sigs = {g: ", ".join(sorted({c for t in grouping.members[g]
-                                      for c in tasks[t].capability_set})) or "any agent"
+        sigs = {g: ", ".join(sorted(frozenset().union(
+                    *{tasks[t].capability_set for t in grouping.members[g]}))) or "any agent"
                 for g in order}
         names = list(dict.fromkeys(sigs[g] for g in order))
         keys = [sigs[g] for g in order]

@@ -83,3 +83,40 @@ def test_heterogeneous_lower_bound_uses_the_fastest_capable_agent(diamond):
 def test_unavailable_agents_do_not_count(diamond):
     agents = [AgentProfile("p", "", ["x"]), AgentProfile("q", "", ["x"], availability=False)]
     assert lower_bounds(diamond, agents)["total"] == 11.0
+
+
+def _critical_path_by_id(tasks, comm=None):
+    """The critical path as the ranks define it, walked over dicts keyed by id."""
+    from wfkit.graph import dependents_of, topological_order
+
+    dependents = dependents_of(tasks)
+    order = topological_order(tasks, dependents)
+    up = upward_ranks(tasks, comm=comm, order=order, dependents=dependents)
+    index = {tid: i for i, tid in enumerate(order)}
+    entries = [tid for tid in order if not tasks[tid].dependencies]
+    path = [max(entries, key=lambda t: (up[t], -index[t]))]
+    while dependents[path[-1]]:
+        here = path[-1]
+        path.append(max(dependents[here], key=lambda t: (
+            up[t] + (comm(here, t) if comm else 0.0), -index[t])))
+    return path, up[path[0]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_critical_path_by_number_matches_the_ranks_ties_included(seed):
+    import random
+
+    rng = random.Random(seed)
+    tasks: list[WorkflowTask] = []
+    for i in range(300):  # few distinct durations: many ties to break
+        pool = [t.task_id for t in tasks[-40:]]
+        deps = rng.sample(pool, min(len(pool), rng.randint(0, 3)))
+        tasks.append(T(f"t{i}", rng.choice([1, 2, 3]), deps))
+    rng.shuffle(tasks)  # insertion order is not topological
+    from wfkit.graph import validate_tasks
+
+    by_id = validate_tasks(sorted(tasks, key=lambda t: int(t.task_id[1:])))
+    shuffled = {t.task_id: by_id[t.task_id] for t in tasks}
+    comm = (lambda a, b: (7 * int(a[1:]) + int(b[1:])) % 3 / 2) if seed % 2 else None
+    for given in (by_id, shuffled):
+        assert critical_path(given, comm=comm) == _critical_path_by_id(given, comm=comm)

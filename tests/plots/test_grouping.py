@@ -223,3 +223,14 @@ def test_workflow_figure_and_repr_use_the_same_grouping():
     plotly = bundle.get("application/vnd.plotly.v1+json")
     assert plotly is not None and plotly["layout"]["meta"]["grouped_by"] == "stems"
 
+
+
+def test_stems_remembered_by_their_head_are_the_stems():
+    from wfkit.grouping import _stems
+
+    ids = ["mDiffFit_ID0000007", "mDiffFit_ID0000008", "align-12", "align-7", "fetch[3]",
+           "step_2_3", "step_2", "42", "7", "clean", "a1_2", "a1", "ID5", "id_7", "x.3",
+           "x:4", "run 5", "ab12cd34", "ab12cd3", "_9", "-1", "[2]", "t10000", "t9"]
+    stem = _stems()
+    for tid in ids + ids:  # the second time from memory
+        assert stem(tid) == name_stem(tid), tid
