@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import ipywidgets
@@ -163,6 +164,39 @@ async def test_redraws_are_throttled_and_batched():
     assert dash.progress.value == 30
 
 
+async def test_a_costly_redraw_spaces_the_next_ones_by_its_cost(monkeypatch):
+    """Redrawing takes at most 1/20 of the loop's time: a gap is at least 19 times the cost
+    of the redraw before it (and the interval), so a slow redraw cannot slow a run down."""
+    # the longest gap, shortened so that the run (60 steps of >= 5 ms) sees several
+    monkeypatch.setattr(dashboard_module, "_MAX_GAP", 0.05)
+    orch = orchestrator()
+    wf = Workflow("chain")
+    prev = None
+    for i in range(60):
+        async def step(ctx):
+            await asyncio.sleep(0.005)
+
+        prev = wf.task(step, task_id=f"s{i}", requires=["analysis"],
+                       after=[prev] if prev else None)
+    await orch.create_workflow(wf)
+    dash = Dashboard(orch, interval=0.01)
+    draw = dash._draw
+
+    def costly() -> None:  # a redraw as slow as a large one on a busy machine
+        began = time.perf_counter()
+        draw()
+        while time.perf_counter() - began < 0.004:
+            pass
+
+    dash._draw = costly
+    await orch.execute_workflow("chain")
+    times, costs = list(dash.redraw_times), list(dash.redraw_costs)
+    assert dash.progress.value == 60 and len(times) >= 3
+    for before, after, cost in zip(times[:-2], times[1:-1], costs[:-2], strict=True):
+        assert after - before >= min(19 * cost, dashboard_module._MAX_GAP) - 1e-3
+    assert all(c >= 0.004 for c in costs)
+
+
 async def test_a_second_run_and_another_workflow_are_followed():
     orch = orchestrator()
     await orch.create_workflow(mixed_workflow("first"))
@@ -305,7 +339,10 @@ async def test_events_published_from_another_thread_are_drawn_on_the_loop_thread
         bus.emit(TaskCompleted("r1", 3.0, "w", "a", "x", 1, 2.0, None))
 
     await asyncio.to_thread(publish)
-    await asyncio.sleep(0.05)
+    for _ in range(500):  # the redraw comes after the throttle's gap, which follows its cost
+        if dash.progress.value:
+            break
+        await asyncio.sleep(0.01)
     assert dash.task_statuses == {"a": "completed", "b": "pending"}
     assert dash.progress.value == 1
     assert set(drawn_on) == {threading.get_ident()}
@@ -731,3 +768,25 @@ async def test_the_load_panel_ends_a_mapped_run_whose_gathering_no_agent_ran():
     assert usage["w1"]["busy"] == 0.0 and usage["a1"]["peak"] >= 1
     assert "utilisation" in dash.load.layout.title.text
     dash.close()
+
+
+def test_busy_time_and_peak_per_agent_from_spans():
+    import random
+
+    rng = random.Random(5)
+    spans = []
+    for _ in range(400):  # starts and ends on a coarse grid: many ties, an end before a start
+        start = rng.randrange(50) / 10
+        spans.append((rng.choice(["a", "b", "c"]), start, start + rng.randrange(6) / 10))
+    spans.append((None, 0.0, 1.0))  # not on an agent: not counted
+    busy, peak = dashboard_module._spans_usage(spans)
+    for agent in ("a", "b", "c"):
+        mine = [(s, e) for a, s, e in spans if a == agent]
+        assert busy[agent] == pytest.approx(sum(e - s for s, e in mine))
+        now = best = 0
+        for _, step in sorted(m for s, e in mine for m in ((s, 1), (e, -1))):
+            now += step
+            best = max(best, now)
+        assert peak[agent] == best
+    assert set(busy) == set(peak) == {"a", "b", "c"}
+    assert dashboard_module._spans_usage([]) == ({}, {})

@@ -73,6 +73,10 @@ _CODE_OF: dict[type, int] = {
 # a finished run's bar: green, red when a task failed, grey when cancelled (RUN_BAR_COLORS)
 _BAR_STYLE = {"completed": "success", "failed": "danger", "cancelled": ""}
 _HOVER = "%{hovertext}<br>%{customdata}<extra></extra>"
+# the least gap between two redraws, as a multiple of what the last one took: redrawing
+# takes at most 1/20 of the loop's time, so its cost per run stays a small constant share
+_SPACING = 19.0
+_MAX_GAP = 1.0  # but a slow machine still sees its run move every second
 
 
 class _RunView:
@@ -320,8 +324,12 @@ class Dashboard(widgets.VBox):
         self._load_key: tuple[Any, ...] = ()
         self._load_shape: tuple[Any, ...] = ()
         self.redraws = 0
-        # loop times of the latest redraws: the throttling is checkable
+        self.redraw_seconds = 0.0  # time spent redrawing, all runs together
+        self._cost = 0.0  # what the latest redraw took (but for drawing a new DAG)
+        self._once = 0.0
+        # loop times of the latest redraws and what each took: the throttling is checkable
         self.redraw_times: deque[float] = deque(maxlen=1000)
+        self.redraw_costs: deque[float] = deque(maxlen=1000)
         self._displays: list[Any] = []  # IPython display handles of this dashboard's outputs
         for fig in (self.dag, self.load):
             fig.on_frontend(self._update_displays)
@@ -464,8 +472,10 @@ class Dashboard(widgets.VBox):
         if self._handle is not None:
             return
         # Trailing: events that come together are drawn together, never sooner than
-        # `interval` after the previous redraw.
-        delay = max(self.interval, self._last_flush + self.interval - loop.time())
+        # `interval` after the previous redraw, nor sooner than its cost allows (redrawing
+        # takes at most 1 / (1 + _SPACING) of the loop's time, whatever the run's pace).
+        gap = max(self.interval, min(self._cost * _SPACING, _MAX_GAP))
+        delay = max(self.interval, self._last_flush + gap - loop.time())
         self._handle = loop.call_later(delay, self._timer)
 
     def _timer(self) -> None:
@@ -482,6 +492,17 @@ class Dashboard(widgets.VBox):
     # -- drawing ------------------------------------------------------------------------------
 
     def _redraw(self) -> None:
+        began = time.perf_counter()
+        self._once = 0.0
+        try:
+            self._draw()
+        finally:
+            took = time.perf_counter() - began
+            self.redraw_seconds += took
+            self._cost = took - self._once  # a DAG drawn once does not space the next ones
+            self.redraw_costs.append(self._cost)
+
+    def _draw(self) -> None:
         now = self._loop.time() if self._loop is not None else time.monotonic()
         self._last_flush = now
         self.redraws += 1
@@ -644,9 +665,11 @@ class Dashboard(widgets.VBox):
     def _draw_dag(self, view: _RunView) -> None:
         import numpy as np
 
+        began = time.perf_counter()
         dag = self._dag_for(view.workflow_id)
         if self._shown is not (dag if dag is not None else view):
             self._show(dag, view)
+            self._once += time.perf_counter() - began
         if dag is None:
             return
         if dag.grouping is not None:
@@ -696,13 +719,22 @@ class Dashboard(widgets.VBox):
             f"{(a.performance_metrics or {}).get('tasks_failed', 0)} failed attempts"
             for a, r, c in zip(profiles, running, capacity, strict=True)
         ]
-        fig = self.load
-        if (names, capacity) != self._load_shape:  # agents changed: rescale (rare)
-            self._load_shape = (names, capacity)
-            fig.plotly_relayout({"yaxis.range": [0, max((*capacity, 1)) * 1.15]})
         text = [f"{r}/{c}" for r, c in zip(running, capacity, strict=True)]
-        fig.plotly_restyle(  # one restyle for both bars: three widget messages
-            {"x": [list(names)] * 2, "y": [list(capacity), list(running)],
+        self._restyle_load(names, capacity, list(running), text, hover)
+
+    def _restyle_load(self, names: tuple[str, ...], capacity: tuple[int, ...], bars: list[Any],
+                      text: list[str], hover: list[str]) -> None:
+        """Set the bars over the capacities: one restyle of the bar trace, both traces (and
+        the axis) only when the agents changed (rare), so a redraw sends one small message."""
+        fig = self.load
+        if (names, capacity) == self._load_shape:
+            fig.plotly_restyle({"y": [bars], "text": [text], "hovertext": [hover]},
+                               trace_indexes=[1])
+            return
+        self._load_shape = (names, capacity)
+        fig.plotly_relayout({"yaxis.range": [0, max((*capacity, 1)) * 1.15]})
+        fig.plotly_restyle(
+            {"x": [list(names)] * 2, "y": [list(capacity), bars],
              "text": [text] * 2, "hovertext": [hover] * 2},
             trace_indexes=[0, 1],
         )
@@ -721,14 +753,7 @@ class Dashboard(widgets.VBox):
             hover.append(f"<b>{html.escape(a.agent_id)}</b> · {html.escape(a.name)}<br>"
                          f"utilisation {u['utilisation']:.0%} (busy {_seconds(u['busy'])} "
                          f"of {c} × the run)<br>peak {u['peak']} of {c} at once")
-        if (names, capacity) != self._load_shape:
-            self._load_shape = (names, capacity)
-            fig.plotly_relayout({"yaxis.range": [0, max((*capacity, 1)) * 1.15]})
-        fig.plotly_restyle(
-            {"x": [list(names)] * 2, "y": [list(capacity), mean],
-             "text": [text] * 2, "hovertext": [hover] * 2},
-            trace_indexes=[0, 1],
-        )
+        self._restyle_load(names, capacity, mean, text, hover)
         fig.layout.title.text = "Agent load over the run (utilisation, peak / capacity)"
 
     @property
@@ -741,24 +766,12 @@ class Dashboard(widgets.VBox):
             return {}
         end = view.finished_at if view.finished_at is not None else time.time()
         span = max(end - view.started_at, 1e-9)
-        marks: dict[str, list[tuple[float, int]]] = {}
-        busy: dict[str, float] = {}
-        for agent, start, stop in view.spans:
-            if agent is None:  # no agent did it (a mapped task gathering its children)
-                continue
-            busy[agent] = busy.get(agent, 0.0) + max(stop - start, 0.0)
-            m = marks.setdefault(agent, [])
-            m.append((start, 1))
-            m.append((stop, -1))
+        busy, peaks = _spans_usage(view.spans)
         out = {}
         for agent_id in sorted({*agents, *busy}):
-            peak = running = 0
-            for _, step in sorted(marks.get(agent_id, ())):  # ends before starts at a tie
-                running += step
-                peak = max(peak, running)
             profile = agents.get(agent_id)
             cap = max(getattr(profile, "capacity", 1) or 1, 1)
-            out[agent_id] = {"busy": busy.get(agent_id, 0.0), "peak": peak,
+            out[agent_id] = {"busy": busy.get(agent_id, 0.0), "peak": peaks.get(agent_id, 0),
                              "utilisation": busy.get(agent_id, 0.0) / (cap * span)}
         return out
 
@@ -1019,6 +1032,37 @@ def _load_figure() -> go.Figure:
         yaxis={"range": [0, 1], "rangemode": "tozero", "title": "tasks"},
     )
     return fig
+
+
+def _spans_usage(spans: list[tuple[str, float, float]]) -> tuple[dict[str, float],
+                                                                  dict[str, int]]:
+    """Busy seconds and peak attempts at once per agent, from (agent, start, end) spans: one
+    sort of all the marks (by agent, time, and an end before a start at a tie), so the end of
+    a run of 100,000 tasks costs milliseconds."""
+    import numpy as np
+
+    spans = [s for s in spans if s[0] is not None]
+    if not spans:
+        return {}, {}
+    names, starts, stops = zip(*spans, strict=True)
+    code: dict[str, int] = {}
+    agent = np.fromiter((code.setdefault(a, len(code)) for a in names), dtype=np.intp,
+                        count=len(names))
+    start = np.asarray(starts, dtype=float)
+    stop = np.asarray(stops, dtype=float)
+    busy = np.bincount(agent, weights=np.maximum(stop - start, 0.0), minlength=len(code))
+    who = np.concatenate([agent, agent])
+    step = np.concatenate([np.ones(len(agent), dtype=np.int64),
+                           np.full(len(agent), -1, dtype=np.int64)])
+    order = np.lexsort((step, np.concatenate([start, stop]), who))
+    # each agent's marks add up to 0, so one running sum over all of them restarts per agent
+    running = np.cumsum(step[order])
+    firsts = np.flatnonzero(np.r_[True, who[order][1:] != who[order][:-1]])
+    peak = np.maximum.reduceat(running, firsts)
+    names_by_code = list(code)
+    return ({names_by_code[k]: float(busy[k]) for k in range(len(code))},
+            {names_by_code[int(who[order][i])]: int(p) for i, p in zip(firsts, peak,
+                                                                       strict=True)})
 
 
 def _node_hover(view: _RunView, i: int) -> str:
