@@ -80,11 +80,35 @@ def test_bad_agent_capabilities():
         (("t", "d", ["x"], 1, 1.0), {"timeout": 0}, "timeout must be > 0"),
         (("t", "d", ["x"], 1, 1.0), {"action": 42}, "action must be callable"),
         ((3, "d", ["x"], 1, 1.0), {}, "task_id must be a non-empty string"),
+        (("", "d", ["x"], 1, 1.0), {}, "task_id must be a non-empty string"),
+        (("t", 5, ["x"], 1, 1.0), {}, "description must be a string"),
+        (("t", "d", ["x"], float("nan"), 1.0), {}, "priority must be a number"),
+        (("t", "d", ["x"], True, 1.0), {}, "priority must be a number"),
+        (("t", "d", ["x"], 1, float("nan")), {}, "estimated_duration must be a number"),
+        (("t", "d", ["x"], 1, 1.0, ["a", 2]), {}, r"dependencies must be task ids \(strings\)"),
+        (("t", "d", ["x"], 1, 1.0), {"retries": True}, "retries must be an int >= 0"),
+        (("t", "d", ["x"], 1, 1.0), {"trigger": "sometimes"}, "trigger must be one of"),
+        (("t", "d", ["x", ""], 1, 1.0), {}, "capabilities must be non-empty strings"),
     ],
 )
 def test_bad_task_fields(args, kwargs, match):
+    WorkflowTask("ok", "d", ["x"], 1, 1.0)  # the same capabilities, seen before: checked alike
     with pytest.raises(ValidationError, match=match):
         WorkflowTask(*args, **kwargs)
+
+
+def test_tasks_normalise_their_fields_and_share_capability_sets():
+    a = WorkflowTask("a", "d", ["x", AgentCapability.ANALYSIS], 1, 1.0, ["p", "q", "p"])
+    b = WorkflowTask("b", "d", ["x", "analysis"], 2.5, 0, ("q",))
+    c = WorkflowTask("c", "d", ["x", "analysis"], 0, 1.0)
+    assert a.dependencies == ["p", "q"] and b.dependencies == ["q"] and c.dependencies == []
+    assert a.capability_set == frozenset({"x", "analysis"})
+    assert b.capability_set is c.capability_set  # one frozenset for the tasks that need it
+    assert all(type(x) is str for x in a.capability_set)
+    deps = ["p"]
+    d = WorkflowTask("d", "d", ["x"], 0, 1.0, deps)
+    deps.append("later")
+    assert d.dependencies == ["p"]  # a copy: the caller's list is the caller's
 
 
 async def test_duplicate_ids_are_rejected_at_creation():

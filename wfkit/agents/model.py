@@ -61,18 +61,38 @@ def _cap(value: object, owner: str) -> str:
     return value
 
 
+# Capability sets seen so far, by the list or tuple they were given as: a workflow's tasks
+# share a handful of sets, so each task holds one of a few frozensets instead of its own.
+_CAPSETS: dict[tuple[object, ...], frozenset[str]] = {}
+_CAPSETS_LIMIT = 4096
+
+
 def capability_set(values: Iterable[object] | None, owner: str) -> frozenset[str]:
     """Normalise capabilities to a frozenset of plain strings, rejecting anything else."""
     if values is None:
         return frozenset()
     if isinstance(values, str | Enum):
         values = [values]
+    key = tuple(values) if type(values) is list or type(values) is tuple else None
+    if key is not None:
+        try:
+            known = _CAPSETS.get(key)
+        except TypeError:  # something unhashable: it fails below
+            key = None
+        else:
+            if known is not None:
+                return known
     try:
-        return frozenset(_cap(v, owner) for v in values)
+        caps = frozenset(_cap(v, owner) for v in values)
     except TypeError:
         raise ValidationError(
             f"{owner}: capabilities must be a list of strings, got {type(values).__name__}"
         ) from None
+    if key is not None:
+        if len(_CAPSETS) >= _CAPSETS_LIMIT:
+            _CAPSETS.clear()
+        _CAPSETS[key] = caps
+    return caps
 
 
 def dependency_ids(values: object, owner: str) -> list[str]:
@@ -277,6 +297,43 @@ class WorkflowTask:
     trigger: str = "all_success"
 
     def __post_init__(self) -> None:
+        # The common task (plain values, no options) is checked and normalised here without
+        # building a message; anything else is checked in full by _check, which says what is
+        # wrong. Workflows of 100,000 tasks are built in a loop: this is most of that loop.
+        deps = self.dependencies
+        caps = self.required_capabilities
+        tid = self.task_id
+        try:
+            capset = _CAPSETS.get(tuple(caps)) if type(caps) is list else None
+            plain = (
+                capset is not None
+                and type(tid) is str and tid != ""
+                and type(self.description) is str
+                and (type(self.priority) is int or type(self.priority) is float)
+                and self.priority == self.priority  # not NaN
+                and (type(self.estimated_duration) is float or type(self.estimated_duration) is int)
+                and self.estimated_duration >= 0
+                and (deps is None or type(deps) is list)
+                and type(self.retries) is int and self.retries >= 0
+                and self.trigger in TRIGGER_RULES
+                and self.timeout is None and self.group is None and self.cache is None
+                and self.cache_key is None and self.cache_expires is None and self.map is None
+                and self.when is None
+                and (self.action is None or callable(self.action))
+            )
+            if plain:
+                deps = list(dict.fromkeys(deps)) if deps else []
+                plain = all(type(d) is str for d in deps)
+        except TypeError:  # something unhashable: _check says what
+            plain = False
+        if not plain:
+            self._check()
+            return
+        self._capset = capset  # type: ignore[assignment]
+        self.dependencies = deps
+
+    def _check(self) -> None:
+        """Check and normalise every field; a :class:`ValidationError` names what is wrong."""
         if not isinstance(self.task_id, str) or not self.task_id:
             raise ValidationError(
                 f"WorkflowTask: task_id must be a non-empty string, got {self.task_id!r}"
