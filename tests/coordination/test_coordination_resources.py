@@ -1,5 +1,9 @@
 """Shared resources: the document's contract, FIFO fairness under load, leases, timeouts,
-deadlock detection, cancellation, statistics and events."""
+deadlock detection, cancellation, statistics and events.
+
+The manager runs on a :class:`ManualClock`: leases and timeouts run out when a test advances
+the clock, and waits and holds are exact, never slept through.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,21 @@ from wfkit import (
     ResourceTimeoutError,
     ValidationError,
 )
+from wfkit.clock import ManualClock
 from wfkit.events import ResourceAcquired, ResourceLeaseExpired, ResourceReleased
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+@pytest.fixture
+async def manager(clock):
+    m = CoordinationCollaborationManager(clock=clock)
+    yield m
+    await m.stop(cancel=True)
+    m.close()
 
 
 async def spin(n=5):
@@ -68,7 +86,7 @@ async def test_document_contract_acquire_release_and_fifo_handover(manager):
         ["a", "released"], ["c", "cancelled"], ["b", "released"]]
 
 
-async def test_100_contenders_are_served_in_arrival_order_one_at_a_time(manager):
+async def test_100_contenders_are_served_in_arrival_order_one_at_a_time(manager, clock):
     arrivals: list[int] = []
     served: list[int] = []
     inside = 0
@@ -88,8 +106,8 @@ async def test_100_contenders_are_served_in_arrival_order_one_at_a_time(manager)
                 overlaps += 1
             served.append(i)
             first_in.set()
-            await asyncio.sleep(0)  # let everyone else pile up while we hold it
-            await asyncio.sleep(0)
+            clock.advance(0.001)  # each holds the printer for a millisecond
+            await spin(2)  # let everyone else pile up while we hold it
             inside -= 1
 
     await asyncio.gather(*(contender(i) for i in range(100)))
@@ -99,11 +117,13 @@ async def test_100_contenders_are_served_in_arrival_order_one_at_a_time(manager)
     stats = manager.resource_statistics("printer")
     assert stats["acquisitions"] == stats["releases"] == 100
     assert stats["holder"] is None and stats["waiters"] == []
-    assert stats["max_wait"] > 0 and len(stats["wait_times"]) == 100
+    assert len(stats["wait_times"]) == 100 and stats["max_wait"] > 0
+    assert stats["hold_times"] == [pytest.approx(0.001)] * 100
+    assert stats["total_hold"] == pytest.approx(0.1)
     frame = manager.resource_frame("printer")
     assert frame["participant"].tolist() == [f"p{i}" for i in arrivals]
     assert (frame["outcome"] == "released").all()
-    assert (frame["acquired_at"].diff().dropna().dt.total_seconds() >= 0).all()
+    assert (frame["acquired_at"].diff().dropna().dt.total_seconds() > 0).all()
 
 
 async def test_a_newcomer_cannot_barge_in_between_release_and_wake_up(manager):
@@ -125,7 +145,7 @@ async def _hold(manager, rid, who, order, *, ticks=1, **kw):
         await spin(ticks)
 
 
-async def test_lease_expiry_hands_over_with_an_event(manager):
+async def test_lease_expiry_hands_over_with_an_event(manager, clock):
     events = []
     manager.subscribe(events.append)
     dead = asyncio.Event()  # never set: the holder "died" inside its critical section
@@ -141,10 +161,15 @@ async def test_lease_expiry_hands_over_with_an_event(manager):
 
     crashy = asyncio.ensure_future(dying_holder())
     await spin()
-    async with manager.resource("lock", "patient", timeout=30) as grant:
-        assert grant.participant == "patient" and grant.active
-        stats = manager.resource_statistics("lock")
-        assert stats["holder"] == "patient" and stats["lease_expiries"] == 1
+    patient = asyncio.ensure_future(_hold(manager, "lock", "patient", [], timeout=30))
+    await clock.sleeping(2)  # the lease timer and the patient's timeout
+    clock.advance(0.049)
+    await spin()
+    assert not patient.done() and manager.resource_statistics("lock")["holder"] == "crashy"
+    clock.advance(0.001)
+    stats = manager.resource_statistics("lock")
+    assert stats["holder"] == "patient" and stats["lease_expiries"] == 1
+    await patient
     names = [(type(e).__name__, e.participant) for e in events]
     assert names == [
         ("ResourceAcquired", "crashy"),
@@ -157,8 +182,8 @@ async def test_lease_expiry_hands_over_with_an_event(manager):
     assert expired.lease == 0.05 and expired.resource_id == "lock"
     acquired = [e for e in events if isinstance(e, ResourceAcquired)]
     released = [e for e in events if isinstance(e, ResourceReleased)]
-    assert acquired[1].timestamp >= expired.timestamp
-    assert released[0].held == pytest.approx(acquired[1].waited, abs=0.05)
+    assert acquired[1].timestamp == expired.timestamp == pytest.approx(acquired[0].timestamp + 0.05)
+    assert released[0].held == pytest.approx(0.05) == acquired[1].waited
     # The late holder learns it lost the resource when it finally leaves.
     dead.set()
     with pytest.raises(LeaseExpiredError, match="'crashy' held resource 'lock' past its lease of 0.05 s"):
@@ -167,12 +192,14 @@ async def test_lease_expiry_hands_over_with_an_event(manager):
     assert frame["outcome"].tolist() == ["expired", "released"]
 
 
-async def test_renewing_a_lease_keeps_the_resource(manager):
+async def test_renewing_a_lease_keeps_the_resource(manager, clock):
     async with manager.resource("r", "a", lease=0.05) as grant:
-        for _ in range(4):
-            await asyncio.sleep(0.02)
+        for _ in range(4):  # 0.08 s in all: longer than the lease, renewed every 0.02 s
+            clock.advance(0.02)
+            assert grant.remaining() == pytest.approx(0.03)
             grant.renew()
-        assert grant.active and grant.remaining() > 0
+            assert grant.remaining() == pytest.approx(0.05)
+        assert grant.active
     assert manager.resource_statistics("r")["lease_expiries"] == 0
     with pytest.raises(CoordinationError, match="no longer holds 'r' \\(released\\)"):
         grant.renew()
@@ -183,13 +210,15 @@ async def test_renewing_a_lease_keeps_the_resource(manager):
         assert g2.lease == 5 and 0 < g2.remaining() <= 5
 
 
-async def test_timeout_raises_and_leaves_the_queue(manager):
+async def test_timeout_raises_and_leaves_the_queue(manager, clock):
     await manager.manage_shared_resource("r", "holder", "acquire")
     order = []
     behind = asyncio.ensure_future(_hold(manager, "r", "behind", order))
+    impatient = asyncio.ensure_future(_hold(manager, "r", "impatient", order, timeout=0.02))
+    await clock.sleeping(1)
+    clock.advance(0.02)
     with pytest.raises(ResourceTimeoutError, match="'impatient' waited 0.02 s for resource 'r'") as info:
-        async with manager.resource("r", "impatient", timeout=0.02):
-            order.append("impatient")
+        await impatient
     assert (info.value.resource_id, info.value.participant, info.value.timeout) == (
         "r", "impatient", 0.02,
     )
@@ -397,12 +426,16 @@ async def test_bad_resource_input_gives_clear_errors(manager):
         CoordinationCollaborationManager(default_lease=-1)
 
 
-async def test_default_lease_applies_to_every_holding(manager):
-    m = CoordinationCollaborationManager(default_lease=0.03)
+async def test_default_lease_applies_to_every_holding(clock):
+    m = CoordinationCollaborationManager(default_lease=0.03, clock=clock)
     assert await m.manage_shared_resource("r", "forgetful", "acquire")
-    async with m.resource("r", "next", timeout=30) as grant:
-        assert grant.lease == 0.03
-        assert m.resource_statistics("r")["lease_expiries"] == 1
+    nxt = asyncio.ensure_future(m.acquire_resource("r", "next", timeout=30))
+    await clock.sleeping(2)
+    clock.advance(0.03)
+    grant = await nxt
+    assert grant.lease == 0.03 and grant.remaining() == pytest.approx(0.03)
+    assert m.resource_statistics("r")["lease_expiries"] == 1
+    grant.release()
     m.close()
 
 
@@ -426,7 +459,7 @@ async def test_resource_from_a_participant_context(manager):
     assert order == [("x", "x"), ("y", "y"), ("z", "z")]
 
 
-async def test_the_lease_timer_follows_each_holder(manager):
+async def test_the_lease_timer_follows_each_holder(manager, clock):
     """One timer per resource: a short lease after a long one, and a long one after a short
     one, each expire on their own deadline only; an idle resource keeps no timer."""
     res_of = lambda: manager._resources._resources["r"]  # noqa: E731
@@ -436,7 +469,8 @@ async def test_the_lease_timer_follows_each_holder(manager):
     waiter = asyncio.ensure_future(manager.acquire_resource("r", "next", lease=60))
     await spin()
     assert res_of().timer_due == short._deadline
-    grant = await asyncio.wait_for(waiter, 10)  # "short" expired; "next" got it
+    clock.advance(0.05)
+    grant = await waiter  # "short" expired; "next" got it
     assert short.expired and grant.active
     assert res_of().timer_due == grant._deadline
     grant.release()
@@ -450,7 +484,7 @@ async def test_the_lease_timer_follows_each_holder(manager):
     quick.release()
     slow = await waiter
     assert res_of().timer_due == quick._deadline  # not re-armed yet: lazily, when it fires
-    await asyncio.sleep(0.1)
+    clock.advance(0.1)
     assert slow.active and res_of().timer_due == slow._deadline
     slow.release()
     assert res_of().lease_timer is None

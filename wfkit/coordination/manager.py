@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from wfkit.clock import SYSTEM, Clock
 from wfkit.coordination.model import (
     CollaborationTask,
     CoordinationSession,
@@ -54,6 +55,8 @@ class CoordinationCollaborationManager(Closing):
     every resource holding that does not name its own lease. ``executor`` runs sync handlers
     (a thread pool by default, so a sync handler never blocks the event loop).
     ``history_limit`` bounds the change and resource histories kept for the frames.
+    ``clock`` times resource waits, leases and timeouts (:data:`wfkit.clock.SYSTEM`; a
+    :class:`wfkit.clock.ManualClock` lets a test step through them).
 
     ``metrics`` is an :class:`~wfkit.AdvancedWorkflowMetrics` subscribed to this manager's
     events: each run of a session is a row of its ``workflow_frame()`` (the session id as
@@ -68,6 +71,7 @@ class CoordinationCollaborationManager(Closing):
         default_lease: float | None = None,
         executor: Executor | None = None,
         history_limit: int | None = 100_000,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.conflict_strategy = check_strategy(conflict_strategy)
         self.participants: dict[str, Callable[..., Any]] = {}
@@ -81,6 +85,7 @@ class CoordinationCollaborationManager(Closing):
             run_id=self.coordination_id,
             default_lease=default_lease,
             history_limit=history_limit,
+            clock=clock,
         )
         self._executor = executor
         self._owns_executor = executor is None

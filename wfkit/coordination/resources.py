@@ -23,10 +23,10 @@ grant can release a resource.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict, deque
 from typing import Any
 
+from wfkit.clock import SYSTEM, Clock, Timer
 from wfkit.errors import (
     CoordinationError,
     DeadlockError,
@@ -44,7 +44,6 @@ from wfkit.events import (
 
 __all__ = ["Grant", "ResourceScope", "ResourceTable", "check_name"]
 
-_mono = time.monotonic
 _EARLY = 1e-3  # a loop may run a timer a little before it is due
 
 
@@ -121,7 +120,7 @@ class Grant:
             return None
         if not self.active:
             return 0.0
-        return max(0.0, self._deadline - _mono())
+        return max(0.0, self._deadline - self._table._mono())
 
     def renew(self, lease: float | None = None) -> None:
         """Extend the lease to ``lease`` (default: the current lease length) from now."""
@@ -151,7 +150,7 @@ class _Waiter:
         self.lease = lease
         self.requested = requested
         self.future = future  # None for a passive waiter (manage_shared_resource)
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: Timer | None = None
         self.queued = True
 
 
@@ -196,7 +195,7 @@ class _Resource:
         # One lease timer per resource, due at or before the holder's deadline. It is not
         # cancelled when a holder releases early: it re-arms for the next holder when it
         # fires, which keeps a timer per grant off the hot path.
-        self.lease_timer: asyncio.TimerHandle | None = None
+        self.lease_timer: Timer | None = None
         self.timer_due = 0.0
 
 
@@ -210,8 +209,11 @@ class ResourceTable:
         run_id: str = "",
         default_lease: float | None = None,
         history_limit: int | None = 10_000,
+        clock: Clock = SYSTEM,
     ) -> None:
         _check_seconds(default_lease, "default_lease", zero_ok=False)
+        self.clock = clock
+        self._mono = clock.monotonic
         self._bus = bus if bus is not None else EventBus()
         self._listening = self._bus._subscribers  # live list: a cheap truth test
         self.run_id = run_id
@@ -219,7 +221,7 @@ class ResourceTable:
         self.history_limit = history_limit
         self._resources: dict[str, _Resource] = {}
         self._waiting: dict[str, dict[str, int]] = {}
-        self._offset = time.time() - _mono()  # monotonic -> UNIX seconds
+        self._offset = clock.time() - clock.monotonic()  # monotonic -> UNIX seconds
 
     def __contains__(self, resource_id: object) -> bool:
         return resource_id in self._resources
@@ -242,7 +244,7 @@ class ResourceTable:
     ) -> Grant | _Waiter:
         """Grant at once if free; else queue a waiter (after the deadlock check)."""
         res = self._resource(resource_id)
-        now = _mono()
+        now = self._mono()
         if lease is None:
             lease = self.default_lease
         if res.holder is None:
@@ -293,7 +295,7 @@ class ResourceTable:
         fut = waiter.future
         assert fut is not None
         if timeout is not None:
-            waiter.timer = fut.get_loop().call_later(timeout, self._timed_out, waiter, timeout)
+            waiter.timer = self.clock.call_later(timeout, self._timed_out, waiter, timeout)
         try:
             return await fut
         except asyncio.CancelledError:
@@ -365,7 +367,7 @@ class ResourceTable:
         res = self._resources.get(grant.resource_id)
         if res is None or res.holder is not grant:
             return False
-        now = _mono()
+        now = self._mono()
         grant.state = _how
         res.holder = None
         held = now - grant._acquired
@@ -433,7 +435,7 @@ class ResourceTable:
             res.timeouts += 1
         else:
             res.cancellations += 1
-        now = _mono()
+        now = self._mono()
         res.history.append((waiter.participant, waiter.requested, None, now, how))
         self._wait_ended(waiter, now, how)
 
@@ -466,9 +468,7 @@ class ResourceTable:
         if res.lease_timer is not None:
             res.lease_timer.cancel()
         res.timer_due = due
-        res.lease_timer = asyncio.get_running_loop().call_later(
-            max(0.0, due - now), self._lease_check, res
-        )
+        res.lease_timer = self.clock.call_later(max(0.0, due - now), self._lease_check, res)
 
     def _lease_check(self, res: _Resource) -> None:
         """The resource's lease timer fired: expire the holder if its lease ran out."""
@@ -476,7 +476,7 @@ class ResourceTable:
         holder = res.holder
         if holder is None or holder._deadline is None:
             return
-        now = _mono()
+        now = self._mono()
         if now + _EARLY >= holder._deadline:
             res.lease_expiries += 1
             self.release(holder, _how="expired")
@@ -497,7 +497,7 @@ class ResourceTable:
             raise ValidationError(
                 f"the grant of {grant.resource_id!r} has no lease to renew; pass renew(lease=...)"
             )
-        now = _mono()
+        now = self._mono()
         grant.lease = lease
         grant._deadline = due = now + lease
         res = self._resources[grant.resource_id]
