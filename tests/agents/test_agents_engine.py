@@ -1,10 +1,11 @@
 """The engine: concurrency, ordering, retries, timeouts, isolation, cancellation, events.
 
-Concurrency is asserted from recorded start/end times and event order, never from how long
-something took on the wall clock.
+Concurrency is asserted from recorded start/end order and event order, never from how long
+something took on the wall clock; retry delays and timeouts run on a :class:`ManualClock`.
 """
 
 import asyncio
+import itertools
 import threading
 
 import pytest
@@ -17,6 +18,7 @@ from wfkit import (
     WorkflowTask,
     simulated_handler,
 )
+from wfkit.clock import ManualClock
 from wfkit.events import (
     RunFinished,
     RunStarted,
@@ -34,29 +36,34 @@ def task(tid, deps=None, caps=("work",), priority=0, estimate=1.0, **kw):
 
 
 class Recorder:
-    """A handler that records (task, agent, start, end) and can be told to wait."""
+    """A handler that records (task, agent, start, end), start and end as ticks of one
+    counter. The first handlers wait until ``hold`` of them run at once."""
 
-    def __init__(self):
+    def __init__(self, hold=1):
         self.intervals = []
         self.running = 0
         self.peak = 0
         self.per_agent = {}
         self.peak_per_agent = {}
+        self.ticks = itertools.count()
+        self.hold = hold
+        self.full = asyncio.Event()
 
     async def __call__(self, ctx):
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = next(self.ticks)
         self.running += 1
         self.peak = max(self.peak, self.running)
         a = ctx.agent.agent_id
         self.per_agent[a] = self.per_agent.get(a, 0) + 1
         self.peak_per_agent[a] = max(self.peak_per_agent.get(a, 0), self.per_agent[a])
+        if self.running >= self.hold:
+            self.full.set()
         try:
-            await asyncio.sleep(ctx.task.estimated_duration)
+            await asyncio.wait_for(self.full.wait(), 10)
         finally:
             self.running -= 1
             self.per_agent[a] -= 1
-        self.intervals.append((ctx.task.task_id, a, start, loop.time()))
+        self.intervals.append((ctx.task.task_id, a, start, next(self.ticks)))
         return {"task": ctx.task.task_id, "inputs": dict(ctx.inputs), "attempt": ctx.attempt}
 
 
@@ -73,12 +80,12 @@ async def run(orch, tasks, **kw):
 
 
 async def test_independent_tasks_run_concurrently_within_capacity():
-    rec = Recorder()
+    rec = Recorder(hold=3)
     orch = orchestrator(
         AgentProfile("a", "A", ["work"], capacity=2, handler=rec),
         AgentProfile("b", "B", ["work"], capacity=1, handler=rec),
     )
-    result = await run(orch, [task(f"t{i}", estimate=0.02) for i in range(9)])
+    result = await run(orch, [task(f"t{i}") for i in range(9)])
     assert result["successful_tasks"] == 9 and result["status"] == "completed"
     assert rec.peak == 3  # every slot used at once, never more
     assert rec.peak_per_agent == {"a": 2, "b": 1}
@@ -185,7 +192,6 @@ async def test_sync_handlers_run_in_threads_without_blocking_the_loop():
         return "done"
 
     async def releaser(ctx):
-        await asyncio.sleep(0)
         released.set()
         return "released"
 
@@ -218,10 +224,22 @@ async def test_retries_with_exponential_backoff():
         return "ok"
 
     events = []
-    orch = CollectiveAgentWorkflowOrchestrator(progress=False, backoff=0.01, max_backoff=1)
+    clock = ManualClock()
+    orch = CollectiveAgentWorkflowOrchestrator(
+        progress=False, backoff=0.01, max_backoff=1, clock=clock
+    )
     orch.register_agent(AgentProfile("a", "A", ["work"], handler=flaky))
     orch.subscribe(events.append)
-    result = await run(orch, [task("t", retries=3)])
+    runner = asyncio.create_task(run(orch, [task("t", retries=3)]))
+    for attempt in (1, 2):  # each retry waits for its delay on the clock, then runs
+        await clock.sleeping(1)
+        retrying = [e for e in events if isinstance(e, TaskRetrying)][-1]
+        assert calls == [1, 2][:attempt] and clock.next_due() == pytest.approx(retrying.delay)
+        clock.advance(retrying.delay - 1e-6)
+        await asyncio.sleep(0)
+        assert calls == [1, 2][:attempt]  # not a moment early
+        clock.advance(1e-6)
+    result = await runner
     r = result["task_results"]["t"]
     assert (r["status"], r["attempts"], r["result"], r["error"]) == ("completed", 3, "ok", None)
     assert calls == [1, 2, 3]
@@ -230,6 +248,8 @@ async def test_retries_with_exponential_backoff():
     assert 0.005 <= delays[0] <= 0.01 and 0.01 <= delays[1] <= 0.02  # doubled, with jitter
     failed = [e for e in events if isinstance(e, TaskFailed)]
     assert [f.final for f in failed] == [False, False]
+    started = [e.timestamp for e in events if isinstance(e, TaskStarted)]
+    assert [b - a for a, b in zip(started, started[1:], strict=False)] == pytest.approx(delays, abs=1e-6)
     assert orch.agents["a"].performance_metrics["tasks_failed"] == 2
 
 
@@ -247,20 +267,31 @@ async def test_retries_exhausted_then_failed():
 
 
 async def test_timeout_async_and_sync():
+    clock = ManualClock()
+    let_go = threading.Event()
+
     async def hang(ctx):
-        await asyncio.sleep(30)
+        await asyncio.Event().wait()  # forever
 
     def sync_hang(ctx):
-        threading.Event().wait(2)
+        let_go.wait(10)
 
     orch = orchestrator(
         AgentProfile("a", "A", ["a"], handler=hang),
         AgentProfile("s", "S", ["s"], handler=sync_hang),
+        clock=clock,
     )
-    result = await run(orch, [
+    runner = asyncio.create_task(run(orch, [
         task("slow", caps=["a"], timeout=0.05),
         task("slow_sync", caps=["s"], timeout=0.05),
-    ])
+    ]))
+    await clock.sleeping(2)  # both attempts are timed
+    clock.advance(0.049)
+    await asyncio.sleep(0)
+    assert not runner.done()
+    clock.advance(0.001)
+    result = await runner
+    let_go.set()
     for tid in ("slow", "slow_sync"):
         r = result["task_results"][tid]
         assert r["status"] == "failed"
@@ -310,7 +341,7 @@ async def test_fail_fast_cancels_the_rest():
             raise RuntimeError("boom")
         try:
             gate.set()
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # until cancelled
         except asyncio.CancelledError:
             cancelled.append(ctx.task.task_id)
             raise
@@ -331,13 +362,16 @@ async def test_fail_fast_cancels_the_rest():
 
 async def test_cancelling_the_run_cancels_every_running_task():
     started = asyncio.Event()
+    running = []
     cleaned = []
     events = []
 
     async def work(ctx):
-        started.set()
+        running.append(ctx.task.task_id)
+        if len(running) == 2:
+            started.set()
         try:
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # until cancelled
         finally:
             cleaned.append(ctx.task.task_id)
 
@@ -346,7 +380,6 @@ async def test_cancelling_the_run_cancels_every_running_task():
     await orch.create_workflow("w", [task("x"), task("y"), task("z", ["x"])])
     runner = asyncio.create_task(orch.execute_workflow("w"))
     await started.wait()
-    await asyncio.sleep(0)
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await runner
@@ -392,18 +425,20 @@ async def test_a_broken_subscriber_never_breaks_the_run(caplog):
 
 
 async def test_performance_metrics_are_learned():
+    clock = ManualClock()
+
     async def h(ctx):
-        await asyncio.sleep(0.01)
+        clock.advance(0.01 if ctx.task.task_id == "x" else 0.03)  # the work takes this long
         if ctx.task.task_id == "bad":
             raise ValueError("no")
 
-    orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=2, handler=h))
+    orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=1, handler=h), clock=clock)
     await run(orch, [task("x", estimate=0.01), task("y", estimate=0.01), task("bad")])
     m = orch.agents["a"].performance_metrics
     assert (m["tasks_completed"], m["tasks_failed"]) == (2, 1)
     assert m["success_rate"] == pytest.approx(2 / 3)
-    assert m["avg_duration"] > 0 and m["total_duration"] == pytest.approx(2 * m["avg_duration"])
-    assert set(orch.agents["a"].learned_durations) == {"x", "y"}
+    assert m["avg_duration"] == pytest.approx(0.02) and m["total_duration"] == pytest.approx(0.04)
+    assert orch.agents["a"].learned_durations == pytest.approx({"x": 0.01, "y": 0.03})
 
 
 async def test_policy_returning_a_foreign_agent_fails_clearly():
@@ -426,12 +461,14 @@ async def test_two_runs_share_agents():
         return ctx.task.task_id
 
     orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=1, handler=h))
+    started = {"one": asyncio.Event(), "two": asyncio.Event()}
+    orch.subscribe(lambda e: isinstance(e, RunStarted) and started[e.workflow_id].set())
     await orch.create_workflow("one", [task("first")])
     await orch.create_workflow("two", [task("second")])
     r1 = asyncio.create_task(orch.execute_workflow("one"))
-    await asyncio.sleep(0.01)
+    await started["one"].wait()  # a run dispatches as it starts: 'first' holds the agent
     r2 = asyncio.create_task(orch.execute_workflow("two"))
-    await asyncio.sleep(0.01)
+    await started["two"].wait()
     assert orch.agents["a"].current_load == 1  # 'second' waits for the shared agent
     gate.set()
     res = await asyncio.wait_for(asyncio.gather(r1, r2), timeout=5)

@@ -32,7 +32,6 @@ import asyncio
 import inspect
 import logging
 import random
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
@@ -53,6 +52,7 @@ from wfkit.cache import (
     warn_uncacheable,
 )
 from wfkit.callables import describe_error, is_async_callable
+from wfkit.clock import SYSTEM, Clock, Timer
 from wfkit.conditions import describe_condition, evaluate
 from wfkit.errors import ArgumentError, TaskTimeoutError, WorkerLostError
 from wfkit.events import (
@@ -74,7 +74,6 @@ from wfkit.tracebacks import format_traceback, user_frame
 
 __all__ = ["WorkflowRun"]
 
-_now = time.time
 log = logging.getLogger("wfkit.engine")
 
 #: Seconds a cancelled attempt (the run's cancellation, or its task's timeout) may take to
@@ -107,6 +106,11 @@ async def _stop(task: asyncio.Task[Any], what: str) -> bool:
         if not task.done():
             _abandon(task, what)
     return task.done()
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _cancelling() -> int:
@@ -171,8 +175,12 @@ class WorkflowRun:
         cache_default: bool = False,
         parent: TaskContext | None = None,
         pool: AgentPool | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.workflow_id = workflow_id
+        # Timestamps and retry delays go through the clock (a test's ManualClock steps them).
+        self.clock = clock
+        self._now = clock.time
         self.run_id = run_id
         self.tasks = graph.tasks
         self.graph = graph
@@ -203,7 +211,7 @@ class WorkflowRun:
         self.records: dict[str, Settled] = {}  # settled tasks that were started
         self._live: dict[str, _Record] = {}  # started tasks that have not settled yet
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, Timer] = {}
         self._done: asyncio.Future[None] | None = None
         self._interrupt: BaseException | None = None  # KeyboardInterrupt/SystemExit of a task
         self._rng = random.Random()
@@ -229,7 +237,7 @@ class WorkflowRun:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._done = loop.create_future()
-        self.started_at = _now()
+        self.started_at = self._now()
         if self._listening:
             self.bus.emit(
                 RunStarted(
@@ -362,7 +370,7 @@ class WorkflowRun:
             pairs = tuple(sorted(params.items()))
         else:
             key, pairs = base, ()
-        now = _now()
+        now = self._now()
         expires = task.cache_expires
         row = (key, base, task.task_id, self.workflow_id, pairs, result, now,
                None if expires is None else now + expires)
@@ -372,7 +380,7 @@ class WorkflowRun:
     def _completed_cached(self, task: WorkflowTask, entry: CacheEntry) -> None:
         """ready -> completed without running: the result comes from the cache."""
         tid = task.task_id
-        now = _now()
+        now = self._now()
         value = self.results[tid] = entry.value  # a fresh copy of an in-memory value
         self.keys[tid] = entry.key
         self.cached.add(tid)
@@ -421,7 +429,7 @@ class WorkflowRun:
         CURRENT.set(ctx)  # this attempt's own asyncio task: runs started in it are its children
         fn = task.action or agent.handler
         assert fn is not None  # the orchestrator refuses a task with neither
-        started = _now()
+        started = self._now()
         record.agent_id = agent.agent_id
         if record.started_at is None:
             record.started_at = started
@@ -475,7 +483,7 @@ class WorkflowRun:
     ) -> None:
         """An attempt that failed before its work began (building its context raised): it
         settles like any failure, so the run never waits for it."""
-        now = _now()
+        now = self._now()
         record.agent_id = agent.agent_id
         if record.started_at is None:
             record.started_at = now
@@ -502,11 +510,15 @@ class WorkflowRun:
         # if the work ignores its cancellation.
         work = self._loop.create_task(self._contained(fn, ctx, agent))
         what = f"task {task.task_id!r}"
+        expired = self._loop.create_future()
+        timer = self.clock.call_later(task.timeout, _expire, expired)
         try:
-            await asyncio.wait((work,), timeout=task.timeout)
+            await asyncio.wait((work, expired), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # the run's cancellation: pass it on to the work
             await _stop(work, what)
             raise
+        finally:
+            timer.cancel()
         if work.done():
             ok, value = work.result()  # raises what the work raised
             if not ok:
@@ -544,7 +556,7 @@ class WorkflowRun:
         self, task: WorkflowTask, agent: AgentProfile, record: _Record, started: float, result: Any
     ) -> None:
         tid = task.task_id
-        end = _now()
+        end = self._now()
         self.results[tid] = result
         record.finished_at = end
         record.error = record.exception = record.traceback = None
@@ -569,7 +581,7 @@ class WorkflowRun:
         exc: BaseException,
     ) -> None:
         tid = task.task_id
-        end = _now()
+        end = self._now()
         attempt = record.attempts
         record.error = redact_text(describe_error(exc))  # errors are ours to mask (results
         record.exception = exc  # are the user's): they reach --json, the store, the report
@@ -596,7 +608,7 @@ class WorkflowRun:
             task.status = "retrying"
             if self._listening:
                 self.bus.emit(TaskRetrying(self.run_id, end, self.workflow_id, tid, attempt + 1, delay, record.error))
-            self._timers[tid] = self._loop.call_later(delay, self._requeue, tid)
+            self._timers[tid] = self.clock.call_later(delay, self._requeue, tid)
             self._advance()
             return
         del self._live[tid]
@@ -652,7 +664,7 @@ class WorkflowRun:
         while state.held and self._stopper is None:
             for task in state.take_held():
                 tid = task.task_id
-                now = _now()
+                now = self._now()
                 inputs = {
                     d: self.results[d] for d in task.dependencies
                     if state.finished.get(d) == "completed"
@@ -789,7 +801,7 @@ class WorkflowRun:
                 elif not t.cancelled():
                     t.exception()  # retrieved (an attempt settles its own outcome)
         self._running.clear()
-        now = _now()
+        now = self._now()
         for tid, agent in self.state.cancel_all():
             self.tasks[tid].status = "cancelled"
             record = self._live.pop(tid, None)
@@ -808,7 +820,7 @@ class WorkflowRun:
 
     def _finish(self, status: str) -> None:
         self.status = status
-        self.finished_at = _now()
+        self.finished_at = self._now()
         if self._listening:
             counts = self.counts()
             self.bus.emit(

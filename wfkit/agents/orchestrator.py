@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from wfkit.agents.registry import AgentRegistry
 from wfkit.agents.results import RunResult
 from wfkit.agents.subruns import lend_slot, parent_context
 from wfkit.cache import CACHE_MODES, ResultCache
+from wfkit.clock import SYSTEM, Clock
 from wfkit.errors import (
     ResumeError,
     SubWorkflowCycleError,
@@ -57,7 +57,8 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
     :data:`wfkit.agents.policies.POLICIES` or a callable). ``store`` (a :class:`wfkit.RunStore`
     or a path) records every run durably and makes ``resume=`` possible. ``executor`` runs sync
     work (a thread pool by default). ``backoff`` and ``max_backoff`` shape retry delays (seconds,
-    doubled per attempt, with jitter).
+    doubled per attempt, with jitter). ``clock`` stamps events and times retry delays and task
+    timeouts (:data:`wfkit.clock.SYSTEM`; a :class:`wfkit.clock.ManualClock` steps them in tests).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         backoff: float = 0.1,
         max_backoff: float = 30.0,
         progress: bool | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         resolve_policy(policy)  # an unknown name fails here, not at the first run
         self.policy = policy
@@ -87,6 +89,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         self.executor = executor
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.clock = clock
         self.progress = progress
         self.store: RunStore | None = None
         if store is not None:
@@ -185,7 +188,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
             "params": declared,
             "tasks": list(graph.tasks.values()),
             "status": "created",
-            "created_at": time.time(),
+            "created_at": self.clock.time(),
             "completed_tasks": [],
             "failed_tasks": [],
             "runs": old["runs"] if old is not None else [],
@@ -355,6 +358,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
             cache_default=wf.get("_cache", False),
             parent=parent,
             pool=self.pool,
+            clock=self.clock,
         )
         if parent is not None and parent._run.owner is not self:
             run.chain = (workflow_id,)  # another orchestrator's workflows are others
