@@ -62,12 +62,13 @@ SYSTEM = SystemClock()
 class _Due:
     """One pending wake-up of a :class:`ManualClock`."""
 
-    __slots__ = ("callback", "args", "cancelled")
+    __slots__ = ("callback", "args", "cancelled", "sleeper")
 
-    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...], sleeper: bool) -> None:
         self.callback = callback
         self.args = args
         self.cancelled = False
+        self.sleeper = sleeper  # a coroutine asleep in sleep(), not a call_later timer
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -77,9 +78,9 @@ class ManualClock:
     """A clock that stands still until :meth:`advance` moves it.
 
     Sleeps and timers wait for the clock to pass their due time; :meth:`advance` runs the due
-    timers in order (a sleeper resumes at the loop's next turn). :meth:`sleeping` waits, without
-    any real delay, until enough sleeps or timers are pending, so a test can advance only once
-    the code under test is actually waiting. ``start`` is the UNIX time it shows at first (the
+    timers in order (a sleeper resumes at the loop's next turn). :meth:`sleeping` (coroutines
+    asleep) and :meth:`scheduled` (sleeps and timers) wait, without any real delay, until
+    enough are pending, so a test can advance only once the code under test actually waits. ``start`` is the UNIX time it shows at first (the
     real time by default, so rows it stamps sort among real ones).
     """
 
@@ -88,7 +89,7 @@ class ManualClock:
         self._elapsed = 0.0
         self._heap: list[tuple[float, int, _Due]] = []
         self._seq = itertools.count()
-        self._watchers: list[tuple[int, asyncio.Future[None]]] = []
+        self._watchers: list[tuple[int, bool, asyncio.Future[None]]] = []
 
     def __repr__(self) -> str:
         return f"ManualClock(at {self._elapsed:g} s, {self.pending} pending)"
@@ -102,10 +103,17 @@ class ManualClock:
     @property
     def pending(self) -> int:
         """How many sleeps and timers wait for the clock to move."""
-        return sum(not due.cancelled for _, _, due in self._heap)
+        return self._count(False)
+
+    def _count(self, sleepers_only: bool) -> int:
+        return sum(
+            not due.cancelled and (due.sleeper or not sleepers_only) for _, _, due in self._heap
+        )
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
-        due = _Due(callback, args)
+        return self._push(delay, _Due(callback, args, False))
+
+    def _push(self, delay: float, due: _Due) -> _Due:
         heapq.heappush(self._heap, (self._elapsed + max(0.0, delay), next(self._seq), due))
         self._notify()
         return due
@@ -115,7 +123,7 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        due = self.call_later(seconds, _wake, fut)
+        due = self._push(seconds, _Due(_wake, (fut,), True))
         try:
             await fut
         finally:
@@ -146,31 +154,38 @@ class ManualClock:
         return self._heap[0][0] - self._elapsed if self._heap else None
 
     async def sleeping(self, count: int = 1, *, timeout: float = 30.0) -> None:
-        """Wait until at least ``count`` sleeps or timers are pending. ``timeout`` (real
-        seconds) only turns a test that would hang into a clear failure."""
-        if self.pending >= count:
+        """Wait until at least ``count`` coroutines are asleep in :meth:`sleep`. ``timeout``
+        (real seconds) only turns a test that would hang into a clear failure."""
+        await self._wait(count, True, timeout)
+
+    async def scheduled(self, count: int = 1, *, timeout: float = 30.0) -> None:
+        """Wait until at least ``count`` sleeps and timers (:meth:`call_later`) are pending."""
+        await self._wait(count, False, timeout)
+
+    async def _wait(self, count: int, sleepers_only: bool, timeout: float) -> None:
+        if self._count(sleepers_only) >= count:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._watchers.append((count, fut))
+        self._watchers.append((count, sleepers_only, fut))
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
+            what = "sleepers" if sleepers_only else "sleeps or timers"
             raise TimeoutError(
-                f"{count} sleeps or timers were expected on the clock, {self.pending} came"
+                f"{count} {what} were expected on the clock, {self._count(sleepers_only)} came"
             ) from None
 
     def _notify(self) -> None:
         if not self._watchers:
             return
-        n = self.pending
         keep = []
-        for count, fut in self._watchers:
+        for count, sleepers_only, fut in self._watchers:
             if fut.done():
                 continue
-            if n >= count:
+            if self._count(sleepers_only) >= count:
                 fut.set_result(None)
             else:
-                keep.append((count, fut))
+                keep.append((count, sleepers_only, fut))
         self._watchers = keep
 
 

@@ -232,7 +232,7 @@ async def test_retries_with_exponential_backoff():
     orch.subscribe(events.append)
     runner = asyncio.create_task(run(orch, [task("t", retries=3)]))
     for attempt in (1, 2):  # each retry waits for its delay on the clock, then runs
-        await clock.sleeping(1)
+        await clock.scheduled(1)
         retrying = [e for e in events if isinstance(e, TaskRetrying)][-1]
         assert calls == [1, 2][:attempt] and clock.next_due() == pytest.approx(retrying.delay)
         clock.advance(retrying.delay - 1e-6)
@@ -285,7 +285,7 @@ async def test_timeout_async_and_sync():
         task("slow", caps=["a"], timeout=0.05),
         task("slow_sync", caps=["s"], timeout=0.05),
     ]))
-    await clock.sleeping(2)  # both attempts are timed
+    await clock.scheduled(2)  # both attempts are timed
     clock.advance(0.049)
     await asyncio.sleep(0)
     assert not runner.done()

@@ -162,7 +162,7 @@ async def test_lease_expiry_hands_over_with_an_event(manager, clock):
     crashy = asyncio.ensure_future(dying_holder())
     await spin()
     patient = asyncio.ensure_future(_hold(manager, "lock", "patient", [], timeout=30))
-    await clock.sleeping(2)  # the lease timer and the patient's timeout
+    await clock.scheduled(2)  # the lease timer and the patient's timeout
     clock.advance(0.049)
     await spin()
     assert not patient.done() and manager.resource_statistics("lock")["holder"] == "crashy"
@@ -215,7 +215,7 @@ async def test_timeout_raises_and_leaves_the_queue(manager, clock):
     order = []
     behind = asyncio.ensure_future(_hold(manager, "r", "behind", order))
     impatient = asyncio.ensure_future(_hold(manager, "r", "impatient", order, timeout=0.02))
-    await clock.sleeping(1)
+    await clock.scheduled(1)
     clock.advance(0.02)
     with pytest.raises(ResourceTimeoutError, match="'impatient' waited 0.02 s for resource 'r'") as info:
         await impatient
@@ -430,7 +430,7 @@ async def test_default_lease_applies_to_every_holding(clock):
     m = CoordinationCollaborationManager(default_lease=0.03, clock=clock)
     assert await m.manage_shared_resource("r", "forgetful", "acquire")
     nxt = asyncio.ensure_future(m.acquire_resource("r", "next", timeout=30))
-    await clock.sleeping(2)
+    await clock.scheduled(2)
     clock.advance(0.03)
     grant = await nxt
     assert grant.lease == 0.03 and grant.remaining() == pytest.approx(0.03)

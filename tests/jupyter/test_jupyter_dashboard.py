@@ -1,4 +1,8 @@
-"""The live dashboard: its widgets after real runs (ipywidgets work without a frontend)."""
+"""The live dashboard: its widgets after real runs (ipywidgets work without a frontend).
+
+Time that matters (redraw throttling, how long tasks take) runs on a :class:`ManualClock`;
+nothing here sleeps to let something happen.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import pytest
 
 import wfkit
 from wfkit import AgentProfile, CollectiveAgentWorkflowOrchestrator, Workflow
+from wfkit.clock import ManualClock
 from wfkit.colors import RUN_BAR_COLORS
 from wfkit.errors import ValidationError
 from wfkit.events import RunStarted, TaskCompleted, TaskStarted
@@ -31,12 +36,10 @@ def mixed_workflow(name: str = "mixed") -> Workflow:
 
     @wf.task(requires=["analysis"])
     async def load(ctx):
-        await asyncio.sleep(0.005)
         return 1
 
     @wf.task(requires=["analysis"], after=[load], retries=1)
     async def flaky(ctx):
-        await asyncio.sleep(0.005)
         if ctx.attempt == 1:
             raise RuntimeError("first attempt fails")
         return 2
@@ -60,11 +63,29 @@ BROKEN_LINE = next(i for i, ln in enumerate(Path(__file__).read_text().splitline
                    if 'raise ValueError("bad <input>")' in ln)
 
 
-def orchestrator() -> CollectiveAgentWorkflowOrchestrator:
-    orch = CollectiveAgentWorkflowOrchestrator(progress=False, backoff=0.001)
+def orchestrator(clock=None) -> CollectiveAgentWorkflowOrchestrator:
+    kw = {} if clock is None else {"clock": clock}
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False, backoff=0.001, **kw)
     orch.register_agent(AgentProfile("a1", "Analyst", ["analysis"], capacity=2))
     orch.register_agent(AgentProfile("w1", "Writer", ["generation"]))
     return orch
+
+
+async def run_on(clock: ManualClock, work):
+    """Await ``work``, moving ``clock`` to each next wake-up whenever the work is asleep
+    on it (every task sleeps on the clock, so "asleep" is exact)."""
+    runner = asyncio.ensure_future(work)
+    while not runner.done():
+        asleep = asyncio.ensure_future(clock.sleeping(1))
+        await asyncio.wait({runner, asleep}, return_when=asyncio.FIRST_COMPLETED)
+        if asleep.done():
+            await asyncio.sleep(0)  # let any sibling woken in the same turn fall asleep too
+            due = clock.next_due()
+            if due is not None:
+                clock.advance(due)
+        else:
+            asleep.cancel()
+    return runner.result()
 
 
 def node_statuses(dash: Dashboard) -> dict[str, str]:
@@ -140,27 +161,26 @@ async def test_the_events_show_where_a_task_failed():
 
 
 async def test_redraws_are_throttled_and_batched():
-    orch = orchestrator()
+    clock = ManualClock()
+    orch = orchestrator(clock)
     wf = Workflow("chain")
     prev = None
     for i in range(30):
         async def step(ctx):
-            await asyncio.sleep(0.01)
+            clock.advance(1 / 4)  # each step takes 1/4 s (exact in binary)
 
         prev = wf.task(step, task_id=f"s{i}", requires=["analysis"],
                        after=[prev] if prev else None)
     await orch.create_workflow(wf)
-    dash = Dashboard(orch, interval=0.05)
+    dash = Dashboard(orch, interval=1.0)  # the longest gap a costly redraw may ask for
     events: list[object] = []
     orch.subscribe(events.append)
     await orch.execute_workflow("chain")
 
     assert len(events) == 62  # RunStarted, 30 x (started, completed), RunFinished
-    times = list(dash.redraw_times)
-    assert 2 <= len(times) < 62 // 4  # batched: far fewer redraws than events
-    timer_redraws = times[:-1]  # the last one is RunFinished's, drawn at once
-    gaps = [b - a for a, b in zip(timer_redraws, timer_redraws[1:], strict=False)]
-    assert all(g >= 0.05 - 1e-3 for g in gaps), gaps
+    times = [t - clock.monotonic() + 30 / 4 for t in dash.redraw_times]  # since the start
+    # one redraw per interval (every 4 steps) while events keep coming, then RunFinished's
+    assert times == [float(k) for k in range(1, 8)] + [30 / 4]
     assert dash.progress.value == 30
 
 
@@ -251,11 +271,11 @@ async def test_a_cancelled_run_shows_cancelled_tasks():
 
     @wf.task(requires=["analysis"])
     async def first(ctx):
-        await asyncio.sleep(0.01)
+        return None
 
     @wf.task(requires=["analysis"], after=[first])
     async def forever(ctx):
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()  # until cancelled
 
     @wf.task(requires=["analysis"], after=[forever])
     async def never(ctx):
@@ -328,21 +348,26 @@ async def test_events_published_from_another_thread_are_drawn_on_the_loop_thread
 
     dash = Dashboard(Source(), interval=0.01)
     drawn_on: list[int] = []
+    drawn = asyncio.Event()
     redraw = dash._redraw
-    monkeypatch.setattr(dash, "_redraw", lambda: (drawn_on.append(threading.get_ident()),
-                                                  redraw()))
+
+    def recording_redraw():
+        drawn_on.append(threading.get_ident())
+        redraw()
+        drawn.set()
+
+    monkeypatch.setattr(dash, "_redraw", recording_redraw)
     bus.emit(RunStarted("r1", 1.0, "w", ("a", "b"), (("x", 1),)))  # on the loop: sets it
-    await asyncio.sleep(0.03)
+    await asyncio.wait_for(drawn.wait(), 10)
 
     def publish() -> None:
         bus.emit(TaskStarted("r1", 2.0, "w", "a", "x", 1))
         bus.emit(TaskCompleted("r1", 3.0, "w", "a", "x", 1, 2.0, None))
 
     await asyncio.to_thread(publish)
-    for _ in range(500):  # the redraw comes after the throttle's gap, which follows its cost
-        if dash.progress.value:
-            break
-        await asyncio.sleep(0.01)
+    while dash.progress.value != 1:  # the last event always asks for one more redraw
+        drawn.clear()
+        await asyncio.wait_for(drawn.wait(), 10)
     assert dash.task_statuses == {"a": "completed", "b": "pending"}
     assert dash.progress.value == 1
     assert set(drawn_on) == {threading.get_ident()}
@@ -540,20 +565,21 @@ async def test_a_large_workflow_is_drawn_live_as_groups_with_counts():
 
 
 async def test_at_the_end_of_a_run_the_load_panel_shows_what_each_agent_did():
-    orch = orchestrator()
+    clock = ManualClock()
+    orch = orchestrator(clock)
     wf = Workflow("usage")
     for i in range(4):
         @wf.task(task_id=f"work{i}", requires=["analysis"])
         async def work(ctx):
-            await asyncio.sleep(0.02)
+            await clock.sleep(0.02)
 
     @wf.task(requires=["generation"], after=[f"work{i}" for i in range(4)])
     async def write(ctx):
-        await asyncio.sleep(0.01)
+        await clock.sleep(0.01)
 
     await orch.create_workflow(wf)
     dash = Dashboard(orch)
-    result = await orch.execute_workflow("usage")
+    result = await run_on(clock, orch.execute_workflow("usage"))
     records = result["task_results"].values()
     span = max(r["finished_at"] for r in records) - min(r["started_at"] for r in records)
 
@@ -569,10 +595,14 @@ async def test_at_the_end_of_a_run_the_load_panel_shows_what_each_agent_did():
     usage = dash.agent_usage
     for agent, cap in (("a1", 2), ("w1", 1)):
         busy = sum(r["finished_at"] - r["started_at"] for r in records if r["agent_id"] == agent)
-        assert usage[agent]["busy"] == pytest.approx(busy, abs=0.005)
+        assert usage[agent]["busy"] == pytest.approx(busy, abs=1e-6)
         assert usage[agent]["peak"] == peak(agent)
         assert 0 < usage[agent]["utilisation"] <= 1
-        assert usage[agent]["utilisation"] == pytest.approx(busy / (cap * span), rel=0.2)
+        assert usage[agent]["utilisation"] == pytest.approx(busy / (cap * span), rel=1e-6)
+    # two 0.02 s waves of work on a1 (two at once), then 0.01 s of writing on w1
+    assert span == pytest.approx(0.05, abs=1e-6)
+    assert (peak("a1"), usage["a1"]["busy"]) == (2, pytest.approx(0.08, abs=1e-6))
+    assert usage["w1"]["utilisation"] == pytest.approx(0.2, abs=1e-4)
     bars = dash.load.data[1]
     assert list(bars.x) == ["a1", "w1"]
     assert list(bars.y) == pytest.approx([2 * usage["a1"]["utilisation"],
@@ -588,22 +618,23 @@ async def test_the_saved_picture_shows_what_each_agent_did_over_the_run():
     concurrency (as the load panel shows them, from the same numbers), not the idle 0/N."""
     import re
 
-    orch = orchestrator()
+    clock = ManualClock()
+    orch = orchestrator(clock)
     wf = Workflow("saved_usage")
     seen: list[str] = []
     for i in range(4):
         @wf.task(task_id=f"work{i}", requires=["analysis"])
         async def work(ctx):
-            await asyncio.sleep(0.02)
+            await clock.sleep(0.02)
 
     @wf.task(requires=["generation"], after=[f"work{i}" for i in range(4)])
     async def write(ctx):
         seen.append(dash.snapshot_html())  # during the run: running / capacity
-        await asyncio.sleep(0.01)
+        await clock.sleep(0.01)
 
     await orch.create_workflow(wf)
     dash = Dashboard(orch)
-    await orch.execute_workflow("saved_usage")
+    await run_on(clock, orch.execute_workflow("saved_usage"))
     assert "1/1 running" in seen[0] and "utilisation" not in seen[0]
 
     usage = dash.agent_usage

@@ -35,6 +35,7 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from wfkit.clock import SYSTEM, Clock, Timer
 from wfkit.colors import RUN_BAR_COLORS, STATUS_COLORS, status_color
 from wfkit.events import (
     Event,
@@ -251,6 +252,8 @@ class Dashboard(widgets.VBox):
     drawn as groups (as :func:`wfkit.plots.dag_figure`); a click on a group draws its tasks
     (``dag_figure(..., expand=[group])``), a click on one of them, or the fold button,
     folds it back.
+    Redraws are timed on the orchestrator's ``clock`` (the real one unless it was given
+    another).
     """
 
     def __init__(
@@ -270,6 +273,7 @@ class Dashboard(widgets.VBox):
                 f"got {type(orchestrator).__name__}"
             )
         self.orchestrator = orchestrator
+        self._clock: Clock = getattr(orchestrator, "clock", SYSTEM)
         self.interval = float(interval)
         self.hover_tasks = int(hover_tasks)
         self.max_dag_tasks = int(max_dag_tasks)
@@ -310,7 +314,7 @@ class Dashboard(widgets.VBox):
             layout=widgets.Layout(width="100%"),
         )
         self.add_class("wfkit-dashboard")
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: Timer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_flush = float("-inf")
         self._runs: dict[str, _RunView] = {}
@@ -475,8 +479,9 @@ class Dashboard(widgets.VBox):
         # `interval` after the previous redraw, nor sooner than its cost allows (redrawing
         # takes at most 1 / (1 + _SPACING) of the loop's time, whatever the run's pace).
         gap = max(self.interval, min(self._cost * _SPACING, _MAX_GAP))
-        delay = max(self.interval, self._last_flush + gap - loop.time())
-        self._handle = loop.call_later(delay, self._timer)
+        clock = self._clock
+        delay = max(self.interval, self._last_flush + gap - clock.monotonic())
+        self._handle = clock.call_later(delay, self._timer)
 
     def _timer(self) -> None:
         self._handle = None
@@ -503,7 +508,7 @@ class Dashboard(widgets.VBox):
             self.redraw_costs.append(self._cost)
 
     def _draw(self) -> None:
-        now = self._loop.time() if self._loop is not None else time.monotonic()
+        now = self._clock.monotonic()
         self._last_flush = now
         self.redraws += 1
         self.redraw_times.append(now)
@@ -764,7 +769,7 @@ class Dashboard(widgets.VBox):
         agents = getattr(self.orchestrator, "agents", None) or {}
         if view is None:
             return {}
-        end = view.finished_at if view.finished_at is not None else time.time()
+        end = view.finished_at if view.finished_at is not None else self._clock.time()
         span = max(end - view.started_at, 1e-9)
         busy, peaks = _spans_usage(view.spans)
         out = {}
@@ -777,12 +782,11 @@ class Dashboard(widgets.VBox):
 
     # -- HTML parts ---------------------------------------------------------------------------
 
-    @classmethod
-    def _header_html(cls, view: _RunView | None, counts: dict[str, int] | None = None) -> str:
+    def _header_html(self, view: _RunView | None, counts: dict[str, int] | None = None) -> str:
         if view is None:
             title = "<b>wfkit</b> · no run yet: run a workflow of this orchestrator"
         else:
-            end = view.finished_at if view.finished_at is not None else time.time()
+            end = view.finished_at if view.finished_at is not None else self._clock.time()
             elapsed = max(0.0, end - view.started_at)
             title = (
                 f"<b>wfkit</b> · workflow <b>{html.escape(view.workflow_id)}</b> · run "
@@ -791,7 +795,7 @@ class Dashboard(widgets.VBox):
                 f"<b>{html.escape(view.state)}</b></span> · {_seconds(elapsed)}"
                 + (f" · {view.resumed} resumed from the store" if view.resumed else "")
             )
-        return f"<div>{title}</div>" + cls._counts_html(counts or dict.fromkeys(_STATUSES, 0))
+        return f"<div>{title}</div>" + self._counts_html(counts or dict.fromkeys(_STATUSES, 0))
 
     @staticmethod
     def _counts_html(counts: dict[str, int]) -> str:
