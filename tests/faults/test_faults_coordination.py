@@ -10,18 +10,10 @@ from collections import Counter
 
 import pytest
 
-from wfkit import CoordinationCollaborationManager, ValidationError
+from wfkit import ValidationError
 from wfkit.coordination import SharedState
 
 THREADS = 4
-
-
-@pytest.fixture
-async def manager():
-    m = CoordinationCollaborationManager()
-    yield m
-    await m.stop(cancel=True)
-    m.close()
 
 
 async def shared(manager, initial=None, strategy=None):

@@ -28,17 +28,7 @@ from wfkit import (  # noqa: E402
     IntegrationFlow,
     redaction,  # noqa: E402
 )
-from wfkit.integration.orchestrator import IntegrationOrchestrator  # noqa: E402
 from wfkit.redaction import Redactor  # noqa: E402
-
-
-@pytest.fixture
-async def orch(tmp_path):
-    orchestrator = IntegrationOrchestrator(dead_letter_store=tmp_path / "dead-letters.sqlite")
-    try:
-        yield orchestrator
-    finally:
-        await orchestrator.aclose()
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 from scripted_http import ScriptedServer
 
-from wfkit.integration.orchestrator import IntegrationOrchestrator
-
 POSTGRES_URL = os.environ.get("WFKIT_TEST_POSTGRES_URL")
 NO_POSTGRES = (
     "no PostgreSQL server configured: set WFKIT_TEST_POSTGRES_URL="
@@ -26,15 +24,6 @@ def http_server():
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-async def orch(tmp_path):
-    orchestrator = IntegrationOrchestrator(dead_letter_store=tmp_path / "dead-letters.sqlite")
-    try:
-        yield orchestrator
-    finally:
-        await orchestrator.aclose()
 
 
 @pytest.fixture

@@ -194,11 +194,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 
 def run_on_virtual_time(coro_fn, monkeypatch):
-    """Run ``coro_fn(loop)`` on a VirtualTimeLoop; the engine's timestamps use its clock."""
-    import wfkit.agents.engine as engine
+    """Run ``coro_fn(loop)`` on a VirtualTimeLoop; the default clock (so the engine's
+    timestamps) reads the loop's time meanwhile."""
+    from wfkit.clock import SYSTEM
 
     loop = VirtualTimeLoop()
-    monkeypatch.setattr(engine, "_now", loop.time)
+    monkeypatch.setattr(SYSTEM, "time", loop.time)
+    monkeypatch.setattr(SYSTEM, "monotonic", loop.time)
     try:
         return loop.run_until_complete(coro_fn(loop))
     finally:
