@@ -15,10 +15,13 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.agents.model import WorkflowTask
 from wfkit.errors import ValidationError
+
+if TYPE_CHECKING:
+    from wfkit.graph import TaskGraph
 
 GroupBy = str | Callable[[WorkflowTask], "str | None"]
 
@@ -62,7 +65,9 @@ class Grouping:
     dependencies join group ``a`` to group ``b`` (the edge's multiplicity), ``base[group]``
     the name the group was made from (a group split by layer keeps it, so ``expand`` finds
     it), ``level`` the last step used (``"tasks"``, ``"groups"``, ``"stems"``,
-    ``"structure"``, ``"layers"`` or ``"custom"``).
+    ``"structure"``, ``"layers"`` or ``"custom"``). ``codes``, when known, numbers each
+    task's group (an array in the tasks' order, ``k`` for the ``k``-th group of
+    ``members``): a live view maps tasks to nodes with it in one gather.
     """
 
     of: dict[str, str]
@@ -71,6 +76,7 @@ class Grouping:
     edges: dict[tuple[str, str], int]
     level: str
     base: dict[str, str] = field(default_factory=dict)
+    codes: Any = field(default=None, repr=False)
 
     @property
     def grouped(self) -> bool:
@@ -89,12 +95,17 @@ class _Numbered:
 
     __slots__ = ("ids", "tasks", "src", "dst")
 
-    def __init__(self, tasks: Mapping[str, WorkflowTask]) -> None:
+    def __init__(self, tasks: Mapping[str, WorkflowTask] | TaskGraph) -> None:
         import numpy as np
 
-        self.ids = list(tasks)
-        self.tasks = list(tasks.values())
-        index = {tid: i for i, tid in enumerate(self.ids)}
+        from wfkit.graph import TaskGraph
+
+        if isinstance(tasks, TaskGraph):  # numbered already
+            self.ids, self.tasks, index = tasks.ids, tasks.task_list, tasks.index
+        else:
+            self.ids = list(tasks)
+            self.tasks = list(tasks.values())
+            index = {tid: i for i, tid in enumerate(self.ids)}
         deps = [t.dependencies or () for t in self.tasks]
         counts = np.fromiter(map(len, deps), dtype=np.intp, count=len(deps))
         # (dependency, dependent) in task order, then each task's dependency order
@@ -128,7 +139,8 @@ class _Numbered:
         rank = {g: i for i, g in enumerate(names)}
         for g in deps:
             deps[g].sort(key=rank.__getitem__)
-        return Grouping(dict(zip(self.ids, keys, strict=True)), members, deps, edges, "")
+        return Grouping(dict(zip(self.ids, keys, strict=True)), members, deps, edges, "",
+                        codes=gid)
 
 
 def _task_layers(tasks: Mapping[str, WorkflowTask]) -> dict[str, int]:
@@ -221,7 +233,7 @@ def _quotient_from(g: Grouping, of: dict[str, str]) -> Grouping:
 
 
 def group_tasks(
-    tasks: Mapping[str, WorkflowTask],
+    tasks: Mapping[str, WorkflowTask] | TaskGraph,
     group: GroupBy = "auto",
     *,
     max_nodes: int = 150,
@@ -232,10 +244,14 @@ def group_tasks(
     ``group="none"`` draws every task; a callable ``group(task) -> name | None`` names the
     groups itself (None: the task alone). ``expand`` lists groups (by name, or by the name a
     layer-split group was made from) to draw as their tasks, whatever ``max_nodes`` says.
+    ``tasks`` may be their :class:`~wfkit.graph.TaskGraph` (its numbering spares a pass).
     """
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
         raise ValidationError(f"max_nodes must be a positive int, got {max_nodes!r}")
     expand = {expand} if isinstance(expand, str) else set(expand)
+    num = _Numbered(tasks)
+    if not isinstance(tasks, Mapping):
+        tasks = tasks.tasks  # a TaskGraph's tasks by id
     layers_cache: dict[str, int] = {}
 
     def task_layer() -> dict[str, int]:
@@ -243,7 +259,6 @@ def group_tasks(
             layers_cache.update(_task_layers(tasks))
         return layers_cache
 
-    num = _Numbered(tasks)
     if callable(group):
         keys = []
         for tid, t in zip(num.ids, num.tasks, strict=True):

@@ -561,6 +561,11 @@ async def test_a_large_workflow_is_drawn_live_as_groups_with_counts():
     now = dict(zip(dash._shown.ids, dash.dag.data[DAG_NODE_TRACE].customdata, strict=True))
     assert now["part"] == "now: 300 completed" and now["check"] == "now: 200 completed"
     assert "502 tasks in 4 groups" in dash.dag.layout.title.text
+    import plotly.io as pio  # the live figure looks as plotly_white, with a lighter template
+
+    white = pio.templates["plotly_white"].layout
+    for name in ("paper_bgcolor", "plot_bgcolor", "font", "hoverlabel", "colorway"):
+        assert dash.dag.layout.template.layout[name] == white[name], name
     assert "<img" in dash.snapshot_html()  # the saved picture draws the groups too
 
 

@@ -118,5 +118,9 @@ def test_critical_path_by_number_matches_the_ranks_ties_included(seed):
     by_id = validate_tasks(sorted(tasks, key=lambda t: int(t.task_id[1:])))
     shuffled = {t.task_id: by_id[t.task_id] for t in tasks}
     comm = (lambda a, b: (7 * int(a[1:]) + int(b[1:])) % 3 / 2) if seed % 2 else None
+    from wfkit.graph import TaskGraph
+
     for given in (by_id, shuffled):
-        assert critical_path(given, comm=comm) == _critical_path_by_id(given, comm=comm)
+        expected = _critical_path_by_id(given, comm=comm)
+        assert critical_path(given, comm=comm) == expected
+        assert critical_path(TaskGraph(given), comm=comm) == expected  # numbered already

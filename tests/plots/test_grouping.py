@@ -234,3 +234,18 @@ def test_stems_remembered_by_their_head_are_the_stems():
     stem = _stems()
     for tid in ids + ids:  # the second time from memory
         assert stem(tid) == name_stem(tid), tid
+
+
+def test_a_task_graph_groups_as_its_tasks_do_and_codes_number_the_groups():
+    from wfkit.graph import TaskGraph
+
+    for tasks in (montage_like(), {t.task_id: t for t in [task("a"), task("b", ["a"])]}):
+        for max_nodes in (150, 5, 1):
+            by_id = group_tasks(tasks, max_nodes=max_nodes)
+            numbered = group_tasks(TaskGraph(tasks), max_nodes=max_nodes)
+            for field in ("of", "members", "deps", "edges", "level", "base"):
+                assert getattr(numbered, field) == getattr(by_id, field), field
+            assert list(numbered.edges) == list(by_id.edges)  # in the same order
+            if numbered.codes is not None:  # each task's group, by its number in members
+                names = list(numbered.members)
+                assert [names[k] for k in numbered.codes] == [numbered.of[t] for t in tasks]

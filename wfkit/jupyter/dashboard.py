@@ -138,14 +138,15 @@ class _DagView:
     the task order runs report (``RunStarted.task_ids``) mapped to the figure's node order."""
 
     __slots__ = ("tasks_ref", "figure", "ids", "task_ids", "index", "_perm", "_other",
-                 "grouping", "_node_of", "_nodes", "workflow_id", "tasks", "expanded")
+                 "grouping", "_node_of", "_nodes", "workflow_id", "tasks", "expanded", "graph")
 
     def __init__(self, workflow_id: str, tasks: dict[str, Any], tasks_ref: Any,
                  max_nodes: int = 150, expand: tuple[str, ...] = (),
-                 like: _DagView | None = None) -> None:
+                 like: _DagView | None = None, graph: Any = None) -> None:
         """``expand`` names groups drawn as their tasks (a click on a group asks for it);
         ``like``, the same workflow's folded view, lends its task index, so that runs
-        keep their fast path whichever view shows."""
+        keep their fast path whichever view shows; ``graph`` is the tasks' TaskGraph, when
+        the orchestrator has it (its numbering spares the drawing a pass)."""
         import numpy as np
 
         from wfkit.grouping import group_tasks
@@ -154,15 +155,17 @@ class _DagView:
         self.tasks = tasks
         self.tasks_ref = tasks_ref  # the orchestrator's task list: identity tells a replacement
         self.expanded = expand
+        self.graph = graph
         # a large workflow is drawn as groups (as dag_figure draws it): never thousands of
         # nodes to lay out and recolour while it runs
-        grouping = group_tasks(tasks, max_nodes=max_nodes, expand=expand) \
-            if len(tasks) > max_nodes or expand else None
+        grouping = group_tasks(graph if graph is not None else tasks, max_nodes=max_nodes,
+                               expand=expand) if len(tasks) > max_nodes or expand else None
         self.grouping = grouping if grouping is not None and grouping.grouped else None
         if self.grouping is not None:
-            self.figure = build_group_figure(workflow_id, tasks, self.grouping, live=True)
+            self.figure = build_group_figure(workflow_id, tasks, self.grouping, live=True,
+                                             graph=graph)
         else:
-            self.figure = build_dag_figure(workflow_id, tasks, live=True)
+            self.figure = build_dag_figure(workflow_id, tasks, live=True, graph=graph)
         self.ids = list(self.figure.data[DAG_NODE_TRACE].customdata) if tasks else []
         self.task_ids: tuple[str, ...]
         self.index: dict[str, int]
@@ -170,15 +173,22 @@ class _DagView:
             self.task_ids, self.index = like.task_ids, like.index
         else:
             self.task_ids = tuple(tasks)
-            self.index = {tid: i for i, tid in enumerate(self.task_ids)}
+            # the TaskGraph numbers its tasks in this order already
+            self.index = graph.index if graph is not None and graph.tasks is tasks else \
+                {tid: i for i, tid in enumerate(self.task_ids)}
         index = self.index
         self._other: tuple[Any, Any] = (None, None)  # (run view, its perm) for another order
         if self.grouping is not None:
             node = {g: i for i, g in enumerate(self.ids)}
-            of = self.grouping.of
-            self._node_of = {tid: node[of[tid]] for tid in self.task_ids}
-            self._perm = np.fromiter((self._node_of[t] for t in self.task_ids), dtype=np.intp,
-                                     count=len(self.task_ids))
+            codes = self.grouping.codes  # each task's group number, in the tasks' order
+            if codes is not None and len(codes) == len(self.task_ids):
+                self._perm = np.array([node[g] for g in self.grouping.members],
+                                      dtype=np.intp)[codes]
+            else:
+                of = self.grouping.of
+                self._perm = np.fromiter((node[of[t]] for t in self.task_ids), dtype=np.intp,
+                                         count=len(self.task_ids))
+            self._node_of: dict[str, int] | None = None  # built if a run's order differs
             self._nodes: tuple[Any, int, Any] = (None, -1, None)
             return
         self._perm = np.fromiter((index[t] for t in self.ids), dtype=np.intp, count=len(self.ids))
@@ -197,6 +207,9 @@ class _DagView:
             nodes = self._nodes[2]
         else:
             node_of = self._node_of
+            if node_of is None:
+                node_of = self._node_of = dict(zip(self.task_ids, self._perm.tolist(),
+                                                   strict=True))
 
             def node(tid: str) -> int:
                 k = node_of.get(tid)
@@ -544,7 +557,7 @@ class Dashboard(widgets.VBox):
             return None
         graph = wf.get("_graph")
         by_id = graph.tasks if graph is not None else {t.task_id: t for t in tasks_ref}
-        dag = _DagView(workflow_id, by_id, tasks_ref)
+        dag = _DagView(workflow_id, by_id, tasks_ref, graph=graph)
         self._dags[workflow_id] = dag
         return dag
 
@@ -645,7 +658,8 @@ class Dashboard(widgets.VBox):
         """Draw ``folded``'s workflow with the groups ``expanded`` as their tasks."""
         wid = folded.workflow_id
         if expanded:
-            dag = _DagView(wid, folded.tasks, folded.tasks_ref, expand=expanded, like=folded)
+            dag = _DagView(wid, folded.tasks, folded.tasks_ref, expand=expanded, like=folded,
+                           graph=folded.graph)
             self._folded[wid] = folded
         else:
             dag = folded
