@@ -132,19 +132,32 @@ class PlanFollower:
         if only is None:
             self.plan_agent: dict[str, str] = {}
             self.pstart: dict[str, float] = {}
-        queues: dict[str, list[str]] = {}
-        for tid in self.tasks if only is None else only:
-            aid = agent_of.get(tid)
-            if aid is None or aid not in self.by_id:
-                self.plan_agent.pop(tid, None)
-                continue  # not in the plan, or its agent is not here: decided at run time
-            self.plan_agent[tid] = aid
-            self.pstart[tid] = start[tid]
-            queues.setdefault(aid, []).append(tid)
+        plan_agent, pstart, by_id = self.plan_agent, self.pstart, self.by_id
         index = self.index
         last = len(index)  # a mapped task's children come after the tasks planned ahead
-        for q in queues.values():
-            q.sort(key=lambda t: (self.pstart[t], index.get(t, last)))
+        if only is None and len(index) == len(self.tasks):
+            ordered: Iterable[str] = index  # every task, in topological order
+        else:
+            ordered = sorted(self.tasks if only is None else only,
+                             key=lambda t: index.get(t, last))
+        planned: list[str] = []
+        for tid in ordered:
+            aid = agent_of.get(tid)
+            if aid is None or aid not in by_id:
+                plan_agent.pop(tid, None)
+                continue  # not in the plan, or its agent is not here: decided at run time
+            plan_agent[tid] = aid
+            pstart[tid] = start[tid]
+            planned.append(tid)
+        planned.sort(key=pstart.__getitem__)  # stable: equal starts stay in topological order
+        queues: dict[str, list[str]] = {}
+        for tid in planned:
+            aid = plan_agent[tid]
+            q = queues.get(aid)
+            if q is None:
+                queues[aid] = [tid]
+            else:
+                q.append(tid)
         self.queue = queues
         self.qpos = {tid: i for q in queues.values() for i, tid in enumerate(q)}
         self.head = dict.fromkeys(queues, 0)
@@ -154,19 +167,25 @@ class PlanFollower:
         here (a task it does not place, an agent or slot this pool does not have)."""
         if any(getattr(t, "map", None) is not None for t in self.tasks.values()):
             return False  # mapped tasks: the run makes children the plan does not know
-        slot_of = getattr(plan, "slot", None) or {}
+        if len(self.plan_agent) != len(self.tasks):
+            return False  # a task the plan does not place here
+        slot = getattr(plan, "slot", None) or {}
         queues: dict[tuple[str, int], list[str]] = {}
-        for tid in self.tasks:
-            aid = self.plan_agent.get(tid)
-            k = slot_of.get(tid)
-            if aid is None or k is None or not 0 <= k < self.by_id[aid].capacity:
-                return False
-            queues.setdefault((aid, k), []).append(tid)
-        pstart, index = self.pstart, self.index
-        for q in queues.values():
-            q.sort(key=lambda t: (pstart[t], index[t]))
+        slot_of: dict[str, tuple[str, int]] = {}
+        for aid, q in self.queue.items():  # each agent's tasks in planned order
+            capacity = self.by_id[aid].capacity
+            for tid in q:
+                k = slot.get(tid)
+                if k is None or not 0 <= k < capacity:
+                    return False
+                sl = slot_of[tid] = (aid, k)
+                sq = queues.get(sl)
+                if sq is None:
+                    queues[sl] = [tid]
+                else:
+                    sq.append(tid)
         self.slot_queue = queues
-        self.slot_of = {tid: (self.plan_agent[tid], slot_of[tid]) for tid in self.tasks}
+        self.slot_of = slot_of
         self.slot_head = dict.fromkeys(queues, 0)
         self.slot_last: dict[tuple[str, int], str] = {}
         return True
