@@ -159,6 +159,44 @@ def test_policy_clock_is_restored_after_a_simulation():
     assert policy.clock is clock
 
 
+class _Watching(wfkit.Policy):
+    """Looks at what a live policy can: its clock, the tasks' statuses, learned durations."""
+
+    name = "watching"
+
+    def __init__(self):
+        self.clock = lambda: 0.0
+        self.seen = []
+
+    def select(self, task, candidates):
+        done = sum(len(a.learned_durations) for a in candidates)
+        self.seen.append((task.task_id, self.clock(), task.status, done))
+        return min(candidates, key=lambda a: (len(a.learned_durations), a.agent_id))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_lean_loop_shows_policies_what_the_general_loop_shows(seed):
+    """Without noise, failures or delays, a policy that watches the clock, the statuses or the
+    agents' learning is simulated by the lean loop; it sees what the general loop (callable
+    durations take that one) shows it, and makes the same choices."""
+    tasks = random_dag(40, seed)
+    agents = [A("p", capacity=2), A("q"), A("r")]
+    runs = []
+    for durations in (None, lambda t, a: t.estimated_duration):
+        for policy in (_Watching(), Heft()):
+            s = wfkit.simulate(tasks, agents, policy=policy, durations=durations)
+            seen = policy.seen if isinstance(policy, _Watching) else policy._follower.exact
+            runs.append((s.agent, s.start, s.finish, seen))
+    assert runs[:2] == runs[2:]
+    watching, start = runs[0][3], runs[0][1]
+    # it never waits: it sees each task once, pending, at the moment it starts
+    assert sorted(tid for tid, *_ in watching) == sorted(t.task_id for t in tasks)
+    assert all(now == start[tid] and status == "pending" for tid, now, status, _ in watching)
+    assert max(now for _, now, _, _ in watching) > 0
+    assert max(learned for *_, learned in watching) > 0
+    assert runs[1][3] is True  # the HEFT plan was followed exactly to the end
+
+
 def test_figure_has_one_bar_per_task():
     tasks = random_dag(12, 1)
     s = wfkit.simulate(tasks, [A("p"), A("q", capacity=2)])

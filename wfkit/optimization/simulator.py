@@ -288,9 +288,17 @@ def simulate(
 
         status_of: dict[str, str] = {}
         rows: list[tuple[str, str, float, float]] | None = None
-        if not (fn or draw or cost or fail_p or track_status or learn or dynamic):
+        if not (fn or draw or cost or fail_p or dynamic):
             rows = []
-            now = _run_plain(state, table, rows)
+
+            def tick(t: float) -> None:  # a policy's clock reads the simulation's time
+                nonlocal now
+                now = t
+
+            now = _run_plain(
+                state, table, rows, track=track_status, learn=learn,
+                tick=tick if has_clock else None,
+            )
             ends = []
         else:
             dispatch()
@@ -399,18 +407,30 @@ def _expanded(
 
 
 def _run_plain(
-    state: RunState, table: dict[str, Any] | None, rows: list[tuple[str, str, float, float]]
+    state: RunState,
+    table: dict[str, Any] | None,
+    rows: list[tuple[str, str, float, float]],
+    *,
+    track: bool = False,
+    learn: bool = False,
+    tick: Callable[[float], None] | None = None,
 ) -> float:
     """The loop of :func:`simulate` when there is nothing but durations to account for.
 
     Same transitions as the general loop, fewer branches, and the timetable kept as rows:
-    this is what keeps a 100,000-task simulation well under the engine's own time.
+    this is what keeps a 100,000-task simulation well under the engine's own time. With
+    ``track`` the tasks' statuses move as in a run, with ``learn`` the agents learn from each
+    completion (for policies that look at either), in the general loop's order; ``tick``
+    is told each new time (a policy's clock).
     """
     assign = state.assign
     complete_many = state.complete_many
     record = rows.append
     times: list[float] = []  # distinct pending finish times (a heap)
     due: dict[float, list[str]] = {}  # finish time -> tasks ending then
+    watch = track or learn
+    tasks, running = state.tasks, state.running
+    began: dict[str, float] = {}
     now = 0.0
     while True:
         for task, agent in assign():
@@ -421,6 +441,10 @@ def _run_plain(
                 entry = table[tid]
                 end = now + (entry if entry.__class__ is float else entry[agent.agent_id])
             record((tid, agent.agent_id, now, end))
+            if watch:
+                began[tid] = now
+                if track:
+                    task.status = "running"
             batch = due.get(end)
             if batch is None:
                 due[end] = [tid]
@@ -430,4 +454,15 @@ def _run_plain(
         if not times:
             return now
         now = heappop(times)
-        complete_many(due.pop(now))
+        if tick is not None:
+            tick(now)
+        batch = due.pop(now)
+        if watch:
+            batch.sort()  # as the general loop ends them: by (finish, task id)
+            for tid in batch:
+                task = tasks[tid]
+                if learn:
+                    running[tid].record_outcome(task, now - began[tid], True)
+                if track:
+                    task.status = "completed"
+        complete_many(batch)
