@@ -78,7 +78,7 @@ class _Lane:
     intervals: HEFT stays near-linear on long lanes.
     """
 
-    __slots__ = ("starts", "finishes", "gap_starts", "gap_ends", "tail")
+    __slots__ = ("starts", "finishes", "gap_starts", "gap_ends", "tail", "pooled")
 
     def __init__(self, busy_until: float = 0.0) -> None:
         self.starts: list[float] = []
@@ -86,6 +86,8 @@ class _Lane:
         self.gap_starts: list[float] = []
         self.gap_ends: list[float] = []
         self.tail = busy_until
+        # (tails, ends of last gaps, position) in each pool of interchangeable lanes it is in
+        self.pooled: list[tuple[list[float], list[float], int]] = []
 
     def earliest(self, ready: float, d: float) -> float:
         if d <= 0:
@@ -131,19 +133,9 @@ def _pooled(pool: _Pool, ready: float, d: float) -> tuple[int, float]:
     """The first lane of interchangeable ones (same duration for the task, no transfer
     delays) where a task ready at ``ready`` finishes earliest, and its start: what the
     per-agent scan of :func:`place` picks, ties included (the finish ``st + d`` decides, as
-    there)."""
-    tails, glast, lanes, _ = pool
-    if d > 0 and max(glast) <= ready:  # no gap after ready anywhere: only the tails count
-        m = min(tails)
-        if m > ready:
-            i = tails.index(m)
-        else:
-            i = 0
-            while tails[i] > ready:
-                i += 1
-            m = ready
-        if i == 0 or min(tails[:i]) + d != m + d:  # no earlier lane rounds to the same finish
-            return i, m
+    there). :func:`place` first tries the tails alone, when no lane has a gap after ``ready``.
+    """
+    lanes = pool[2]
     best = (0, _INF)
     best_eft = _INF
     for i, lane in enumerate(lanes):
@@ -192,7 +184,6 @@ def place(
     # last idle gap, side by side, so that when no gap lies after a task's ready time the
     # earliest lane is found by C-level min/max rather than a Python loop over every agent.
     pools: dict[object, _Pool] = {}
-    member: dict[int, list[tuple[list[float], list[float], int]]] = {}
     if not cost:
         for sig, cands in problem.capable.items():
             lanes = [lane for a in cands for lane in slots[a.agent_id]]
@@ -203,14 +194,15 @@ def place(
             ids = [(a.agent_id, k) for a in cands for k in range(len(slots[a.agent_id]))]
             pools[sig] = (tails, glast, lanes, ids)
             for i, lane in enumerate(lanes):
-                member.setdefault(id(lane), []).append((tails, glast, i))
+                lane.pooled.append((tails, glast, i))
     agent_of: dict[str, str] = {}
     slot_of: dict[str, int] = {}
     start: dict[str, float] = {}
     finish: dict[str, float] = {}
-    where: dict[str, str | None] = {}
-    done: dict[str, float] = {}
+    where: dict[str, str | None] = {}  # with transfer delays: where each output is
+    done = finish  # when each output exists (with ``fixed``, theirs too)
     if fixed:
+        done = {}
         for tid, (aid, f) in fixed.items():
             where[tid] = aid
             done[tid] = f
@@ -220,7 +212,6 @@ def place(
     for tid in sorted(todo, key=rank.__getitem__, reverse=True):
         task = tasks[tid]
         deps = task.dependencies
-        row = dur[tid]
         best_eft = best_start = 0.0
         best_agent = ""
         best_slot = -1
@@ -231,14 +222,29 @@ def place(
                 if f > ready:
                     ready = f
         pool = pools.get(task._capset) if pools else None
-        if pool is not None and tid in flat:
-            d = flat[tid]
-            i, best_start = _pooled(pool, ready, d)
+        if pool is not None and (d := flat.get(tid)) is not None:
+            tails, glast = pool[0], pool[1]
+            i = -1
+            if d > 0 and max(glast) <= ready:  # no gap after ready anywhere: the tails
+                m = min(tails)
+                if m > ready:
+                    i = tails.index(m)
+                else:
+                    i = 0
+                    while tails[i] > ready:
+                        i += 1
+                    m = ready
+                if i and min(tails[:i]) + d == m + d:  # an earlier lane rounds the same
+                    i = -1
+                best_start = m
+            if i < 0:
+                i, best_start = _pooled(pool, ready, d)
             best_agent, best_slot = pool[3][i]
             best_eft = best_start + d
             candidates: Sequence[AgentProfile] = ()
         else:
             candidates = problem.candidates(tid)
+            row = dur[tid]
         for agent in candidates:
             aid = agent.agent_id
             d = row[aid]
@@ -263,11 +269,15 @@ def place(
                     break
         lane = slots[best_agent][best_slot]
         lane.insert(best_start, best_eft - best_start)
-        for tails, glast, i in member.get(id(lane), ()):
+        for tails, glast, i in lane.pooled:
             tails[i] = lane.tail
             glast[i] = lane.gap_ends[-1] if lane.gap_ends else -_INF
-        agent_of[tid] = where[tid] = best_agent
+        agent_of[tid] = best_agent
+        if cost:
+            where[tid] = best_agent
         slot_of[tid] = best_slot
         start[tid] = best_start
-        finish[tid] = done[tid] = best_eft
+        finish[tid] = best_eft
+        if fixed:
+            done[tid] = best_eft
     return agent_of, slot_of, start, finish
