@@ -191,30 +191,45 @@ class PlanFollower:
         return True
 
     def _follow_exactly(
-        self, task: WorkflowTask, candidates: Sequence[AgentProfile], now: float
+        self,
+        task: WorkflowTask,
+        sl: tuple[str, int],
+        candidates: Sequence[AgentProfile],
+        now: float,
     ) -> AgentProfile | None:
         """The planned agent, once the tasks planned before this one in its slot are done."""
         tid = task.task_id
-        sl = self.slot_of[tid]
         q = self.slot_queue[sl]
         i = self.slot_head[sl]
-        tasks = self.tasks
-        while i < len(q) and q[i] != tid and tasks[q[i]].status == "completed":
-            i += 1  # finished before this run (resumed)
-        self.slot_head[sl] = i
         if i >= len(q) or q[i] != tid:
-            return None  # a task planned earlier in this slot has not been dispatched yet
+            tasks = self.tasks
+            while i < len(q) and q[i] != tid and tasks[q[i]].status == "completed":
+                i += 1  # finished before this run (resumed)
+            self.slot_head[sl] = i
+            if i >= len(q) or q[i] != tid:
+                return None  # a task planned earlier in this slot has not been dispatched yet
         prev = self.slot_last.get(sl)
-        if prev is not None and tasks[prev].status != "completed":
+        if prev is not None and self.tasks[prev].status != "completed":
             return None  # the slot is still busy with it
-        home = self.by_id[sl[0]]
+        aid = sl[0]
+        home = self.by_id[aid]
         if home not in candidates:  # not this very object: look it up by id
-            home = next((a for a in candidates if a.agent_id == sl[0]), None)  # type: ignore[assignment]
-            if home is None:  # pragma: no cover - the slot is free, so the agent has room
+            found = [a for a in candidates if a.agent_id == aid]
+            if not found:  # pragma: no cover - the slot is free, so the agent has room
                 return None
+            home = found[0]
         self.slot_last[sl] = tid
         self.slot_head[sl] = i + 1
-        return self._take(task, home, now)
+        # what _take records, for a run that is the plan (every task planned, none mapped)
+        est = d = self.estimate(task, home)
+        if self.correct and aid in self.ratio:
+            d = self.d(task, home)
+        begin = max(now, self._ready_on(task, aid, now)) if self.comm.cost else now
+        finish = begin + d
+        self.dispatched[tid] = (aid, begin, finish)
+        self.active[aid][tid] = (finish, est, finish - begin)
+        heapq.heappush(self._due, (finish, tid))
+        return home
 
     def _check_exact(self, now: float) -> None:
         """Leave exact following at the first sign that the run is not the plan.
@@ -513,10 +528,7 @@ class PlanFollower:
         old = self.dispatched.get(tid)
         if old is not None:
             self.active[old[0]].pop(tid, None)
-        if self.exact and not self.comm.cost:
-            begin = now  # the run is the plan: its dependencies completed, nothing to carry
-        else:
-            begin = max(now, self._ready_on(task, agent.agent_id, now))
+        begin = max(now, self._ready_on(task, agent.agent_id, now))
         try:
             est = self.estimate(task, agent)
         except KeyError:  # a mapped task's child: as self.d says
@@ -528,8 +540,6 @@ class PlanFollower:
         self.active[agent.agent_id][tid] = (
             finish, self.estimate(task, agent) if est is None else est, finish - begin
         )
-        if self.exact:
-            heapq.heappush(self._due, (finish, tid))
         return agent
 
     def _soonest(
@@ -559,8 +569,9 @@ class PlanFollower:
                     self._replan(now)
         tid = task.task_id
         if self.exact:
-            if tid not in self.dispatched and tid in self.slot_of:
-                return self._follow_exactly(task, candidates, now)
+            sl = self.slot_of.get(tid)
+            if sl is not None and tid not in self.dispatched:
+                return self._follow_exactly(task, sl, candidates, now)
             self.exact = False  # a retry, or a task the plan does not know
         planned = self.plan_agent.get(tid)
         if planned is None or tid in self.dispatched:
