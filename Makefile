@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Debian's Chromium: static figure export, the HTML report check and the browser tests use it.
 # Installed when absent (as root, or through sudo); without it those checks skip and say why.

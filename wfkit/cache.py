@@ -457,7 +457,7 @@ class _Lazy(CacheEntry):
         super().__init__(row[0], row[1], row[2], row[3], row[4], None, row[6], row[7], hits=hits)
         self._row = row
 
-    @property  # type: ignore[override]
+    @property
     def value(self) -> Any:
         return _thaw(self._row)
 

@@ -7,7 +7,7 @@ workflow already has replaces that task's definition (and says so once, at INFO)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from wfkit.agents.model import WorkflowTask
@@ -57,7 +57,7 @@ class Workflow:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[WorkflowTask]:
         return iter(self.tasks)
 
     def __getitem__(self, task_id: str) -> WorkflowTask:

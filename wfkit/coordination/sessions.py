@@ -197,7 +197,7 @@ class SessionRunner:
                 )
                 for t in done:
                     if t is not self._kick:
-                        running.discard(t)  # type: ignore[arg-type]
+                        running.discard(t)
                         t.result()  # _run_task records failures; anything else is a bug
         except BaseException:
             for t in running:

@@ -320,7 +320,7 @@ class IntegrationOrchestrator(Closing):
             rows.extend(self.dead_letter_store().rows(flow_id, include_replayed=include_replayed))
         channels = dict.fromkeys(p.dead_letter for p in plans if p.dead_letter not in (None, STORE))
         for channel in channels:
-            endpoint = self._queue_endpoint(channel)  # type: ignore[arg-type]
+            endpoint = self._queue_endpoint(channel)
             for item in endpoint.queue.peek(endpoint.topic):
                 body = item["body"]
                 if not isinstance(body, Mapping) or (flow_id is not None and body.get("flow_id") != flow_id):
@@ -392,7 +392,7 @@ class IntegrationOrchestrator(Closing):
                 await store.mark(dead["dead_letter_id"], status or "failed", reopen=status is None)
                 self._count_replay(summary, outcome)
         if plan.dead_letter not in (None, STORE):
-            endpoint = self._queue_endpoint(plan.dead_letter)  # type: ignore[arg-type]
+            endpoint = self._queue_endpoint(plan.dead_letter)
             ids = [
                 item["id"] for item in endpoint.queue.peek(endpoint.topic)
                 if isinstance(item["body"], Mapping) and item["body"].get("flow_id") == flow_id

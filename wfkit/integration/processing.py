@@ -216,7 +216,7 @@ class MessageProcessor:
             out.fallback_lock = asyncio.Lock()
         async with out.fallback_lock:
             if out.fallback_error is not _UNSET:
-                return out.fallback_error  # type: ignore[return-value]
+                return out.fallback_error
             fb = self.orch._endpoints[fallback]
             payload = copy.deepcopy(data) if fb.TYPE == "function" else data
             record, error = await self._call(

@@ -127,7 +127,7 @@ def measure(value: Any, what: str, *, strict: bool = True) -> tuple[int, int, in
         keep.append(node)
         stack.append((node, True))
         for child in _children(node, what, strict):
-            if isinstance(child, _CONTAINERS) and type(child) not in _SCALARS:
+            if isinstance(child, _CONTAINERS):
                 ckey = id(child)
                 if ckey in busy:
                     raise Damaged(f"{what} contains itself")

@@ -210,7 +210,7 @@ def simulate(
                         if table is not None:
                             table[child.task_id] = table[parent]  # type: ignore[index]
                         if parent in fail_p:
-                            fail_p[child.task_id] = fail_p[parent]  # type: ignore[index]
+                            fail_p[child.task_id] = fail_p[parent]
                     for sid, _reason in ended:
                         status_of[sid] = state.finished[sid]
 
