@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field
 from inspect import Parameter, Signature, signature
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, dataclass_transform
 
 from wfkit.errors import ArgumentError
 
@@ -60,7 +60,11 @@ log = logging.getLogger("wfkit.events")
 # ``import wfkit``, never compile any.
 
 
-def _event(cls: type) -> type:
+_E = TypeVar("_E")
+
+
+@dataclass_transform(frozen_default=True)  # type checkers see each event's __init__
+def _event(cls: type[_E]) -> type[_E]:
     """Make ``cls`` an event: a slots dataclass with the methods :class:`_Frozen` provides."""
     documented = bool(cls.__dict__.get("__doc__"))
     if not documented:
@@ -74,7 +78,7 @@ def _event(cls: type) -> type:
     setters = tuple(getattr(cls, name).__set__ for name in names)  # the slots' descriptors
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init = cls.__init__ = _compile_init(cls, fields, setters)  # type: ignore[misc]
+        init = cls.__init__ = _compile_init(cls, fields, setters)  # type: ignore[method-assign]
         init.__signature__ = __init__.__signature__  # type: ignore[attr-defined]
         init(self, *args, **kwargs)
 
@@ -86,7 +90,7 @@ def _event(cls: type) -> type:
                      default=Parameter.empty if f.default is MISSING else f.default)
            for f in fields],
     )
-    cls.__init__ = __init__  # type: ignore[misc]
+    cls.__init__ = __init__  # type: ignore[method-assign]
     cls._names = names  # type: ignore[attr-defined]
     cls._shown = tuple(f.name for f in fields if f.repr)  # type: ignore[attr-defined]
     cls._setters = setters  # type: ignore[attr-defined]
@@ -118,7 +122,7 @@ def _compile_init(cls: type, fields: list[Any], setters: tuple[Any, ...]) -> Any
 
 def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
     """Unpickle an event: fill its slots (its ``__setattr__`` refuses)."""
-    event = object.__new__(cls)
+    event: Any = object.__new__(cls)
     for set_, value in zip(cls._setters, values, strict=True):  # type: ignore[attr-defined]
         set_(event, value)
     return event
@@ -143,7 +147,7 @@ class _Frozen:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash(self._values())

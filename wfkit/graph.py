@@ -390,9 +390,9 @@ def critical_path(
                 if r > best:
                     best = r
         else:
-            here = ids[i]
+            src = ids[i]
             for j in below[i]:
-                r = up[j] + comm(here, ids[j])
+                r = up[j] + comm(src, ids[j])
                 if r > best:
                     best = r
         up[i] = duration(task_list[i]) + best

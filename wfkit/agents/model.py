@@ -326,10 +326,10 @@ class WorkflowTask:
                 plain = all(type(d) is str for d in deps)
         except TypeError:  # something unhashable: _check says what
             plain = False
-        if not plain:
+        if not plain or capset is None:  # (plain implies a capset: for the type checker)
             self._check()
             return
-        self._capset = capset  # type: ignore[assignment]
+        self._capset = capset
         self.dependencies = deps
 
     def _check(self) -> None:
