@@ -107,3 +107,17 @@ def test_events_behave_as_frozen_dataclasses():
     assert dataclasses.replace(failed, final=False).final is False
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
         TaskStarted("r", 1.0, "w", "t", "a", 1, nope=2)
+
+
+def test_import_wfkit_leaves_what_a_run_may_never_need_unloaded():
+    loaded = run("""
+import json, sys
+import wfkit
+print(json.dumps(sorted(sys.modules)))
+""")
+    # failures (tracebacks, redaction), retries (random), result keys (hashlib, pickle) and
+    # run ids (uuid) load these when they happen
+    for name in ("uuid", "random", "hashlib", "pickle", "urllib.parse", "sysconfig",
+                 "wfkit.tracebacks", "wfkit.redaction"):
+        assert name not in loaded, name
+    assert "wfkit.cache" in loaded and "asyncio" in loaded

@@ -27,17 +27,19 @@ every process using that file. ``orchestrator.cache`` is a :class:`ResultCache`.
 
 from __future__ import annotations
 
-import hashlib
 import marshal
-import pickle
 import sys
 import threading
 import time
 import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from hashlib import blake2b as _blake2b
-from typing import Any
+from typing import Any, cast
+
+try:  # hashlib's own blake2b, without importing hashlib (and OpenSSL's) with wfkit
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b as _blake2b
 
 __all__ = [
     "ResultCache",
@@ -66,7 +68,7 @@ class Unhashable(Exception):
 
 
 def _digest(*parts: bytes) -> str:
-    h = hashlib.blake2b(digest_size=16)
+    h = _blake2b(digest_size=16)
     for p in parts:
         h.update(len(p).to_bytes(4, "little"))
         h.update(p)
@@ -78,6 +80,8 @@ def _digest(*parts: bytes) -> str:
 
 def value_digest(value: Any) -> str:
     """A digest of ``value``'s content; raises :class:`Unhashable` when there is none."""
+    import pickle  # loaded with the first value pickled, not with wfkit
+
     kind = type(value)
     if kind in _SCALARS:
         return _digest(b"s", kind.__name__.encode(), repr(value).encode())
@@ -95,6 +99,8 @@ def value_digest(value: Any) -> str:
 
 
 def _numpy_digest(arr: Any) -> str:
+    import pickle
+
     import numpy as np
 
     if arr.dtype.hasobject:  # pointers, not content: pickle the objects
@@ -104,6 +110,8 @@ def _numpy_digest(arr: Any) -> str:
 
 
 def _pandas_digest(obj: Any) -> str:
+    import pickle
+
     import pandas as pd
 
     if isinstance(obj, pd.DataFrame | pd.Series | pd.Index):
@@ -157,7 +165,7 @@ def _code_bytes(code: types.CodeType, out: list[bytes]) -> None:
         ]
         for c in code.co_consts:
             _const_bytes(c, parts)
-        memo = hashlib.blake2b(b"\0".join(parts), digest_size=16).digest()
+        memo = _blake2b(b"\0".join(parts), digest_size=16).digest()
         if len(_code_memo) >= _CODE_MEMO_LIMIT:
             _code_memo.clear()
         _code_memo[code] = memo
@@ -241,7 +249,7 @@ def _describe(fn: Any, memo: dict[int, str], visiting: set[int]) -> str:
         digest = _global_digest(ref, module, memo, visiting)
         if digest is not None:
             parts.append(name.encode() + b"=" + digest)
-    return hashlib.blake2b(b"\0".join(parts), digest_size=16).hexdigest()
+    return _blake2b(b"\0".join(parts), digest_size=16).hexdigest()
 
 
 def _reference_digest(value: Any, owner: Any, memo: dict[int, str], visiting: set[int]) -> bytes:
@@ -273,7 +281,7 @@ def _global_digest(ref: Any, module: str, memo: dict[int, str], visiting: set[in
 def digest_key(parts: list[str]) -> str:
     """The digest of text parts joined by a control character (a custom key's parts: the
     task id and the reprs of what ``cache_key`` returned and of ``cache_version``)."""
-    return hashlib.blake2b("\x01".join(parts).encode(), digest_size=16).hexdigest()
+    return _blake2b("\x01".join(parts).encode(), digest_size=16).hexdigest()
 
 
 def full_key(base: str, params: Mapping[str, str]) -> str:
@@ -308,10 +316,16 @@ class KeyMaker:
         if code is None:
             code = function_digest(fn, self._functions)
         deps = task.dependencies
-        parts = [keys.get(d, "") for d in deps] if deps else []  # "": not known yet
-        if "" in parts:
-            parts = [self.input_key(d, keys, results) for d in deps]
-        parts += (code, task.task_id)
+        if deps:
+            known = list(map(keys.get, deps))  # the inputs' keys, when they are cached
+            parts = (
+                [self.input_key(d, keys, results) for d in deps] if None in known
+                else cast(list[str], known)
+            )
+            parts.append(code)
+        else:
+            parts = [code]
+        parts.append(task.task_id)
         if task.cache_version is not None:
             parts.append("v" + repr(task.cache_version))
         if task.action is None:  # a handler reads the task
@@ -378,6 +392,8 @@ def _freeze(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """An in-memory row whose value is a private copy: the pickled value and a flag (a task
     that changes its input in place must not change the cached result). Immutable scalars
     stay as they are; a value that cannot be pickled is kept itself (shared)."""
+    import pickle  # loaded with the first value pickled, not with wfkit
+
     value = row[5]
     if type(value) in _IMMUTABLE:
         return (*row, False)
@@ -388,7 +404,12 @@ def _freeze(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*row[:5], blob, *row[6:], True)
 
 
+_PLAIN = (False,)  # the flag of a row whose value is kept as it is (not pickled)
+
+
 def _thaw(row: tuple[Any, ...]) -> Any:
+    import pickle
+
     return pickle.loads(row[5]) if row[8] else row[5]
 
 
@@ -522,7 +543,7 @@ class ResultCache:
         cannot be stored (then it is not cached)."""
         by_base = self.index
         if by_base is not None and row[1] not in by_base:  # a new base key: no call
-            by_base[row[1]] = ((*row, False),) if type(row[5]) in _IMMUTABLE else (_freeze(row),)
+            by_base[row[1]] = (row + _PLAIN,) if type(row[5]) in _IMMUTABLE else (_freeze(row),)
             return True
         return (self._backend or self.backend).put(row) is not False
 

@@ -45,12 +45,15 @@ import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from heapq import heappush
-from random import Random
+from typing import TYPE_CHECKING
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.policies import LeastLoaded, Policy
 from wfkit.agents.pool import AgentPool
 from wfkit.graph import TaskGraph
+
+if TYPE_CHECKING:
+    from random import Random
 
 __all__ = ["RunState", "retry_delay"]
 

@@ -31,9 +31,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import random
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from wfkit.agents.dispatch import RunState, retry_delay
 from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
@@ -69,8 +68,9 @@ from wfkit.events import (
 )
 from wfkit.executors.base import Executor
 from wfkit.graph import TaskGraph
-from wfkit.redaction import redact_text
-from wfkit.tracebacks import format_traceback, user_frame
+
+if TYPE_CHECKING:
+    from random import Random
 
 __all__ = ["WorkflowRun"]
 
@@ -214,7 +214,7 @@ class WorkflowRun:
         self._timers: dict[str, Timer] = {}
         self._done: asyncio.Future[None] | None = None
         self._interrupt: BaseException | None = None  # KeyboardInterrupt/SystemExit of a task
-        self._rng = random.Random()
+        self._rng: Random | None = None  # retry jitter, made at the first retry
         self._stopper: asyncio.Task[None] | None = None
         self._dispatch_pending = False
         self._lost: dict[str, int] = {}  # attempts whose worker died, per task
@@ -230,6 +230,9 @@ class WorkflowRun:
         self.keys: dict[str, str] = {}
         self._bases: dict[str, str] = {}
         self._keymaker = KeyMaker(params)  # used only when the cache is on
+        self._reuse = cache_mode == "use"
+        # The in-memory cache's entries by base key (None for a store's): a miss costs no call.
+        self._index = self.cache.index if self.cache is not None else None
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -343,19 +346,19 @@ class WorkflowRun:
     def _from_cache(self, task: WorkflowTask, agent: AgentProfile) -> bool:
         """Complete ``task`` from the cache if it holds its result; else remember its base
         key, to keep the result it is about to compute."""
-        try:  # the common case inline; _base_key has the rest and says what went wrong
-            if task.cache_key is not None:
-                raise Unhashable
-            base: str | None = self._keymaker.base_key(
-                task, task.action or agent.handler, self.keys, self.results
-            )
-        except Exception:
+        if task.cache_key is None:  # the common case inline: one call, for every task
+            try:
+                base: str | None = self._keymaker.base_key(
+                    task, task.action or agent.handler, self.keys, self.results
+                )
+            except Exception:  # _base_key says what went wrong
+                base = self._base_key(task, agent)
+        else:
             base = self._base_key(task, agent)
         if base is None:
             return False
-        cache = self.cache
-        if self.cache_mode == "use" and (cache.index is None or base in cache.index):  # type: ignore[union-attr]
-            entry = cache.lookup(base, self._keymaker.param_digests)  # type: ignore[union-attr]
+        if self._reuse and (self._index is None or base in self._index):
+            entry = self.cache.lookup(base, self._keymaker.param_digests)  # type: ignore[union-attr]
             if entry is not None:
                 self._completed_cached(task, entry)
                 return True
@@ -580,6 +583,9 @@ class WorkflowRun:
         self, task: WorkflowTask, agent: AgentProfile, record: _Record, started: float,
         exc: BaseException,
     ) -> None:
+        from wfkit.redaction import redact_text  # failures only: not on every import
+        from wfkit.tracebacks import format_traceback, user_frame
+
         tid = task.task_id
         end = self._now()
         attempt = record.attempts
@@ -603,6 +609,10 @@ class WorkflowRun:
                 )
             )
         if not final:
+            if self._rng is None:
+                from random import Random
+
+                self._rng = Random()
             delay = retry_delay(attempt, self.backoff, self.max_backoff, self._rng)
             self.state.retry(tid)
             task.status = "retrying"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -334,7 +333,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
                 raise ResumeError(f"run {run_id} is running; await it before resuming it")
             values = self._resumed_params(self.store, run_id, values, params)
         else:
-            run_id = uuid.uuid4().hex[:12]
+            run_id = os.urandom(6).hex()  # 12 random hex digits (uuid costs an import)
 
         for task in by_id.values():
             task.status = "pending"
