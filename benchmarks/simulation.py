@@ -48,7 +48,7 @@ def _simulate(tasks: list[Any]) -> None:
 def _simulate_frame(tasks: list[Any]) -> None:
     import wfkit
 
-    frame = wfkit.simulate(tasks, make_agents()).frame
+    frame = wfkit.simulate(tasks, make_agents()).frame()
     assert len(frame) == len(tasks)
 
 

@@ -4,6 +4,7 @@ The public facade: re-exports and ``__all__`` only. Layers that pull in pandas, 
 ipywidgets, SQLAlchemy or Dask load on first use, so ``import wfkit`` stays fast.
 """
 
+from wfkit import events, graph  # submodules exported as such
 from wfkit._lazy import lazy_exports
 from wfkit.agents import (
     AgentCapability,
@@ -48,8 +49,6 @@ _LAZY = {
     "ProcessExecutor": "wfkit.executors.process",
     "DaskExecutor": "wfkit.executors.dask",
     "plots": "wfkit.plots",
-    "graph": "wfkit.graph",
-    "events": "wfkit.events",
 }
 
 __all__ = [
@@ -67,6 +66,8 @@ __all__ = [
     "EventBus",
     "Executor",
     "ThreadExecutor",
+    "events",  # submodules the imports above load
+    "graph",
     *_errors,
     *_LAZY,
 ]

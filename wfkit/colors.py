@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wfkit.statuses import TASK_STATUSES
+
 __all__ = ["STATUS_COLORS", "RUN_BAR_COLORS", "status_color"]
 
 #: Colour of each task / attempt / run status, shared by every figure and the dashboard.
@@ -20,6 +22,7 @@ STATUS_COLORS: dict[str, str] = {
     # completed from the result cache, without running (a shade of "completed")
     "cached": "#a6d96a",
 }
+assert tuple(STATUS_COLORS)[:-1] == TASK_STATUSES  # every task status, in the views' order
 
 #: A finished run's progress bar (tqdm's and the dashboard's): green when it completed, red
 #: when a task failed, grey when it was cancelled (it did not finish, nothing went wrong).

@@ -134,7 +134,7 @@ pd.DataFrame(big["trace"])
 # ## The dead-letter frame
 
 # %%
-dead = orch.dead_letters("orders")
+dead = orch.dead_letters_frame("orders")
 dead[[c for c in ("message_id", "reason", "error", "targets", "created_at") if c in dead.columns]]
 
 # %% [markdown]
@@ -154,7 +154,7 @@ with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
 queue = await orch.queue_stats("big_orders")
 print(f"database rows: {rows[0]} ({rows[1]} distinct orders); queued big orders: {queue}; "
       f"audited: {len(AuditService.received)}")
-orch.dead_letters("orders")
+orch.dead_letters_frame("orders")
 
 # %% tags=["summary"]
 summary = {
@@ -167,7 +167,7 @@ summary = {
     "db_distinct": rows[1],
     "queued": queue["total"],
     "audited": len(AuditService.received),
-    "left_dead": int(len(orch.dead_letters("orders"))),
+    "left_dead": int(len(orch.dead_letters_frame("orders"))),
 }
 await orch.aclose()
 server.shutdown()

@@ -48,7 +48,7 @@ def check_schedule(tasks, agents, schedule, *, durations=None, comm_costs=None,
     duration on that agent; it starts after each dependency finished (plus the transfer delay
     when the two ran on different agents); no agent ever runs more tasks than its capacity.
     """
-    frame = schedule.frame
+    frame = schedule.frame()
     by_task = {t.task_id: t for t in tasks}
     by_agent = {a.agent_id: a for a in agents}
     assert sorted(frame["task_id"]) == sorted(by_task), "every task exactly once"

@@ -44,7 +44,7 @@ def test_schedule_fields_on_a_small_graph():
     assert s.makespan == 6.0 and s.lower_bound == 6.0 and s.gap == 0.0
     assert s.utilization == {"p": 1.0, "q": 1 / 12}
     assert s.order == {"p": ["a", "b", "d"], "q": ["c"]}
-    f = s.frame
+    f = s.frame()
     assert list(f.columns) == ["task_id", "agent_id", "slot", "start", "finish", "duration",
                                "status", "attempts"]
     assert f["duration"].tolist() == [2.0, 3.0, 1.0, 1.0]
@@ -56,7 +56,7 @@ def test_capacity_is_honoured_and_slots_are_reported():
     tasks = [T(f"t{i}", 1.0) for i in range(7)]
     s = wfkit.simulate(tasks, [A("big", capacity=3)])
     assert s.makespan == 3.0
-    assert sorted(s.frame["slot"].tolist()) == [0, 0, 0, 1, 1, 2, 2]
+    assert sorted(s.frame()["slot"].tolist()) == [0, 0, 0, 1, 1, 2, 2]
     assert s.utilization["big"] == pytest.approx(7 / 9)
 
 
@@ -125,10 +125,10 @@ def test_noise_is_seeded_and_changes_durations():
     b = wfkit.simulate(tasks, agents, noise=0.3, seed=7)
     c = wfkit.simulate(tasks, agents, noise=0.3, seed=8)
     plain = wfkit.simulate(tasks, agents)
-    assert a.frame.equals(b.frame)
+    assert a.frame().equals(b.frame())
     assert a.makespan != c.makespan
     assert not math.isclose(a.makespan, plain.makespan)
-    assert wfkit.simulate(tasks, agents, noise=0.0, seed=7).frame.equals(plain.frame)
+    assert wfkit.simulate(tasks, agents, noise=0.0, seed=7).frame().equals(plain.frame())
     check_schedule(tasks, agents, a, exact_durations=False)
     doubled = wfkit.simulate(tasks, agents, noise=lambda d, rng: 2 * d)
     assert doubled.makespan == 2 * plain.makespan
@@ -138,7 +138,7 @@ def test_failures_retries_and_skips_follow_the_engine():
     tasks = [T("a", 1, retries=2), T("b", 1, ["a"]), T("c", 1)]
     agents = [A("p"), A("q")]
     s = wfkit.simulate(tasks, agents, failures={"a": 1.0}, backoff=0.5, seed=0)
-    f = s.frame.set_index("task_id")
+    f = s.frame().set_index("task_id")
     assert f.loc["a", "status"] == "failed" and f.loc["a", "attempts"] == 3
     assert f.loc["b", "status"] == "skipped" and f.loc["b", "attempts"] == 0
     assert f.loc["c", "status"] == "completed"

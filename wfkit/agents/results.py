@@ -5,9 +5,7 @@ from __future__ import annotations
 from os import PathLike
 from typing import Any
 
-__all__ = ["ResultDict", "RunResult", "TASK_STATUSES"]
-
-TASK_STATUSES = ("completed", "failed", "skipped", "cancelled")
+__all__ = ["ResultDict", "RunResult"]
 
 
 class ResultDict(dict):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from wfkit.agents.model import dependency_ids
 from wfkit.conditions import validate_condition
 from wfkit.errors import ValidationError
+from wfkit.statuses import TASK_STATUSES
 
 if TYPE_CHECKING:
     from wfkit.coordination.manager import CoordinationCollaborationManager
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 SESSION_STATUSES = ("active", "running", "completed", "failed", "cancelled")
-TASK_STATUSES = ("pending", "running", "completed", "failed", "skipped", "cancelled")
 
 
 class CoordinationType(StrEnum):

@@ -48,13 +48,14 @@ from wfkit.events import (
     TaskSpec,
     TaskStarted,
 )
+from wfkit.statuses import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from wfkit.coordination.manager import CoordinationCollaborationManager
 
 __all__ = ["SessionRunner", "SessionResult", "session_result"]
 
-_FINISHED = frozenset({"completed", "failed", "skipped", "cancelled"})
+_FINISHED = frozenset(FINAL_STATUSES)
 _now = time.time
 
 
@@ -105,7 +106,7 @@ class SessionResult(ResultDict):
 
 def session_result(session: CoordinationSession) -> SessionResult:
     """The session's current outcome (every task, finished or not)."""
-    counts = dict.fromkeys(("completed", "failed", "skipped", "cancelled", "pending"), 0)
+    counts = dict.fromkeys((*FINAL_STATUSES, "pending"), 0)
     task_results: dict[str, dict[str, Any]] = {}
     for tid, task in session.tasks.items():
         rec = session.task_results.get(tid) or _new_record(task)
@@ -222,7 +223,7 @@ class SessionRunner:
         if not self.bus:
             return
         tasks = self.session.tasks
-        counts = dict.fromkeys(("completed", "failed", "skipped", "cancelled"), 0)
+        counts = dict.fromkeys(FINAL_STATUSES, 0)
         for tid in self._ran:
             status = tasks[tid].status
             if status in counts:

@@ -351,7 +351,9 @@ class IntegrationOrchestrator(Closing):
             return bool(path) and path != ":memory:" and os.path.exists(path)
         return True
 
-    def dead_letters(self, flow_id: str | None = None, *, include_replayed: bool = False) -> pd.DataFrame:
+    def dead_letters_frame(
+        self, flow_id: str | None = None, *, include_replayed: bool = False
+    ) -> pd.DataFrame:
         """The dead letters of a flow (or of all flows) as a DataFrame, oldest first.
 
         Columns: ``dead_letter_id``, ``flow_id``, ``message_id``, ``reason``, ``error``,
@@ -368,6 +370,10 @@ class IntegrationOrchestrator(Closing):
             frame[column] = pd.to_datetime(frame[column].astype("float64"), unit="s", utc=True)
         frame["times"] = frame["times"].astype("int64")
         return frame
+
+    def dead_letters(self, flow_id: str | None = None, *, include_replayed: bool = False) -> pd.DataFrame:
+        """:meth:`dead_letters_frame` under its first name."""
+        return self.dead_letters_frame(flow_id, include_replayed=include_replayed)
 
     async def replay_dead_letters(self, flow_id: str, *, limit: int | None = None) -> dict[str, Any]:
         """Run a flow's dead letters again (same message ids, so idempotent targets stay exact).

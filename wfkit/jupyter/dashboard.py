@@ -51,6 +51,7 @@ from wfkit.events import (
 )
 from wfkit.jupyter.livefigure import LiveFigure, run_by_notebook_ui
 from wfkit.plots import DAG_NODE_TRACE, GROUP_URGENCY, build_dag_figure, build_group_figure
+from wfkit.statuses import FINAL_STATUSES
 
 __all__ = ["Dashboard", "follows"]
 
@@ -62,7 +63,7 @@ def follows(orchestrator: Any) -> bool:
 _STATUSES = tuple(STATUS_COLORS)  # the DAG figure's live colour codes use this order
 PENDING, RUNNING, RETRYING, COMPLETED, FAILED, SKIPPED, CANCELLED, CACHED = range(8)
 assert _STATUSES[COMPLETED] == "completed" and _STATUSES[CACHED] == "cached"
-_FINISHED = ("completed", "failed", "skipped", "cancelled", "cached")
+_FINISHED = (*FINAL_STATUSES, "cached")
 _CODE_OF: dict[type, int] = {
     TaskStarted: RUNNING,
     TaskRetrying: RETRYING,

@@ -34,6 +34,7 @@ from wfkit.events import (
     TaskMapped,
     TaskSkipped,
 )
+from wfkit.statuses import FINAL_STATUSES
 
 __all__ = ["attach_progress"]
 
@@ -54,7 +55,7 @@ class _Counts:
         self.workflow_id = ""
         self.total = 0
         self.done = 0  # tasks that ended, resumed ones included
-        self.ended = dict.fromkeys(("completed", "failed", "skipped", "cancelled"), 0)
+        self.ended = dict.fromkeys(FINAL_STATUSES, 0)
         self.status: str | None = None
         self.resumed: frozenset[str] = frozenset()
         self.started = False

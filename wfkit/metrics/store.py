@@ -67,6 +67,7 @@ from wfkit.lifecycle import Closing
 from wfkit.metrics import decode, frames
 from wfkit.metrics.codec import NotStorable, from_pickle, json_exact, to_pickle
 from wfkit.metrics.flushing import FlushSoon
+from wfkit.statuses import FINAL_STATUSES
 
 __all__ = ["RunStore", "ResultNotStoredWarning", "PickledResultsWarning", "APPLICATION_ID",
            "SCHEMA_VERSION"]
@@ -934,8 +935,7 @@ class RunStore(Closing, FlushSoon):
                     latest[tid] = state
                     if state[_AGENT] is not None:
                         ids.add(state[_AGENT])
-                for i, status in zip(range(7, 11), ("completed", "failed", "skipped",
-                                                    "cancelled"), strict=True):
+                for i, status in zip(range(7, 11), FINAL_STATUSES, strict=True):
                     head[i] = sum(
                         1 for st in latest.values()
                         if st[_STATUS] == status and (status != "failed" or st[_FINAL])

@@ -30,7 +30,7 @@ class Schedule:
     """A timetable of a workflow on a pool of agents.
 
     ``makespan``, ``lower_bound`` (no schedule on these agents can be shorter), ``optimal``
-    (True only when a solver proved ``makespan`` minimal), ``frame`` (one row per task:
+    (True only when a solver proved ``makespan`` minimal), ``frame()`` (one row per task:
     task_id, agent_id, slot, start, finish, duration, status, attempts), ``utilization``
     (agent id -> busy time / (capacity x makespan)), ``assignment``, ``order`` and
     ``figure()``. ``method`` says where it came from (``"simulate:least_loaded"``, ``"heft"``,
@@ -235,7 +235,6 @@ class Schedule:
         done = sum(1 for tid in self.task_ids if self.task_status(tid) == "completed")
         return done / len(self.task_ids)
 
-    @property
     def frame(self) -> Any:
         """One row per task: task_id, agent_id, slot, start, finish, duration, status, attempts."""
         if self._frame is None:
