@@ -26,14 +26,15 @@ lint: $(STAMP)
 browser:
 	@test -x /usr/bin/chromium || $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null' || echo "chromium could not be installed: browser checks will be skipped"
 
+# The notebooks' sources are checked by pytest (tests/notebooks/test_notebooks_stored.py runs
+# `notebooks/src/build.py --check`), in both tiers.
 test: lint browser
-	$(PY) notebooks/src/build.py --check
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/
 
-# The inner loop: ruff and every test not marked slow (about a minute on a quiet machine).
+# The inner loop: ruff, the notebooks' sources and every test not marked slow (at most a
+# minute on a quiet machine).
 check: lint
-	$(PY) notebooks/src/build.py --check
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 # What a person sees: JupyterLab in Debian's Chromium, driven by Playwright; screenshots in

@@ -63,8 +63,14 @@ def test_report_of_stored_runs(store_with_runs, tmp_path, capsys):
     assert "sales_report" in text and "Run " in text
     assert "Failed attempts (1)" in text and "kaput" in text
     assert text.count('class="plotly-graph-div"') == 5  # summary + 2 runs x (gantt, load)
+
+
+@pytest.mark.slow  # Chromium
+def test_the_report_draws_every_figure_offline_in_a_browser(store_with_runs, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (apt-get install chromium): browser check skipped")
+    out = tmp_path / "report.html"
+    assert main(["report", str(store_with_runs), "-o", str(out)]) == 0
     assert plotly_plots_rendered(out, tmp_path / "report.png") == 5
 
 

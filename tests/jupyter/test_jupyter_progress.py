@@ -46,14 +46,14 @@ def run_script(n: int, seconds: float, mode: str, fail: str = "no") -> tuple[str
 
 
 def test_a_long_run_in_a_script_shows_a_text_bar():
-    stderr, makespan = run_script(6, 0.25, "default")
+    stderr, makespan = run_script(6, 0.2, "default")
     assert makespan > progress._DELAY  # recorded: long enough for the bar to appear
     assert "long:" in stderr and "6/6" in stderr and "100%" in stderr
     assert "task/s" in stderr or "s/task" in stderr
 
 
 def test_progress_false_turns_it_off():
-    stderr, makespan = run_script(6, 0.25, "off")
+    stderr, makespan = run_script(6, 0.2, "off")
     assert makespan > progress._DELAY
     assert "6/6" not in stderr and "long:" not in stderr
 
@@ -173,6 +173,8 @@ def test_a_finished_text_bar_is_red_on_failure_and_grey_on_cancellation(outcome)
     if outcome == "cancelled":
         assert "1 cancelled" in final
 
+    if outcome != "failed":
+        return  # NO_COLOR is checked once, where the bar would be red
     env["NO_COLOR"] = "1"
     plain = subprocess.run([sys.executable, "-c", COLOUR_SCRIPT, outcome], capture_output=True,
                            text=True, timeout=120, check=True, env=env)
