@@ -4,7 +4,6 @@ The public facade: re-exports and ``__all__`` only. Layers that pull in pandas, 
 ipywidgets, SQLAlchemy or Dask load on first use, so ``import wfkit`` stays fast.
 """
 
-from wfkit import events, graph  # submodules exported as such
 from wfkit._lazy import lazy_exports
 from wfkit.agents import (
     AgentCapability,
@@ -66,8 +65,8 @@ __all__ = [
     "EventBus",
     "Executor",
     "ThreadExecutor",
-    "events",  # submodules the imports above load
-    "graph",
+    "events",  # noqa: F405  (submodules that the imports above load)
+    "graph",  # noqa: F405
     *_errors,
     *_LAZY,
 ]
