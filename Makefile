@@ -32,7 +32,7 @@ test: lint browser
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/
 
-# The inner loop: ruff, the notebooks' sources and every test not marked slow (at most a
+# The inner loop: ruff, mypy, the notebooks' sources and every test not marked slow (at most a
 # minute on a quiet machine).
 check: lint
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
