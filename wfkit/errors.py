@@ -116,14 +116,19 @@ class DuplicateTaskError(ValidationError):
 
 
 class UnknownDependencyError(ValidationError):
-    def __init__(self, task_id: str, missing: Iterable[str]) -> None:
+    """``where`` names what lacks the dependencies when it is not the workflow (a session)."""
+
+    def __init__(self, task_id: str, missing: Iterable[str], *, where: str | None = None) -> None:
         self.task_id = task_id
         self.missing = sorted(missing)
         names = ", ".join(repr(m) for m in self.missing)
-        super().__init__(
-            f"task {task_id!r} depends on unknown task(s) {names}: add them to the workflow "
-            f"or remove them from its dependencies"
-        )
+        if where is None:
+            text = (f"task {task_id!r} depends on unknown task(s) {names}: add them to the "
+                    f"workflow or remove them from its dependencies")
+        else:
+            text = (f"task {task_id!r} depends on {names}, which {where} does not have: add "
+                    f"dependencies to it first")
+        super().__init__(text)
 
 
 class CycleError(ValidationError):

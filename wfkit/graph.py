@@ -9,7 +9,7 @@ cycle's members in order when validation finds one.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wfkit.errors import (
@@ -31,6 +31,7 @@ __all__ = [
     "validate_tasks",
     "capable_agents",
     "check_tasks",
+    "check_dependencies",
     "dependents_of",
     "topological_order",
     "layers",
@@ -217,10 +218,19 @@ def check_tasks(
             raise DuplicateTaskError(task.task_id)
         by_id[task.task_id] = task
     for task in by_id.values():
-        missing = [d for d in task.dependencies if d not in by_id]
-        if missing:
-            raise UnknownDependencyError(task.task_id, missing)
+        check_dependencies(task.task_id, task.dependencies, by_id)
     return by_id
+
+
+def check_dependencies(
+    task_id: str, dependencies: Iterable[str], known: Container[str], *, where: str | None = None
+) -> None:
+    """The one dependency check (workflows, the builder, coordination sessions): raise
+    :class:`~wfkit.UnknownDependencyError` naming the dependencies of ``task_id`` that are not
+    among the ``known`` task ids. ``where`` names what lacks them when it is not a workflow."""
+    missing = [d for d in dependencies if d not in known]
+    if missing:
+        raise UnknownDependencyError(task_id, missing, where=where)
 
 
 def dependents_of(tasks: Mapping[str, WorkflowTask]) -> dict[str, list[str]]:

@@ -135,3 +135,34 @@ async def test_tasks_listed_after_their_dependents_run_in_dependency_order():
     assert result["successful_tasks"] == 4
     # priority 1 first; "load" heads the longer path; ties then go by insertion order
     assert order == ["load", "other", "clean", "report"]
+
+
+async def test_every_entry_point_checks_dependencies_the_same_way():
+    """A workflow, the builder, the graph and a coordination session share one check."""
+    from wfkit import CollaborationTask, CoordinationCollaborationManager, Workflow
+    from wfkit.graph import TaskGraph, check_tasks
+
+    tasks = [WorkflowTask("a", "a", ["x"], 0, 1.0), WorkflowTask("b", "b", ["x"], 0, 1.0, ["ghost", "a"])]
+    errors = []
+    for check in (lambda: TaskGraph(tasks), lambda: check_tasks(tasks)):
+        with pytest.raises(UnknownDependencyError) as info:
+            check()
+        errors.append(info.value)
+    wf = Workflow("w")
+    wf.add(tasks[0])
+    with pytest.raises(UnknownDependencyError) as info:
+        wf.add(tasks[1])
+    errors.append(info.value)
+    assert {(e.task_id, tuple(e.missing), str(e)) for e in errors} == {
+        ("b", ("ghost",), "task 'b' depends on unknown task(s) 'ghost': add them to the "
+                          "workflow or remove them from its dependencies")}
+    with pytest.raises(UnknownDependencyError, match="depends on 'a', which session") as info:
+        async with CoordinationCollaborationManager() as manager:
+            manager.register_participant("p", lambda ctx: None)
+            sid = await manager.create_coordination_session(["p"], "sequential")
+            await manager.add_collaboration_task(sid, CollaborationTask("b", "b", dependencies=["a"]))
+    assert (info.value.task_id, info.value.missing) == ("b", ["a"])
+    # a task depending on itself is a cycle once it replaces a task of that id
+    with pytest.raises(CycleError):
+        wf.add(WorkflowTask("a", "a", ["x"], 0, 1.0, ["a"]), replace=True)
+    assert [t.dependencies for t in wf.tasks] == [[]]  # rolled back

@@ -12,8 +12,8 @@ from typing import Any
 
 from wfkit.agents.model import WorkflowTask
 from wfkit.agents.params import check_declared
-from wfkit.errors import DuplicateTaskError, UnknownDependencyError, ValidationError
-from wfkit.graph import critical_path, to_networkx, validate_tasks
+from wfkit.errors import DuplicateTaskError, ValidationError
+from wfkit.graph import check_dependencies, critical_path, to_networkx, validate_tasks
 
 __all__ = ["Workflow"]
 
@@ -87,9 +87,7 @@ class Workflow:
         old = self._tasks.get(tid)
         if old is not None and not replace:
             raise DuplicateTaskError(tid)
-        missing = [d for d in task.dependencies if d not in self._tasks or d == tid]
-        if missing:
-            raise UnknownDependencyError(tid, missing)
+        check_dependencies(tid, task.dependencies, self._tasks)  # a self-loop: a cycle below
         self._tasks[tid] = task
         if old is not None:
             try:  # new dependencies of a task others depend on may close a cycle

@@ -32,12 +32,12 @@ from wfkit.coordination.shared_state import Conflict, SharedState, check_strateg
 from wfkit.errors import (
     CoordinationError,
     DuplicateTaskError,
-    UnknownDependencyError,
     UnknownSessionError,
     ValidationError,
 )
 from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
+from wfkit.graph import check_dependencies
 from wfkit.lifecycle import Closing
 
 __all__ = ["CoordinationCollaborationManager", "RESOURCE_OPERATIONS"]
@@ -217,14 +217,9 @@ class CoordinationCollaborationManager(Closing):
             )
         if task.task_id in session.tasks:
             raise DuplicateTaskError(task.task_id)
-        missing = [d for d in task.dependencies if d not in session.tasks]
-        if missing:
-            err = UnknownDependencyError(task.task_id, missing)
-            err.args = (
-                f"task {task.task_id!r} depends on {', '.join(map(repr, err.missing))}, which "
-                f"session {session_id!r} does not have: add dependencies to the session first",
-            )
-            raise err
+        check_dependencies(
+            task.task_id, task.dependencies, session.tasks, where=f"session {session_id!r}"
+        )
         strangers = [p for p in task.assigned_to if p not in session.participants]
         if strangers:
             raise ValidationError(
