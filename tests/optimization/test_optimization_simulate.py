@@ -134,6 +134,23 @@ def test_noise_is_seeded_and_changes_durations():
     assert doubled.makespan == 2 * plain.makespan
 
 
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_under_noise_the_bound_is_of_the_durations_drawn(factor):
+    """The lower bound (and so the gap) of a noisy simulation is computed from the durations
+    the noise drew, so it bounds the run that was simulated: a chain takes exactly its bound."""
+    chain = [T("a", 2), T("b", 3, ["a"]), T("c", 4, ["b"])]
+    agents = [A("p"), A("q")]
+    s = wfkit.simulate(chain, agents, noise=lambda d, rng: factor * d)
+    assert s.makespan == s.lower_bound == 9 * factor
+    assert s.gap == 0.0
+    tasks = random_dag(40, 5)
+    durations = heterogeneous(tasks, agents, 5)
+    for seed in range(5):
+        noisy = wfkit.simulate(tasks, agents, durations=durations, noise=0.6, seed=seed)
+        assert noisy.lower_bound <= noisy.makespan
+        assert noisy.lower_bound != wfkit.simulate(tasks, agents, durations=durations).lower_bound
+
+
 def test_failures_retries_and_skips_follow_the_engine():
     tasks = [T("a", 1, retries=2), T("b", 1, ["a"]), T("c", 1)]
     agents = [A("p"), A("q")]

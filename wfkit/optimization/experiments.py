@@ -90,10 +90,12 @@ def experiment(
             if k not in extra:
                 extra.append(k)
         available = [a for a in v_agents if a.availability]
-        bound: float | None = None  # the same for every seed: noise is not in the bound
+        # the same for every seed unless noise draws other durations (its bound is theirs)
+        bound: float | None = None
+        noisy = kwargs.get("noise") is not None and kwargs.get("noise") != 0
         for seed in seeds:
             sched = simulate(v_tasks, v_agents, seed=seed, **kwargs)
-            if bound is None:
+            if bound is None or noisy:
                 bound = sched.lower_bound
             else:
                 sched._lower_bound = bound

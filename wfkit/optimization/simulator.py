@@ -127,7 +127,8 @@ def simulate(
     wrong estimates; without either, they believe each task's ``estimated_duration`` and each
     agent's ``expected_duration``. ``noise`` makes actual
     durations differ from ``durations``: a coefficient of variation (log-normal, mean 1) or a
-    callable ``(duration, rng) -> duration``; ``seed`` makes it repeatable. ``failures`` (a
+    callable ``(duration, rng) -> duration``; ``seed`` makes it repeatable; the schedule's
+    ``lower_bound`` and ``gap`` are then those of the durations drawn. ``failures`` (a
     probability, or {task_id: probability}) fails attempts at random; the tasks' ``retries``
     and the engine's backoff (``backoff`` doubled per attempt, with jitter) apply as in a run.
 
@@ -193,6 +194,7 @@ def simulate(
         failing: set[str] = set()
         ends: list[tuple[float, str]] = []
         timers: list[tuple[float, str]] = []
+        drawn: dict[str, tuple[str, float, float]] = {}  # with noise: (agent, nominal, drawn)
         table = model.table
         fn = model if model.kind == "callable" else None
         cost = comm.cost
@@ -228,7 +230,8 @@ def simulate(
                 else:
                     d = task.estimated_duration
                 if draw is not None:
-                    d = draw(d)
+                    nominal, d = d, draw(d)
+                    drawn[tid] = (aid, nominal, d)
                 begin = now
                 if cost:
                     for dep in task.dependencies:
@@ -342,7 +345,9 @@ def simulate(
         rows=rows,
         capacities={a.agent_id: a.capacity for a in copies},
         lower_bound=lambda: graph_lower_bound(
-            bound_tasks, pool, agent_duration=None if model.kind == "estimate" else model
+            bound_tasks, pool, agent_duration=_as_drawn(model, drawn) if drawn else (
+                None if model.kind == "estimate" else model
+            )
         ),
         method=f"simulate:{name}",
         status=status_of or None,
@@ -353,6 +358,25 @@ def simulate(
         info={"policy": name, "seed": seed, "noise": noise},
         model=(model, comm),
     )
+
+
+def _as_drawn(
+    model: DurationModel, drawn: Mapping[str, tuple[str, float, float]]
+) -> Callable[[WorkflowTask, Any], float]:
+    """Durations as the noise drew them, for a lower bound of the run that was simulated: a
+    task took what was drawn on the agent it ran on (its last attempt), and its noise factor
+    scales its durations on the others. A bound on nominal durations would not hold for it."""
+
+    def duration(task: WorkflowTask, agent: Any) -> float:
+        got = drawn.get(task.task_id)
+        if got is None:  # never ran: as planned
+            return model(task, agent)
+        aid, nominal, actual = got
+        if agent.agent_id == aid:
+            return actual
+        return model(task, agent) * (actual / nominal) if nominal > 0 else 0.0
+
+    return duration
 
 
 def _map_sizes(
