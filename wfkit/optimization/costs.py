@@ -148,17 +148,17 @@ class DurationModel:
             for tid, task in self.tasks.items():
                 entry = table[tid]
                 if isinstance(entry, dict):
-                    cands = capable[task._capset]
+                    cands = capable[task.capability_set]
                     # a checked row names every capable agent: as long, it names only them
                     out[tid] = entry if len(entry) == len(cands) else {
                         a.agent_id: entry[a.agent_id] for a in cands
                     }
                 else:
-                    out[tid] = fromkeys(ids[task._capset], entry)
+                    out[tid] = fromkeys(ids[task.capability_set], entry)
             return out
         if self.kind == "estimate":
             for tid, task in self.tasks.items():
-                out[tid] = fromkeys(ids[task._capset], float(task.estimated_duration))
+                out[tid] = fromkeys(ids[task.capability_set], float(task.estimated_duration))
             return out
         for tid, task in self.tasks.items():
             out[tid] = {a.agent_id: self(task, a) for a in capable[task.capability_set]}

@@ -29,10 +29,14 @@ _Pool = tuple[list[float], list[float], list["_Lane"], list[tuple[str, int]]]
 def heft_ranks(problem: Problem) -> dict[str, float]:
     """Upward ranks with mean durations over capable agents and mean transfer delays."""
     flat = problem.flat
-    mean = {
-        tid: flat[tid] if tid in flat else sum(row.values()) / len(row)
-        for tid, row in problem.dur.items()
-    }
+    if len(flat) == len(problem.tasks):
+        mean = flat
+    else:
+        dur = problem.dur
+        mean = {
+            tid: flat[tid] if tid in flat else sum(dur[tid].values()) / len(dur[tid])
+            for tid in problem.tasks
+        }
     return upward_ranks(
         problem.tasks,
         duration=lambda t: mean[t.task_id],
@@ -168,7 +172,7 @@ def place(
     """
     index = problem.index
     tasks = problem.tasks
-    dur = problem.dur
+    dur: Mapping[str, Mapping[str, float]] | None = None  # rows, for tasks not placed by pool
     cost = problem.comm.cost
     slots: dict[str, list[_Lane]] = {}
     for a in problem.agents:
@@ -244,6 +248,8 @@ def place(
             candidates: Sequence[AgentProfile] = ()
         else:
             candidates = problem.candidates(tid)
+            if dur is None:
+                dur = problem.dur
             row = dur[tid]
         for agent in candidates:
             aid = agent.agent_id

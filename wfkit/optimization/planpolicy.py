@@ -92,7 +92,7 @@ class PlanFollower:
             self.comm = plan_model[1]
         else:
             self.comm = CommModel(tasks, None)
-        order: list[str] | None = None
+        index: dict[str, int] | None = None
         if plan is None:
             beliefs: Any = self.estimate
             if beliefs is _expected:  # a snapshot of what the agents expect now
@@ -100,10 +100,12 @@ class PlanFollower:
             problem = Problem(tasks, self.agents, beliefs, self.comm.cost or None)
             plan = heft(problem)
             if list(problem.tasks) == list(tasks):  # same tasks in the same order
-                order = problem.order
+                index = problem.index
         self.plan = plan
         # ties in planned start go in topological order (zero-duration tasks)
-        self.index = {tid: i for i, tid in enumerate(order or topological_order(tasks))}
+        self.index = index if index is not None else {
+            tid: i for i, tid in enumerate(topological_order(tasks))
+        }
         self._install(plan.agent, plan.start)
         self.exact = self._install_slots(plan)
         self.t0 = clock()
@@ -159,7 +161,7 @@ class PlanFollower:
             else:
                 q.append(tid)
         self.queue = queues
-        self.qpos = {tid: i for q in queues.values() for i, tid in enumerate(q)}
+        self._qpos: dict[str, int] | None = None  # each task's place in its queue, on demand
         self.head = dict.fromkeys(queues, 0)
 
     def _install_slots(self, plan: Any) -> bool:
@@ -489,7 +491,9 @@ class PlanFollower:
         slots = self._slot_times(agent, now)
         q = self.queue.get(aid, [])
         i = self._pending(aid)
-        stop = self.qpos.get(task.task_id, i)
+        if self._qpos is None:
+            self._qpos = {t: k for queue in self.queue.values() for k, t in enumerate(queue)}
+        stop = self._qpos.get(task.task_id, i)
         checked = ahead = 0
         while i < stop and checked <= 2 * agent.capacity + 1:
             u = q[i]

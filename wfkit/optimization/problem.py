@@ -39,10 +39,45 @@ class Problem:
         self.dependents = dependents_of(self.tasks)
         self.order = topological_order(self.tasks, self.dependents)  # raises CycleError
         self.index = {tid: i for i, tid in enumerate(self.order)}
-        self.dur: dict[str, dict[str, float]] = self.model.matrix()
-        self.flat = _flat(self.model, self.dur)
+        self._dur: dict[str, dict[str, float]] | None = None
+        self.flat = self._flat()
         self.capacity = {a.agent_id: a.capacity for a in self.agents}
         self._bounds: dict[str, Any] | None = None
+
+    @property
+    def dur(self) -> dict[str, dict[str, float]]:
+        """{task_id: {agent_id: seconds}} on the available agents able to run each task
+        (built on first use: HEFT on tasks that take the same everywhere never needs it)."""
+        if self._dur is None:
+            self._dur = self.model.matrix()
+        return self._dur
+
+    def _flat(self) -> dict[str, float]:
+        """{task_id: seconds} for the tasks that take the same time on every capable agent."""
+        model = self.model
+        if model.kind == "estimate":
+            return {tid: float(t.estimated_duration) for tid, t in self.tasks.items()}
+        table = model.table
+        if table is None:
+            rows: Mapping[str, Any] = self.dur
+        else:
+            rows = table
+        out: dict[str, float] = {}
+        capable = self.capable
+        for tid, task in self.tasks.items():
+            entry = rows[tid]
+            if isinstance(entry, float):
+                out[tid] = entry
+                continue
+            cands = capable[task.capability_set]
+            values = (
+                list(entry.values()) if len(entry) == len(cands)
+                else [entry[a.agent_id] for a in cands]
+            )
+            lo = min(values)
+            if lo == max(values):
+                out[tid] = lo
+        return out
 
     def candidates(self, tid: str) -> list[AgentProfile]:
         return self.capable[self.tasks[tid].capability_set]
@@ -142,21 +177,3 @@ class Problem:
             model=(self.model, self.comm),
         )
 
-
-def _flat(model: DurationModel, dur: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """{task_id: seconds} for the tasks that take the same time on every capable agent."""
-    table = model.table
-    if model.kind == "estimate":
-        return {tid: float(t.estimated_duration) for tid, t in model.tasks.items()}
-    out: dict[str, float] = {}
-    for tid, row in dur.items():
-        entry = table[tid] if table is not None else None
-        if isinstance(entry, float):
-            out[tid] = entry
-            continue
-        values = row.values()
-        if values:
-            lo = min(values)
-            if lo == max(values):
-                out[tid] = lo
-    return out

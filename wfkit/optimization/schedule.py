@@ -70,7 +70,7 @@ class Schedule:
         self._optimal = optimal  # None: decided on first use, by meeting the lower bound
         self.status = dict(status) if status is not None else None
         self.attempts = dict(attempts) if attempts is not None else None
-        self._slot = dict(slot) if slot is not None else None
+        self._slot = (slot if type(slot) is dict else dict(slot)) if slot is not None else None
         self._hold = dict(hold) if hold else {}
         self._extra_busy = dict(extra_busy) if extra_busy else {}
         self._lower_bound = lower_bound
