@@ -815,7 +815,7 @@ def test_busy_time_and_peak_per_agent_from_spans():
         start = rng.randrange(50) / 10
         spans.append((rng.choice(["a", "b", "c"]), start, start + rng.randrange(6) / 10))
     spans.append((None, 0.0, 1.0))  # not on an agent: not counted
-    busy, peak = dashboard_module._spans_usage(spans)
+    busy, peak = dashboard_module._spans_usage([x for span in spans for x in span])
     for agent in ("a", "b", "c"):
         mine = [(s, e) for a, s, e in spans if a == agent]
         assert busy[agent] == pytest.approx(sum(e - s for s, e in mine))
