@@ -34,12 +34,15 @@ import time
 import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 try:  # hashlib's own blake2b, without importing hashlib (and OpenSSL's) with wfkit
     from _blake2 import blake2b as _blake2b
 except ImportError:  # pragma: no cover - a Python built without it
     from hashlib import blake2b as _blake2b
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ResultCache",
@@ -556,7 +559,7 @@ class ResultCache:
         """Forget every entry; returns how many there were."""
         return self.backend.clear()
 
-    def frame(self) -> Any:
+    def frame(self) -> pd.DataFrame:
         """One row per entry: key, task, size (bytes), created (UTC), hits."""
         import pandas as pd
 

@@ -8,16 +8,44 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, overload
 
 from wfkit.agents.model import WorkflowTask
 from wfkit.agents.params import check_declared
 from wfkit.errors import DuplicateTaskError, ValidationError
 from wfkit.graph import check_dependencies, critical_path, to_networkx, validate_tasks
 
-__all__ = ["Workflow"]
+if TYPE_CHECKING:
+    from wfkit.conditions import Condition
+
+__all__ = ["Workflow", "TaskOptions", "TaskRef"]
 
 log = logging.getLogger("wfkit.workflow")
+
+# What ``after=`` and ``map=`` accept: a task id, a task, or the function a task was made from.
+TaskRef = str | WorkflowTask | Callable[..., Any]
+
+
+class TaskOptions(TypedDict, total=False):
+    """The keyword options of ``@wf.task(...)`` (see :meth:`Workflow.task`)."""
+
+    requires: Iterable[str | Enum] | None
+    after: TaskRef | Iterable[TaskRef] | None
+    priority: float
+    estimate: float
+    task_id: str | None
+    description: str | None
+    retries: int
+    timeout: float | None
+    group: str | None
+    cache: bool | None
+    cache_key: Callable[..., Any] | None
+    cache_version: Any  # any value with a stable repr
+    cache_expires: float | None
+    map: TaskRef | None
+    when: Condition | None
+    trigger: str
 
 
 class Workflow:
@@ -63,7 +91,7 @@ class Workflow:
     def __getitem__(self, task_id: str) -> WorkflowTask:
         return self._tasks[task_id]
 
-    def _resolve(self, ref: Any, owner: str, what: str = "after=") -> str:
+    def _resolve(self, ref: TaskRef, owner: str, what: str = "after=") -> str:
         if isinstance(ref, WorkflowTask):
             return ref.task_id
         if isinstance(ref, str):
@@ -98,12 +126,20 @@ class Workflow:
         self.version += 1
         return task
 
+    @overload
+    def task(self, fn: Callable[..., Any], /, **options: Unpack[TaskOptions]) -> WorkflowTask: ...
+
+    @overload
+    def task(
+        self, fn: None = None, /, **options: Unpack[TaskOptions]
+    ) -> Callable[[Callable[..., Any]], WorkflowTask]: ...
+
     def task(
         self,
         fn: Callable[..., Any] | None = None,
         *,
-        requires: Iterable[Any] | str | None = None,
-        after: Iterable[Any] | Any = None,
+        requires: Iterable[str | Enum] | None = None,
+        after: TaskRef | Iterable[TaskRef] | None = None,
         priority: float = 0,
         estimate: float = 1.0,
         task_id: str | None = None,
@@ -115,10 +151,10 @@ class Workflow:
         cache_key: Callable[..., Any] | None = None,
         cache_version: Any = None,
         cache_expires: float | None = None,
-        map: Any = None,
-        when: Any = None,
+        map: TaskRef | None = None,
+        when: Condition | None = None,
         trigger: str = "all_success",
-    ) -> Any:
+    ) -> WorkflowTask | Callable[[Callable[..., Any]], WorkflowTask]:
         """Decorator: ``@wf.task`` or ``@wf.task(requires=["analysis"], after=[load])``.
 
         Decorating again a function whose task id the workflow has (re-running its cell)

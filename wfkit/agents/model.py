@@ -20,6 +20,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from wfkit.agents.params import NO_PARAMS
 from wfkit.errors import ValidationError
 
+if TYPE_CHECKING:
+    from wfkit.agents.builder import Workflow
+    from wfkit.agents.policies import PolicyLike
+    from wfkit.agents.results import RunResult
+    from wfkit.executors.base import Executor
+
 __all__ = [
     "AgentCapability",
     "AgentProfile",
@@ -170,7 +176,7 @@ class AgentProfile:
     _: KW_ONLY
     capacity: int = 1
     handler: Callable[..., Any] | None = field(default=None, repr=False)
-    executor: Any = field(default=None, repr=False)
+    executor: Executor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         owner = f"AgentProfile({self.agent_id!r})"
@@ -475,12 +481,12 @@ class TaskContext:
 
     async def run_workflow(
         self,
-        workflow: Any,
+        workflow: Workflow | str,
         *,
         params: Mapping[str, Any] | None = None,
         fail_fast: bool = False,
-        policy: Any = None,
-    ) -> Any:
+        policy: PolicyLike | None = None,
+    ) -> RunResult:
         """Run another workflow (a :class:`wfkit.Workflow` or an id) on this task's
         orchestrator and return its :class:`~wfkit.RunResult`.
 

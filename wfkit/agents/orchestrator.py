@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from wfkit.agents.engine import WorkflowRun
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.agents.params import check_declared, resolve_params
-from wfkit.agents.policies import Policy, resolve_policy
+from wfkit.agents.policies import PolicyLike, resolve_policy
 from wfkit.agents.pool import AgentPool
 from wfkit.agents.registry import AgentRegistry
 from wfkit.agents.results import RunResult
@@ -39,6 +39,7 @@ from wfkit.interrupt import cancel_on_interrupt
 from wfkit.lifecycle import Closing
 
 if TYPE_CHECKING:
+    from wfkit.agents.builder import Workflow
     from wfkit.metrics.store import RunStore
 
 __all__ = ["CollectiveAgentWorkflowOrchestrator"]
@@ -63,8 +64,8 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
     def __init__(
         self,
         *,
-        policy: str | Policy | Callable[..., Any] = "least_loaded",
-        store: Any = None,
+        policy: PolicyLike = "least_loaded",
+        store: RunStore | str | os.PathLike[str] | None = None,
         executor: Executor | None = None,
         backoff: float = 0.1,
         max_backoff: float = 30.0,
@@ -99,9 +100,9 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
             json_only=bool(getattr(self.store, "json_only_results", False)),
         )
 
-    def _attach_store(self, store: Any) -> None:
+    def _attach_store(self, store: RunStore | str | os.PathLike[str]) -> None:
         self._owns_store = isinstance(store, str | os.PathLike)
-        if self._owns_store:
+        if isinstance(store, str | os.PathLike):
             from wfkit.metrics.store import RunStore
 
             store = RunStore(store)
@@ -152,7 +153,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
 
     async def create_workflow(
         self,
-        workflow_id: Any,
+        workflow_id: Workflow | str,
         tasks: Iterable[WorkflowTask] | None = None,
         *,
         params: dict[str, Any] | None = None,
@@ -267,11 +268,11 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
 
     async def execute_workflow(
         self,
-        workflow_id: Any,
+        workflow_id: Workflow | str,
         *,
         fail_fast: bool = False,
         resume: str | None = None,
-        policy: str | Policy | Callable[..., Any] | None = None,
+        policy: PolicyLike | None = None,
         progress: bool | None = None,
         params: dict[str, Any] | None = None,
         cache: str = "use",
@@ -298,26 +299,26 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
                 f"{', '.join(map(repr, CACHE_MODES))}"
             )
         wf, diff = await self._current(workflow_id)
-        workflow_id = wf["workflow_id"]
+        wid: str = wf["workflow_id"]
         parent = parent_context()
-        if parent is not None and parent._run.owner is self and workflow_id in parent._run.chain:
-            raise SubWorkflowCycleError([*parent._run.chain, workflow_id], parent.task.task_id)
-        if parent is None and self._runs_of(workflow_id):
+        if parent is not None and parent._run.owner is self and wid in parent._run.chain:
+            raise SubWorkflowCycleError([*parent._run.chain, wid], parent.task.task_id)
+        if parent is None and self._runs_of(wid):
             raise WfkitError(
-                f"workflow {workflow_id!r} is already running; await that run first"
+                f"workflow {wid!r} is already running; await that run first"
             )
         graph: TaskGraph = wf["_graph"]
         by_id = graph.tasks
         source = wf.get("_source")  # a Workflow's defaults as they are now (edited in a cell)
         declared = source.params if source is not None else wf.get("params", {})
-        values = resolve_params(workflow_id, declared, params)
+        values = resolve_params(wid, declared, params)
         pol = resolve_policy(self.policy if policy is None else policy)
         try:
             agents = self._check_runnable(by_id)
         except ValidationError as exc:
             if not any(diff):
                 raise
-            raise WorkflowChangedError(workflow_id, *diff, exc) from exc
+            raise WorkflowChangedError(wid, *diff, exc) from exc
 
         completed: dict[str, Any] = {}
         if resume is not None:
@@ -326,7 +327,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
                     "resume= needs a run store: CollectiveAgentWorkflowOrchestrator(store=...)"
                 )
             run_id, completed = self.store.resume_state(
-                workflow_id, resume, list(by_id),
+                wid, resume, list(by_id),
                 {tid: t.dependencies for tid, t in by_id.items()},
             )
             if run_id in self._active:
@@ -340,7 +341,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         self.executor.reserve(sum(a.capacity for a in agents))
         releasing = self._prepare_executors(by_id, agents, completed)
         run = WorkflowRun(
-            workflow_id=workflow_id,
+            workflow_id=wid,
             run_id=run_id,
             graph=graph,
             agents=agents,
@@ -360,7 +361,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
             clock=self.clock,
         )
         if parent is not None and parent._run.owner is not self:
-            run.chain = (workflow_id,)  # another orchestrator's workflows are others
+            run.chain = (wid,)  # another orchestrator's workflows are others
         run.owner = self
         wf["status"] = "running"
         wf["runs"].append(run_id)

@@ -23,6 +23,7 @@ from wfkit.errors import PolicyError, UnknownPolicyError
 
 __all__ = [
     "Policy",
+    "PolicyLike",
     "LeastLoaded",
     "Fastest",
     "RoundRobin",
@@ -153,7 +154,7 @@ POLICIES: dict[str, type[Policy] | str] = {
 }
 
 
-def resolve_policy(policy: str | Policy | Callable[..., Any]) -> Policy:
+def resolve_policy(policy: PolicyLike) -> Policy:
     """A fresh policy object, for one run, from a name, a Policy instance (its
     :meth:`~Policy.fresh` copy) or a callable."""
     if isinstance(policy, Policy):
@@ -177,3 +178,10 @@ def _load(reference: str) -> type[Policy]:
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise PolicyError(f"POLICIES entry {reference!r} is not a Policy subclass")
     return cls
+
+
+# What ``policy=`` accepts everywhere: a name of :data:`POLICIES`, a :class:`Policy`, or a
+# callable ``policy(task, candidates) -> agent`` (None: wait for another agent).
+PolicyLike = (
+    str | Policy | Callable[[WorkflowTask, Sequence[AgentProfile]], AgentProfile | None]
+)

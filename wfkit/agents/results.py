@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ResultDict", "RunResult"]
 
@@ -106,7 +109,7 @@ class RunResult(ResultDict):
             tid: r["result"] for tid, r in self["task_results"].items() if r["status"] == "completed"
         }
 
-    def frame(self) -> Any:
+    def frame(self) -> pd.DataFrame:
         """The task results as a pandas DataFrame, one row per task."""
         import pandas as pd
 

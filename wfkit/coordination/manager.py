@@ -15,7 +15,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.clock import SYSTEM, Clock
 from wfkit.coordination.model import (
@@ -39,6 +39,9 @@ from wfkit.events import Event, EventBus
 from wfkit.executors.base import Executor
 from wfkit.graph import check_dependencies
 from wfkit.lifecycle import Closing
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CoordinationCollaborationManager", "RESOURCE_OPERATIONS"]
 
@@ -468,7 +471,7 @@ class CoordinationCollaborationManager(Closing):
 
     # -- frames (pandas, imported on first use) ----------------------------------------------
 
-    def task_frame(self, session_id: str | None = None) -> Any:
+    def task_frame(self, session_id: str | None = None) -> pd.DataFrame:
         """One row per participant's turn at a session task (and per task that ended without
         one), from the sessions' events: :meth:`AdvancedWorkflowMetrics.task_frame` of
         ``session_id`` (every session when None)."""
@@ -479,14 +482,14 @@ class CoordinationCollaborationManager(Closing):
             frame = frame[frame["workflow_id"] == session_id].reset_index(drop=True)
         return frame
 
-    def changes_frame(self, session_id: str | None = None) -> Any:
+    def changes_frame(self, session_id: str | None = None) -> pd.DataFrame:
         """Every change of the shared states: who, what, version, strategy, when (from the
         ``SharedStateChanged`` events, by :attr:`metrics`)."""
         if session_id is not None:
             self.session(session_id)  # an unknown id: a clear error
         return self.metrics.changes_frame(session_id, order=self.sessions)
 
-    def conflicts_frame(self, session_id: str | None = None) -> Any:
+    def conflicts_frame(self, session_id: str | None = None) -> pd.DataFrame:
         """Every conflict: both participants and values, strategy, status and resolution."""
         import pandas as pd
 
@@ -507,7 +510,7 @@ class CoordinationCollaborationManager(Closing):
             df[col] = pd.to_datetime(df[col], unit="s", utc=True)
         return df
 
-    def resource_frame(self, resource_id: str | None = None) -> Any:
+    def resource_frame(self, resource_id: str | None = None) -> pd.DataFrame:
         """One row per finished resource request: waited, held, and how it ended
         (``released``, ``expired``, ``cancelled`` or ``timeout``), from the resource events
         (by :attr:`metrics`)."""

@@ -51,6 +51,8 @@ from wfkit.events import (
 from wfkit.statuses import FINAL_STATUSES
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from wfkit.coordination.manager import CoordinationCollaborationManager
 
 __all__ = ["SessionRunner", "SessionResult", "session_result"]
@@ -63,7 +65,7 @@ class SessionResult(ResultDict):
     """What ``run_session`` returns: a plain dict with ``session_id``, ``status``,
     ``task_results``, counts and the final ``shared_state``, plus :meth:`frame`."""
 
-    def frame(self) -> Any:
+    def frame(self) -> pd.DataFrame:
         """One row per (task, participant) as a pandas DataFrame."""
         import pandas as pd
 

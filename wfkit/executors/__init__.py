@@ -5,9 +5,16 @@
 """
 
 
+from typing import TYPE_CHECKING
+
 from wfkit._lazy import lazy_exports
 from wfkit.executors.base import Executor
 from wfkit.executors.local import ThreadExecutor
+
+if TYPE_CHECKING:  # what the lazy exports below are, for type checkers and editors
+    from wfkit.executors.dask import DaskExecutor as DaskExecutor
+    from wfkit.executors.process import ProcessExecutor as ProcessExecutor
+
 
 __all__ = ["Executor", "ThreadExecutor", "ProcessExecutor", "DaskExecutor"]
 

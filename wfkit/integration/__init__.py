@@ -9,7 +9,23 @@ load on first use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from wfkit._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the lazy exports below are, for type checkers and editors
+    from wfkit.integration.durable_queue import DurableQueue as DurableQueue
+    from wfkit.integration.model import (
+        DataTransformation as DataTransformation,
+    )
+    from wfkit.integration.model import (
+        IntegrationEndpoint as IntegrationEndpoint,
+    )
+    from wfkit.integration.model import (
+        IntegrationFlow as IntegrationFlow,
+    )
+    from wfkit.integration.orchestrator import IntegrationOrchestrator as IntegrationOrchestrator
+
 
 __all__ = [
     "IntegrationEndpoint",

@@ -9,7 +9,10 @@ durations as float seconds.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "WORKFLOW_COLUMNS",
@@ -153,7 +156,7 @@ def with_map_columns(
     return out
 
 
-def build_frame(rows: Iterable[Sequence[Any]], schema: Schema) -> Any:
+def build_frame(rows: Iterable[Sequence[Any]], schema: Schema) -> pd.DataFrame:
     """A DataFrame with exactly ``schema``'s columns and dtypes from rows in schema order."""
     import pandas as pd
 

@@ -13,7 +13,7 @@ import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.errors import ValidationError
 from wfkit.events import (
@@ -35,6 +35,9 @@ from wfkit.events import (
     TaskStarted,
 )
 from wfkit.metrics import frames
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["AdvancedWorkflowMetrics", "DEFAULT_MAX_ROWS"]
 
@@ -495,11 +498,11 @@ class AdvancedWorkflowMetrics:
 
     # -- frames ------------------------------------------------------------------------------
 
-    def workflow_frame(self) -> Any:
+    def workflow_frame(self) -> pd.DataFrame:
         """One row per run (and per hand-recorded execution): status, times, counts."""
         return frames.build_frame(list(self._runs), frames.WORKFLOW_COLUMNS)
 
-    def task_frame(self) -> Any:
+    def task_frame(self) -> pd.DataFrame:
         """One row per task attempt; skipped tasks, tasks cancelled while not running and
         tasks served from the result cache (``cached``) have a row with ``attempt`` 0.
         ``final`` is False for a failed attempt that was retried."""
@@ -509,16 +512,16 @@ class AdvancedWorkflowMetrics:
             frames.with_map_columns(rows, self._static), frames.TASK_COLUMNS
         )
 
-    def agent_load_frame(self) -> Any:
+    def agent_load_frame(self) -> pd.DataFrame:
         """Each agent's load and capacity over time, from the task attempts' intervals."""
         return frames.agent_load(self.task_frame(), self._capacity)
 
-    def integration_frame(self) -> Any:
+    def integration_frame(self) -> pd.DataFrame:
         """One row per integration message (from events) or recorded flow execution
         (``source`` says which): status, where it was delivered, step counts and times."""
         return frames.build_frame(list(self._messages), frames.INTEGRATION_COLUMNS)
 
-    def flow_step_frame(self) -> Any:
+    def flow_step_frame(self) -> pd.DataFrame:
         """One row per integration step (source, transformation, target...) of each message."""
         return frames.build_frame(list(self._steps), frames.FLOW_STEP_COLUMNS)
 

@@ -50,7 +50,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.errors import ResumeError, StoreError
 from wfkit.events import (
@@ -68,6 +68,9 @@ from wfkit.metrics import decode, frames
 from wfkit.metrics.codec import NotStorable, from_pickle, json_exact, to_pickle
 from wfkit.metrics.flushing import FlushSoon
 from wfkit.statuses import FINAL_STATUSES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["RunStore", "ResultNotStoredWarning", "PickledResultsWarning", "APPLICATION_ID",
            "SCHEMA_VERSION"]
@@ -910,7 +913,7 @@ class RunStore(Closing, FlushSoon):
                 params.append(value)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
-    def workflow_frame(self, workflow_id: str | None = None) -> Any:
+    def workflow_frame(self, workflow_id: str | None = None) -> pd.DataFrame:
         """One row per stored run (oldest first). Until a run finishes, its counts come from
         its tasks; a run whose process died on this machine shows status ``interrupted``."""
         where, params = self._where(workflow_id=workflow_id)
@@ -944,7 +947,7 @@ class RunStore(Closing, FlushSoon):
                         run_params or {}, parent_run, parent_task))
         return frames.build_frame(out, frames.WORKFLOW_COLUMNS)
 
-    def task_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> Any:
+    def task_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> pd.DataFrame:
         """One row per task attempt of every stored run (see AdvancedWorkflowMetrics), runs
         oldest first."""
         where, params = self._where(run_id=run_id, workflow_id=workflow_id)
@@ -1028,7 +1031,7 @@ class RunStore(Closing, FlushSoon):
                 out[tid] = st[_RESULT]
         return out
 
-    def agent_load_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> Any:
+    def agent_load_frame(self, run_id: str | None = None, workflow_id: str | None = None) -> pd.DataFrame:
         """Each agent's load and capacity over time, from the stored attempts."""
         capacities: dict[str, int] = {}
         for _, agents in self._runs("run_id, agents", " ORDER BY started_at, rowid"):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from wfkit.errors import ScheduleError
-from wfkit.optimization.inputs import agent_list, task_map
+from wfkit.optimization.inputs import AgentsLike, TasksLike, agent_list, task_map
 from wfkit.optimization.simulator import simulate
 
 __all__ = ["experiment", "EXPERIMENT_COLUMNS"]
@@ -41,8 +41,8 @@ def _describe(value: Any) -> Any:
 
 
 def experiment(
-    tasks: Any,
-    agents: Any,
+    tasks: TasksLike,
+    agents: AgentsLike,
     variants: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: Iterable[int] = range(1),
 ) -> Any:

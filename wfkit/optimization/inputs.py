@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.errors import ValidationError
 from wfkit.graph import TaskGraph, check_tasks
 
-__all__ = ["task_map", "task_graph", "agent_list", "copy_agent"]
+if TYPE_CHECKING:
+    from wfkit.agents.orchestrator import CollectiveAgentWorkflowOrchestrator
+
+__all__ = ["task_map", "task_graph", "agent_list", "copy_agent", "TasksLike", "AgentsLike"]
+
+# "The tasks": a list of WorkflowTask, a {task_id: task} mapping, or a Workflow (iterable).
+TasksLike = Iterable[WorkflowTask] | Mapping[str, WorkflowTask]
+# "The agents": a list of AgentProfile, an {agent_id: profile} mapping, or an orchestrator.
+AgentsLike: TypeAlias = (
+    "Iterable[AgentProfile] | Mapping[str, AgentProfile] | CollectiveAgentWorkflowOrchestrator"
+)
 
 
-def task_map(tasks: Any) -> dict[str, WorkflowTask]:
+def task_map(tasks: TasksLike) -> dict[str, WorkflowTask]:
     """Tasks by id from a list of WorkflowTask, a {task_id: task} mapping or a ``Workflow``.
 
     Checks types, duplicate ids and unknown dependencies; cycles are reported (CycleError) by
@@ -26,7 +36,7 @@ def task_map(tasks: Any) -> dict[str, WorkflowTask]:
     return check_tasks(_task_list(tasks))
 
 
-def task_graph(tasks: Any) -> TaskGraph:
+def task_graph(tasks: TasksLike) -> TaskGraph:
     """What :func:`task_map` accepts, checked as a whole (cycles too) and compiled."""
     return TaskGraph(_task_list(tasks))
 
@@ -42,7 +52,7 @@ def _task_list(tasks: Any) -> Any:
     return tasks
 
 
-def agent_list(agents: Any) -> list[AgentProfile]:
+def agent_list(agents: AgentsLike) -> list[AgentProfile]:
     """Agents from a list, an ``{agent_id: profile}`` mapping or an orchestrator."""
     if hasattr(agents, "register_agent") and hasattr(agents, "agents"):
         agents = agents.agents

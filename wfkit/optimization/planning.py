@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numbers
 import time
-from typing import Any
 
 from wfkit.errors import ScheduleError
 from wfkit.optimization.costs import CommArg, DurationsArg
 from wfkit.optimization.heft import heft
+from wfkit.optimization.inputs import AgentsLike, TasksLike
 from wfkit.optimization.listsched import list_schedule
 from wfkit.optimization.problem import Problem
 from wfkit.optimization.schedule import Schedule
@@ -37,8 +37,8 @@ def heuristics(problem: Problem) -> list[Schedule]:
 
 
 def plan_schedule(
-    tasks: Any,
-    agents: Any,
+    tasks: TasksLike,
+    agents: AgentsLike,
     *,
     method: str = "heft",
     time_limit: float = 10.0,

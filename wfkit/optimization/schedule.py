@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.errors import ArgumentError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Schedule"]
 
@@ -235,7 +238,7 @@ class Schedule:
         done = sum(1 for tid in self.task_ids if self.task_status(tid) == "completed")
         return done / len(self.task_ids)
 
-    def frame(self) -> Any:
+    def frame(self) -> pd.DataFrame:
         """One row per task: task_id, agent_id, slot, start, finish, duration, status, attempts."""
         if self._frame is None:
             import pandas as pd

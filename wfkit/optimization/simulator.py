@@ -20,7 +20,7 @@ from typing import Any
 
 from wfkit.agents.dispatch import RunState, retry_delay
 from wfkit.agents.model import WorkflowTask
-from wfkit.agents.policies import Fastest, LeastLoaded, RoundRobin, resolve_policy
+from wfkit.agents.policies import Fastest, LeastLoaded, PolicyLike, RoundRobin, resolve_policy
 from wfkit.errors import ScheduleError, WfkitError
 from wfkit.graph import capable_agents
 from wfkit.graph import lower_bound as graph_lower_bound
@@ -31,7 +31,7 @@ from wfkit.optimization.costs import (
     DurationsArg,
     check_number,
 )
-from wfkit.optimization.inputs import agent_list, copy_agent, task_graph
+from wfkit.optimization.inputs import AgentsLike, TasksLike, agent_list, copy_agent, task_graph
 from wfkit.optimization.policies import Heft
 from wfkit.optimization.schedule import Schedule
 
@@ -101,10 +101,10 @@ def _copy_task(task: WorkflowTask) -> WorkflowTask:
 
 
 def simulate(
-    tasks: Any,
-    agents: Any,
+    tasks: TasksLike,
+    agents: AgentsLike,
     *,
-    policy: Any = "least_loaded",
+    policy: PolicyLike = "least_loaded",
     durations: DurationsArg = None,
     comm_costs: CommArg = None,
     estimates: DurationsArg = None,
