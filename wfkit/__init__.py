@@ -25,8 +25,6 @@ from wfkit.executors import Executor, ThreadExecutor
 from wfkit.runsync import run_sync
 
 if TYPE_CHECKING:  # what the lazy exports below are, for type checkers and editors
-    from wfkit import events as events
-    from wfkit import graph as graph
     from wfkit import plots as plots
     from wfkit.coordination.manager import (
         CoordinationCollaborationManager as CoordinationCollaborationManager,
