@@ -16,7 +16,7 @@ import html
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import plotly.graph_objects as go
 
@@ -24,6 +24,9 @@ from wfkit.colors import _UNKNOWN_COLOR, STATUS_COLORS, status_color
 from wfkit.errors import BrowserNotFoundError, FrameError, ValidationError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from wfkit.agents.builder import Workflow
     from wfkit.agents.model import WorkflowTask
     from wfkit.graph import TaskGraph
     from wfkit.grouping import GroupBy, Grouping
@@ -139,13 +142,20 @@ def _empty(title: str, message: str) -> Figure:
 # -- inputs ------------------------------------------------------------------------------------
 
 
-def workflow_tasks(obj: Any) -> tuple[str, dict[str, WorkflowTask]]:
+# What the figures draw: a Workflow, tasks (a list or {task_id: task}), or an orchestrator's
+# workflow record ({"workflow_id": ..., "tasks": [...]}).
+WorkflowLike: TypeAlias = "Workflow | Iterable[WorkflowTask] | Mapping[str, Any]"
+# Outcomes: a RunResult (or its task_results), {task_id: status or dict}, or a task frame.
+ResultsLike: TypeAlias = "Mapping[str, Any] | pd.DataFrame"
+
+
+def workflow_tasks(obj: WorkflowLike) -> tuple[str, dict[str, WorkflowTask]]:
     """(workflow id, tasks by id) from a Workflow, tasks, or an orchestrator's workflow record."""
     workflow_id, graph = _workflow_graph(obj)
     return workflow_id, graph.tasks
 
 
-def _workflow_graph(obj: Any) -> tuple[str, TaskGraph]:
+def _workflow_graph(obj: WorkflowLike) -> tuple[str, TaskGraph]:
     """(workflow id, its checked :class:`~wfkit.graph.TaskGraph`): the checks of a workflow
     (types, duplicates, unknown dependencies, cycles) in one linear pass, whose numbering
     the drawing then uses."""
@@ -206,7 +216,7 @@ def _value(v: Any) -> Any:
     return v
 
 
-def task_outcomes(results: Any) -> dict[str, dict[str, Any]]:
+def task_outcomes(results: ResultsLike | None) -> dict[str, dict[str, Any]]:
     """Per task: status, agent_id, attempts, duration, error; from any results shape.
 
     Takes a :class:`wfkit.RunResult` (or its ``task_results``), a mapping of task id to a
@@ -482,8 +492,8 @@ def discrete_colorscale(colors: list[str]) -> list[list[Any]]:
 
 
 def dag_figure(
-    workflow_or_tasks: Any,
-    results: Any = None,
+    workflow_or_tasks: WorkflowLike,
+    results: ResultsLike | None = None,
     *,
     title: str | None = None,
     labels: bool | None = None,
@@ -960,7 +970,7 @@ def _lanes(agents: list[str], starts: list[float], ends: list[float]) -> tuple[l
 GANTT_WEBGL_ABOVE = 2_000
 
 
-def gantt_figure(task_frame: Any, *, title: str | None = None) -> Figure:
+def gantt_figure(task_frame: pd.DataFrame, *, title: str | None = None) -> Figure:
     """One lane per agent, one bar per attempt, coloured by the attempt's status.
 
     Above :data:`GANTT_WEBGL_ABOVE` attempts each is a thick WebGL line instead of a bar
@@ -1104,8 +1114,8 @@ def _capacity_of(value: Any) -> int | None:
 
 
 def agent_load_figure(
-    frame: Any,
-    capacities: Mapping[str, Any] | None = None,
+    frame: pd.DataFrame,
+    capacities: Mapping[str, int] | None = None,
     *,
     title: str | None = None,
 ) -> Figure:
@@ -1200,7 +1210,7 @@ def agent_load_figure(
 # -- runs -----------------------------------------------------------------------------------------
 
 
-def summary_figure(workflow_frame: Any, *, title: str | None = None) -> Figure:
+def summary_figure(workflow_frame: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Success rate (top) and duration (bottom) of each run, in start order.
 
     One line per workflow for the success rate; duration bars coloured by the run's status.

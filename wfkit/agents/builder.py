@@ -17,7 +17,10 @@ from wfkit.errors import DuplicateTaskError, ValidationError
 from wfkit.graph import check_dependencies, critical_path, to_networkx, validate_tasks
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from wfkit.conditions import Condition
+    from wfkit.plots import Figure, ResultsLike
 
 __all__ = ["Workflow", "TaskOptions", "TaskRef"]
 
@@ -214,14 +217,14 @@ class Workflow:
         validate_tasks(self._tasks.values())
         return self
 
-    def to_networkx(self) -> Any:
+    def to_networkx(self) -> nx.DiGraph:
         return to_networkx(self._tasks)
 
     def critical_path(self) -> list[str]:
         """The ids of the longest chain of dependent tasks by estimated duration."""
         return critical_path(self._tasks)[0]
 
-    def figure(self, results: Any = None, **options: Any) -> Any:
+    def figure(self, results: ResultsLike | None = None, **options: Any) -> Figure:
         """The DAG as a Plotly figure (layered, critical path highlighted; a large workflow as
         groups of tasks): ``options`` are :func:`wfkit.plots.dag_figure`'s (``group``,
         ``max_nodes``, ``expand``, ``title``, ``labels``)."""
