@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what the lazy exports below are, for type checkers and edit
         IntegrationFlow as IntegrationFlow,
     )
     from wfkit.integration.orchestrator import IntegrationOrchestrator as IntegrationOrchestrator
+    from wfkit.integration.processing import FlowResult as FlowResult
 
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "IntegrationFlow",
     "IntegrationOrchestrator",
     "DurableQueue",
+    "FlowResult",
 ]
 
 _LAZY = {
@@ -41,6 +43,7 @@ _LAZY = {
     "IntegrationFlow": "wfkit.integration.model",
     "IntegrationOrchestrator": "wfkit.integration.orchestrator",
     "DurableQueue": "wfkit.integration.durable_queue",
+    "FlowResult": "wfkit.integration.processing",
 }
 
 

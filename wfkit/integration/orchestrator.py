@@ -31,7 +31,7 @@ from wfkit.integration.model import (
     RegisteredId,
 )
 from wfkit.integration.plan import STORE, FlowPlan, compile_flow
-from wfkit.integration.processing import MessageProcessor
+from wfkit.integration.processing import FlowResult, MessageProcessor
 from wfkit.integration.streaming import run_stream
 from wfkit.integration.transform import CompiledTransformation
 from wfkit.lifecycle import Closing
@@ -229,7 +229,7 @@ class IntegrationOrchestrator(Closing):
 
     async def execute_flow(
         self, flow_id: str, input_data: Mapping[str, Any], *, message_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> FlowResult:
         """Run one message through a flow.
 
         Returns ``flow_id``, ``status`` (``"completed"`` or ``"failed"``), ``processed_data``,
@@ -414,7 +414,9 @@ class IntegrationOrchestrator(Closing):
                 self._count_replay(summary, outcome)
         return summary
 
-    async def _replay_one(self, plan: FlowPlan, dead: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    async def _replay_one(
+        self, plan: FlowPlan, dead: Mapping[str, Any], run_id: str
+    ) -> FlowResult:
         targets = tuple(t for t in dead.get("failed_targets") or () if t in self._endpoints)
         if dead.get("stage") == "delivery" and targets and dead.get("processed_data") is not None:
             outcome = await self._processor.process(
@@ -430,7 +432,7 @@ class IntegrationOrchestrator(Closing):
         return outcome.result()
 
     @staticmethod
-    def _count_replay(summary: dict[str, Any], outcome: dict[str, Any]) -> None:
+    def _count_replay(summary: dict[str, Any], outcome: FlowResult) -> None:
         summary["replayed"] += 1
         if outcome["status"] == "completed":
             summary["delivered"] += 1

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from wfkit.callables import describe_error
 from wfkit.errors import IntegrationError, NoRouteError
@@ -60,6 +60,28 @@ class RawMessage(str):
         return loads(self)
 
 
+class FlowResult(TypedDict):
+    """What ``execute_flow`` returns for one message (``trace``: one dict per step, with
+    ``step``, ``kind``, ``status``, ``attempts``, ``duration``, ``error``)."""
+
+    flow_id: str
+    message_id: str
+    run_id: str
+    status: str  # "completed" or "failed"
+    processed_data: Any  # the message after its transformations; None when it failed before
+    error: str | None
+    reason: str | None
+    routed_to: list[str]
+    delivered_to: list[str]
+    failed_targets: list[str]
+    fallback_for: list[str]
+    dead_lettered: bool
+    retries: int
+    execution_time: float
+    started_at: float
+    trace: list[dict[str, Any]]
+
+
 @dataclass(slots=True)
 class Outcome:
     """The bookkeeping of one message; :meth:`result` is what ``execute_flow`` returns."""
@@ -94,7 +116,7 @@ class Outcome:
         elif error and self.error and error not in self.error:
             self.error = f"{self.error}; {error}"
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> FlowResult:
         return {
             "flow_id": self.flow_id,
             "message_id": self.message_id,
