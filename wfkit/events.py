@@ -60,7 +60,7 @@ log = logging.getLogger("wfkit.events")
 # ``import wfkit``, never compile any.
 
 
-_E = TypeVar("_E")
+_E = TypeVar("_E", bound="_Frozen")
 
 
 @dataclass_transform(frozen_default=True)  # type checkers see each event's __init__
@@ -91,9 +91,9 @@ def _event(cls: type[_E]) -> type[_E]:
            for f in fields],
     )
     cls.__init__ = __init__  # type: ignore[method-assign]
-    cls._names = names  # type: ignore[attr-defined]
-    cls._shown = tuple(f.name for f in fields if f.repr)  # type: ignore[attr-defined]
-    cls._setters = setters  # type: ignore[attr-defined]
+    cls._names = names
+    cls._shown = tuple(f.name for f in fields if f.repr)
+    cls._setters = setters
     if not documented:  # what dataclass writes: the class and its signature
         cls.__doc__ = cls.__name__ + str(signature(cls))
     return cls
@@ -120,10 +120,10 @@ def _compile_init(cls: type, fields: list[Any], setters: tuple[Any, ...]) -> Any
     return init
 
 
-def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
+def _rebuild(cls: type[_Frozen], values: tuple[Any, ...]) -> Any:
     """Unpickle an event: fill its slots (its ``__setattr__`` refuses)."""
     event: Any = object.__new__(cls)
-    for set_, value in zip(cls._setters, values, strict=True):  # type: ignore[attr-defined]
+    for set_, value in zip(cls._setters, values, strict=True):
         set_(event, value)
     return event
 
@@ -134,6 +134,7 @@ class _Frozen:
     __slots__ = ()
     _names: tuple[str, ...] = ()
     _shown: tuple[str, ...] = ()
+    _setters: tuple[Any, ...] = ()  # the slots' __set__, in field order
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self._names)

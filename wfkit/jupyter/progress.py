@@ -22,7 +22,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from wfkit.events import (
     Event,
@@ -69,23 +69,24 @@ class _Counts:
             self.done += 1
             self.ended[status] += 1
         elif kind is TaskFailed:
-            if e.final:  # type: ignore[attr-defined]
+            if cast(TaskFailed, e).final:
                 self.done += 1
                 self.ended["failed"] += 1
         elif kind is TaskMapped:
-            self.total += e.count  # type: ignore[attr-defined]
+            mapped = cast(TaskMapped, e)
+            self.total += mapped.count
             if self.resumed:  # children a resumed run had finished join as completed
-                pid = e.task_id  # type: ignore[attr-defined]
-                self.done += sum(f"{pid}[{c}]" in self.resumed
-                                 for c in range(e.count))  # type: ignore[attr-defined]
+                pid = mapped.task_id
+                self.done += sum(f"{pid}[{c}]" in self.resumed for c in range(mapped.count))
         elif kind is RunStarted:
-            self.workflow_id = e.workflow_id  # type: ignore[attr-defined]
-            self.total = len(e.task_ids)  # type: ignore[attr-defined]
-            self.resumed = frozenset(e.resumed)  # type: ignore[attr-defined]
-            self.done = sum(t in self.resumed for t in e.task_ids)  # type: ignore[attr-defined]
+            started = cast(RunStarted, e)
+            self.workflow_id = started.workflow_id
+            self.total = len(started.task_ids)
+            self.resumed = frozenset(started.resumed)
+            self.done = sum(t in self.resumed for t in started.task_ids)
             self.started = True
         elif kind is RunFinished:
-            self.status = e.status  # type: ignore[attr-defined]
+            self.status = cast(RunFinished, e).status
 
 
 def attach_progress(source: Any, run_id: str, *, explicit: bool = False) -> Callable[[], None]:
