@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field
 from inspect import Parameter, Signature, signature
-from typing import Any, NamedTuple, TypeVar, dataclass_transform
+from typing import Any, NamedTuple, Protocol, TypeVar, dataclass_transform
 
 from wfkit.errors import ArgumentError
 
@@ -40,10 +40,18 @@ __all__ = [
     "ResourceLeaseExpired",
     "ResourceWaitEnded",
     "EventBus",
+    "EventSource",
     "Subscriptions",
 ]
 
 log = logging.getLogger("wfkit.events")
+
+
+class EventSource(Protocol):
+    """What views and recorders follow: anything with ``subscribe(callback) -> unsubscribe``
+    (the orchestrators, the coordination manager, an :class:`EventBus`)."""
+
+    def subscribe(self, callback: Callable[[Event], Any]) -> Callable[[], None]: ...
 
 
 # --- how events are made ----------------------------------------------------------------------

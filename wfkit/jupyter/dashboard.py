@@ -39,6 +39,7 @@ from wfkit.clock import SYSTEM, Clock, Timer
 from wfkit.colors import RUN_BAR_COLORS, STATUS_COLORS, status_color
 from wfkit.events import (
     Event,
+    EventSource,
     RunFinished,
     RunStarted,
     TaskCancelled,
@@ -275,7 +276,7 @@ class Dashboard(widgets.VBox):
 
     def __init__(
         self,
-        orchestrator: Any,
+        orchestrator: EventSource,
         *,
         interval: float = 0.1,
         max_events: int = 8,

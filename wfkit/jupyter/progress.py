@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from wfkit.events import (
     Event,
+    EventSource,
     RunFinished,
     RunStarted,
     TaskCancelled,
@@ -89,7 +90,9 @@ class _Counts:
             self.status = cast(RunFinished, e).status
 
 
-def attach_progress(source: Any, run_id: str, *, explicit: bool = False) -> Callable[[], None]:
+def attach_progress(
+    source: EventSource, run_id: str, *, explicit: bool = False
+) -> Callable[[], None]:
     """Show a bar for run ``run_id`` of ``source`` (anything with ``subscribe(callback)``)
     from its events, until the returned function is called (which also unsubscribes and ends
     the bar's timer, so nothing is left scheduled on the loop). Call it before the run starts:

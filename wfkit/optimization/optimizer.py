@@ -31,7 +31,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
 from wfkit.errors import UnknownWorkflowError, ValidationError
@@ -39,6 +39,9 @@ from wfkit.graph import capable_agents, lower_bounds, upward_ranks
 from wfkit.optimization.history import History, Learned, learn, load_history
 from wfkit.optimization.inputs import copy_agent
 from wfkit.optimization.simulator import simulate
+
+if TYPE_CHECKING:
+    from wfkit.agents.orchestrator import CollectiveAgentWorkflowOrchestrator
 
 __all__ = ["OptimizationMetric", "WorkflowOptimizer", "GOALS", "METRICS", "CHANGES"]
 
@@ -192,7 +195,7 @@ class WorkflowOptimizer:
 
     def __init__(
         self,
-        orchestrator: Any,
+        orchestrator: CollectiveAgentWorkflowOrchestrator,
         metrics: Any = None,
         *,
         time_limit: float = 5.0,
