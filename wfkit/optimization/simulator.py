@@ -95,7 +95,7 @@ def _failure_map(failures: Any, tasks: Mapping[str, WorkflowTask]) -> dict[str, 
 
 
 def _copy_task(task: WorkflowTask) -> WorkflowTask:
-    clone = copy.copy(task)
+    clone = task.__copy__()  # what copy.copy calls, without its dispatch (once per task)
     clone.status = "pending"
     return clone
 
