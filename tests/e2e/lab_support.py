@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,8 +45,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyter_lab(root: Path, tmp: Path) -> Iterator[dict[str, str]]:
-    """JupyterLab serving ``root``; yields its URL and token, stops it by PID."""
+def jupyter_lab(root: Path, tmp: Path, windowing: str | None = None) -> Iterator[dict[str, str]]:
+    """JupyterLab serving ``root``; yields its URL and token, stops it by PID.
+
+    ``windowing`` sets the notebook's windowing mode (``"defer"``, ``"none"``): in the
+    default mode a Plotly ``FigureWidget`` first drawn below the visible part of a notebook
+    stays an empty chart when scrolled to (JupyterLab 4.6, Plotly 7.1)."""
     import httpx
 
     if not os.access(CHROMIUM, os.X_OK):
@@ -60,6 +66,11 @@ def jupyter_lab(root: Path, tmp: Path) -> Iterator[dict[str, str]]:
     notify = settings / "@jupyterlab" / "apputils-extension"
     notify.mkdir(parents=True)
     (notify / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    if windowing is not None:
+        tracker = settings / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(
+            json.dumps({"windowingMode": windowing}))
     port, token = _free_port(), secrets.token_hex(16)
     jupyter = Path(sys.executable).with_name("jupyter")
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in finally
@@ -97,3 +108,38 @@ def jupyter_lab(root: Path, tmp: Path) -> Iterator[dict[str, str]]:
         log.close()
 
 
+
+
+def open_notebook(page: Any, url: str) -> None:
+    """Open a notebook at ``url`` and wait until its kernel is idle: the toolbar says idle
+    while the kernel still starts, the status bar's ``| Idle`` only once it has."""
+    page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+    page.wait_for_selector(
+        ".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']",
+        timeout=120_000,
+    )
+    page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=120_000)
+
+
+def run_menu(page: Any, item: str, started: str) -> None:
+    """Click Run ▸ ``item``; click again if ``started`` (a JS predicate) is not true within
+    5 s: a click that came while the kernel was still starting runs nothing."""
+    for _ in range(4):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
+        try:
+            page.wait_for_function(started, timeout=5000)
+            return
+        except Exception:  # playwright's TimeoutError: click again
+            continue
+    raise AssertionError(f"Run > {item} started nothing")
+
+
+def cell_ran(text: str) -> str:
+    """A JS predicate: the code cell containing ``text`` is running or has run."""
+    return (
+        "() => [...document.querySelectorAll('.jp-CodeCell')]"
+        f".filter(c => c.textContent.includes({text!r}))"
+        ".some(c => /\\[(\\*|\\d+)\\]/.test("
+        "c.querySelector('.jp-InputPrompt').textContent))"
+    )

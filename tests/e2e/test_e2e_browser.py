@@ -17,10 +17,18 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from lab_support import BROWSER_MARKS, BUILD, CHROMIUM, FLAGS, jupyter_lab
+from lab_support import (
+    BROWSER_MARKS,
+    BUILD,
+    CHROMIUM,
+    FLAGS,
+    cell_ran,
+    jupyter_lab,
+    open_notebook,
+    run_menu,
+)
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOK = "dashboard.ipynb"
@@ -39,30 +47,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         yield server
 
 
-def _run_menu(page: Any, item: str, started: str) -> None:
-    """Click Run ▸ ``item``; click again if ``started`` (a JS predicate) is not true within
-    5 s: a click that came while the kernel was still starting runs nothing."""
-    for _ in range(4):
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
-        try:
-            page.wait_for_function(started, timeout=5000)
-            return
-        except Exception:  # playwright's TimeoutError: click again
-            continue
-    raise AssertionError(f"Run > {item} started nothing")
-
-
-def _cell_ran(text: str) -> str:
-    """A JS predicate: the code cell containing ``text`` is running or has run."""
-    return (
-        "() => [...document.querySelectorAll('.jp-CodeCell')]"
-        f".filter(c => c.textContent.includes({text!r}))"
-        ".some(c => /\\[(\\*|\\d+)\\]/.test("
-        "c.querySelector('.jp-InputPrompt').textContent))"
-    )
-
-
 def test_dashboard_in_jupyterlab(lab: dict[str, str]) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -74,18 +58,11 @@ def test_dashboard_in_jupyterlab(lab: dict[str, str]) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(url, wait_until="domcontentloaded", timeout=120_000)
-            page.wait_for_selector(
-                ".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']",
-                timeout=120_000,
-            )
-            page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(
-                timeout=120_000
-            )
+            open_notebook(page, url)
             # Like a person: run the cells that build the workflow and show the dashboard,
             # wait until it is drawn, then run the workflow and watch it.
             page.locator(".jp-CodeCell", has_text="execute_workflow").first.click()
-            _run_menu(page, "Run All Above Selected Cell", _cell_ran("Dashboard(orch)"))
+            run_menu(page, "Run All Above Selected Cell", cell_ran("Dashboard(orch)"))
 
             # the dashboard, its DAG figure and its progress bar render
             dash = page.locator(".wfkit-dashboard")
@@ -115,7 +92,7 @@ def test_dashboard_in_jupyterlab(lab: dict[str, str]) -> None:
             dash.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
             dash.locator(".widget-hprogress").wait_for(timeout=60_000)
             page.locator(".jp-CodeCell", has_text="execute_workflow").first.click()
-            _run_menu(page, "Run Selected Cell and All Below", _cell_ran("execute_workflow"))
+            run_menu(page, "Run Selected Cell and All Below", cell_ran("execute_workflow"))
 
             try:  # for the README: a picture of a run under way
                 page.wait_for_function(
