@@ -4,14 +4,16 @@ The dashboard is an event subscriber like any other. Its callback folds the even
 run's state and, if no redraw is pending, asks the running event loop for one
 (``call_later``): the widgets are redrawn at most once per ``interval`` (0.1 s) with
 everything that arrived meanwhile, so a run of thousands of tasks sends a handful of widget
-messages, not one per task. ``RunFinished`` redraws at once, so when ``await
+messages, not one per task; and never sooner than 19 times what the previous redraw took, so
+redrawing takes at most a twentieth of the loop's time at any size or machine load. ``RunFinished`` redraws at once, so when ``await
 orch.execute_workflow(...)`` returns the widgets already show the final state. Widgets are
 only touched from the loop's thread (an event from another thread hands the redraw over with
 ``call_soon_threadsafe``); no thread is started.
 
 Folding is cheap because a run's task statuses live in a ``bytearray`` of status codes (one
 byte per task, in the run's task order): a task event is one dict lookup and one byte write;
-counts are ``bytearray.count``; the DAG's colours are one numpy gather. Rich per-node hover
+counts are ``bytearray.count``; the DAG's colours are one numpy gather (a group's counts one
+bincount). Rich per-node hover
 text (agent, attempt, duration, error) is kept up to ``hover_tasks`` tasks; beyond that the
 colours still follow every task. Agent load is read from the agents when drawing.
 
