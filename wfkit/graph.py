@@ -392,20 +392,22 @@ def critical_path(
     if len(order) != len(ids):
         topological_order(tasks)  # raises CycleError naming the cycle
     up = [0.0] * len(ids)
+    own = [float(t.estimated_duration) for t in task_list] if duration is _estimate else None
+    get = up.__getitem__
     for i in reversed(order):
         best = 0.0
         if comm is None:
-            for j in below[i]:
-                r = up[j]
-                if r > best:
-                    best = r
+            if below[i]:
+                best = max(map(get, below[i]))
+                if not best > 0.0:  # as a running maximum from 0.0 would keep it
+                    best = 0.0
         else:
             src = ids[i]
             for j in below[i]:
                 r = up[j] + comm(src, ids[j])
                 if r > best:
                     best = r
-        up[i] = duration(task_list[i]) + best
+        up[i] = (own[i] if own is not None else duration(task_list[i])) + best
     rank = [0] * len(ids)
     for pos, i in enumerate(order):
         rank[i] = pos
