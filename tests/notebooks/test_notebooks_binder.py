@@ -10,6 +10,7 @@ keeps a rebuild fast.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +61,10 @@ def test_a_venv_from_binder_files_executes_every_notebook(tmp_path):
     where = subprocess.run([str(python), "-c", "import wfkit, sys; print(wfkit.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, check=True)
     assert str(VENV) in where.stdout, where.stdout
+    # JupyterLab renders every cell ("defer"), so a dashboard below the fold still draws
+    overrides = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    assert json.loads(overrides.read_text()) == {
+        "@jupyterlab/notebook-extension:tracker": {"windowingMode": "defer"}}
     env = {**os.environ, **jupyter_env(tmp_path),
            "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PYTHONPATH", None)
