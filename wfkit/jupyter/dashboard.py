@@ -204,8 +204,8 @@ class _DagView:
         parent's group."""
         import numpy as np
 
-        if view.index is self.index:
-            nodes = self._perm
+        if view.index is self.index or view.task_ids == self.task_ids:
+            nodes = self._perm  # the run's task order is the view's (also when drawn later)
         elif self._nodes[0] is view and self._nodes[1] == len(view.task_ids):
             nodes = self._nodes[2]
         else:
@@ -213,12 +213,11 @@ class _DagView:
             if node_of is None:
                 node_of = self._node_of = dict(zip(self.task_ids, self._perm.tolist(),
                                                    strict=True))
-            # only here: importing wfkit.metrics (pandas) would cost a run its first redraw
-            from wfkit.metrics.frames import child_of
-
             def node(tid: str) -> int:
                 k = node_of.get(tid)
-                if k is None:
+                if k is None:  # a mapped child: only then import wfkit.metrics
+                    from wfkit.metrics.frames import child_of
+
                     parent, _ = child_of(tid, node_of)
                     k = node_of[parent] if parent is not None else -1
                 return k
@@ -248,7 +247,7 @@ class _DagView:
         """Node order -> position in the run's codes (one numpy gather per redraw)."""
         import numpy as np
 
-        if view.index is self.index:
+        if view.index is self.index or view.task_ids == self.task_ids:
             return self._perm
         if self._other[0] is not view:
             index = view.index
