@@ -69,7 +69,7 @@ class TaskGraph:
     """
 
     __slots__ = ("tasks", "ids", "task_list", "index", "below", "indegree", "roots", "order",
-                 "classes", "dynamic", "_specs")
+                 "classes", "dynamic", "_specs", "_ranks", "_ranked")
 
     def __init__(self, tasks: Iterable[WorkflowTask] | Mapping[str, WorkflowTask]) -> None:
         from wfkit.agents.model import WorkflowTask
@@ -134,6 +134,8 @@ class TaskGraph:
             self.below = below
         self.dynamic = dynamic
         self._specs: tuple[TaskSpec, ...] | None = None
+        self._ranks: list[float] | None = None
+        self._ranked: list[float] | None = None  # the estimates self._ranks was computed on
         if dynamic:
             for task in by_id.values():
                 source = by_id[task.map] if task.map is not None else None
@@ -169,6 +171,20 @@ class TaskGraph:
                     gc.enable()
         return specs
 
+    def upward_ranks(self) -> list[float]:
+        """Each task's remaining critical path on its ``estimated_duration`` (its own duration
+        included), by task number: the dispatcher's priority after ``priority``, the same
+        figure :func:`upward_ranks` and :func:`critical_path` give.
+
+        Kept between runs and recomputed only when an estimate changed since (tasks are
+        mutable; checking the estimates costs a fraction of the pass)."""
+        work = [t.estimated_duration for t in self.task_list]
+        ranks = self._ranks
+        if ranks is None or work != self._ranked:
+            ranks = self._ranks = _upward(self.order, self.below, work)
+            self._ranked = work
+        return ranks
+
     def dependents(self, tid: str) -> list[str]:
         """The direct dependents of ``tid``, in insertion order."""
         ids = self.ids
@@ -182,6 +198,7 @@ class TaskGraph:
             setattr(clone, name, getattr(self, name))
         clone.tasks = {tid: tasks[tid] for tid in self.ids}
         clone.task_list = list(clone.tasks.values())
+        clone._ranks = clone._ranked = None  # other tasks, other estimates
         return clone
 
     def __len__(self) -> int:
@@ -294,8 +311,43 @@ def _estimate(task: WorkflowTask) -> float:
     return float(task.estimated_duration)
 
 
+def _upward(
+    order: Sequence[int],
+    below: Sequence[Sequence[int]],
+    work: Sequence[float],
+    comm: Callable[[str, str], float] | None = None,
+    ids: Sequence[str] = (),
+) -> list[float]:
+    """The one upward-rank pass, over task numbers: ``work[i]`` plus the largest
+    (``comm(ids[i], ids[j])`` + rank) over the dependents ``j`` in ``below[i]``, in reverse
+    topological ``order``. Lists indexed by number make it several times faster than dicts
+    keyed by id; every rank in the package (dispatch, HEFT, critical paths) comes from here."""
+    up = [0.0] * len(work)
+    if comm is None:
+        get = up.__getitem__
+        for i in reversed(order):
+            b = below[i]
+            if b:
+                best = max(map(get, b))
+                if not best > 0.0:  # as a running maximum from 0.0 would keep it
+                    best = 0.0
+                up[i] = work[i] + best
+            else:
+                up[i] = work[i] + 0.0
+    else:
+        for i in reversed(order):
+            src = ids[i]
+            best = 0.0
+            for j in below[i]:
+                r = up[j] + comm(src, ids[j])
+                if r > best:
+                    best = r
+            up[i] = work[i] + best
+    return up
+
+
 def upward_ranks(
-    tasks: Mapping[str, WorkflowTask],
+    tasks: Mapping[str, WorkflowTask] | TaskGraph,
     duration: Durations | None = None,
     comm: Callable[[str, str], float] | None = None,
     order: Sequence[str] | None = None,
@@ -304,28 +356,30 @@ def upward_ranks(
     """Length of the longest path from each task to an exit, the task's own duration included.
 
     With ``duration`` the mean over capable agents and ``comm`` the mean communication cost of
-    an edge, this is HEFT's upward rank; with the defaults it is the remaining critical path.
+    an edge, this is HEFT's upward rank; with the defaults it is the remaining critical path
+    (for a :class:`TaskGraph`, the figures it keeps: :meth:`TaskGraph.upward_ranks`).
     """
+    if isinstance(tasks, TaskGraph):
+        graph = tasks
+        if duration is None and comm is None:
+            return dict(zip(graph.ids, graph.upward_ranks(), strict=True))
+        work = [graph.task_list[i].estimated_duration if duration is None
+                else duration(graph.task_list[i]) for i in range(len(graph.ids))]
+        return dict(zip(graph.ids, _upward(graph.order, graph.below, work, comm, graph.ids),
+                        strict=True))
     if dependents is None:
         dependents = dependents_of(tasks)
     if order is None:
         order = topological_order(tasks, dependents)
-    rank: dict[str, float] = {}
-    for tid in reversed(order):
-        best = 0.0
-        if comm is None:
-            for nxt in dependents[tid]:
-                r = rank[nxt]
-                if r > best:
-                    best = r
-        else:
-            for nxt in dependents[tid]:
-                r = rank[nxt] + comm(tid, nxt)
-                if r > best:
-                    best = r
-        task = tasks[tid]
-        rank[tid] = (task.estimated_duration if duration is None else duration(task)) + best
-    return rank
+    # numbered in topological order, so that the pass walks 0..n-1 backwards
+    index = {tid: i for i, tid in enumerate(order)}
+    below = [[index[d] for d in dependents[tid]] for tid in order]
+    if duration is None:
+        work = [tasks[tid].estimated_duration for tid in order]
+    else:
+        work = [duration(tasks[tid]) for tid in order]
+    up = _upward(range(len(order)), below, work, comm, order)
+    return dict(zip(reversed(order), reversed(up), strict=True))  # in the order computed
 
 
 def downward_ranks(
@@ -357,10 +411,10 @@ def critical_path(
     Ties go to the task that comes first in topological order, so the answer is stable. A
     :class:`TaskGraph` is taken as numbered (the same answer as for its tasks, sooner).
     """
-    duration = duration or _estimate
     # by number, not by id: lists indexed by int instead of dicts keyed by str make this
     # several times faster on 100,000 tasks (a large workflow's drawing computes it)
     below: Sequence[Sequence[int]]
+    graph = tasks if isinstance(tasks, TaskGraph) else None
     if isinstance(tasks, TaskGraph):  # numbered already
         ids, task_list, below, left = tasks.ids, tasks.task_list, tasks.below, [*tasks.indegree]
         tasks = tasks.tasks
@@ -391,23 +445,12 @@ def critical_path(
                 append(j)
     if len(order) != len(ids):
         topological_order(tasks)  # raises CycleError naming the cycle
-    up = [0.0] * len(ids)
-    own = [float(t.estimated_duration) for t in task_list] if duration is _estimate else None
-    get = up.__getitem__
-    for i in reversed(order):
-        best = 0.0
-        if comm is None:
-            if below[i]:
-                best = max(map(get, below[i]))
-                if not best > 0.0:  # as a running maximum from 0.0 would keep it
-                    best = 0.0
-        else:
-            src = ids[i]
-            for j in below[i]:
-                r = up[j] + comm(src, ids[j])
-                if r > best:
-                    best = r
-        up[i] = (own[i] if own is not None else duration(task_list[i])) + best
+    if graph is not None and duration is None and comm is None:
+        up = graph.upward_ranks()  # what the dispatcher ranks by, computed once
+    else:
+        work = ([float(t.estimated_duration) for t in task_list] if duration is None
+                else [duration(t) for t in task_list])
+        up = _upward(order, below, work, comm, ids)
     rank = [0] * len(ids)
     for pos, i in enumerate(order):
         rank[i] = pos

@@ -109,23 +109,24 @@ class RunState:
         self.finished: dict[str, str] = {}
         self.skip_reason: dict[str, str] = {}
 
-        # Heap keys, computed per run (priorities and estimates may change between runs),
-        # in one reverse topological pass with the remaining critical path.
-        task_list, below = graph.task_list, graph.below
+        # Heap keys, made per run (priorities may change between runs); the remaining
+        # critical path is the graph's, kept while the estimates stay the same.
+        task_list = graph.task_list
         n = len(task_list)
-        rank = [0.0] * n
-        entries: list[Entry] = [None] * n  # type: ignore[list-item]  # all filled below
-        get = rank.__getitem__
+        rank = graph.upward_ranks()
         self._k_of = k_of = {sig: k for k, sig in enumerate(classes)}
         held_k = len(classes)
-        for i in reversed(graph.order):
-            t = task_list[i]
-            b = below[i]
-            r = rank[i] = t.estimated_duration + (max(map(get, b)) if b else 0.0)
-            k = held_k if dynamic and (t.map is not None or t.when is not None) else (
-                k_of[t.capability_set]
-            )
-            entries[i] = (-t.priority, -r, i, t.task_id, k)
+        if dynamic:
+            entries: list[Entry] = [
+                (-t.priority, -rank[i], i, t.task_id,
+                 held_k if t.map is not None or t.when is not None else k_of[t._capset])
+                for i, t in enumerate(task_list)
+            ]
+        elif len(classes) == 1:
+            entries = [(-t.priority, -rank[i], i, t.task_id, 0) for i, t in enumerate(task_list)]
+        else:
+            entries = [(-t.priority, -rank[i], i, t.task_id, k_of[t._capset])
+                       for i, t in enumerate(task_list)]
         self._entries = entries
 
         done = set(completed)
