@@ -265,6 +265,24 @@ async def test_the_dag_is_drawn_before_the_run_when_the_workflow_exists():
     assert set(node_statuses(dash).values()) == {"pending"}
 
 
+async def test_the_dag_comes_from_the_orchestrators_public_task_graph():
+    asked = []
+
+    class Watched(CollectiveAgentWorkflowOrchestrator):
+        def task_graph(self, workflow_id):
+            asked.append(workflow_id)
+            return super().task_graph(workflow_id)
+
+    orch = Watched(progress=False)
+    orch.register_agent(AgentProfile("a1", "Analyst", ["analysis"], capacity=2))
+    orch.register_agent(AgentProfile("w1", "Writer", ["generation"]))
+    await orch.create_workflow(mixed_workflow())
+    dash = Dashboard(orch)
+    assert asked == ["mixed"]
+    assert dash._dags["mixed"].graph is orch.task_graph("mixed")
+    assert set(dash._shown.ids) == set(orch.task_graph("mixed").ids)
+
+
 async def test_a_cancelled_run_shows_cancelled_tasks():
     orch = orchestrator()
     wf = Workflow("slow")

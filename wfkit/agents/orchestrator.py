@@ -200,6 +200,19 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         }
         return workflow_id
 
+    def task_graph(self, workflow_id: str) -> TaskGraph:
+        """The checked, numbered structure of workflow ``workflow_id`` as ``create_workflow``
+        built it (shared by its runs; a new ``create_workflow`` of that id makes a new one).
+
+        Views draw from it instead of reading the orchestrator's private per-workflow state,
+        so that what they see is a promise of the orchestrator and not its internals. Raises
+        :class:`~wfkit.UnknownWorkflowError` for an id never created."""
+        wf = self.workflows.get(workflow_id)
+        if wf is None:
+            raise UnknownWorkflowError(workflow_id, self.workflows)
+        graph: TaskGraph = wf["_graph"]
+        return graph
+
     async def _current(self, workflow: Any) -> tuple[dict[str, Any], _Diff]:
         """The definition to run for ``workflow`` (a :class:`Workflow` or an id), created or
         refreshed from the Workflow object when it was edited since ``create_workflow``; and

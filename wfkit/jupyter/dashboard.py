@@ -561,7 +561,9 @@ class Dashboard(widgets.VBox):
         self._folded.pop(workflow_id, None)  # a new workflow of that name: drawn folded
         if tasks_ref is None or len(tasks_ref) > self.max_dag_tasks:
             return None
-        graph = wf.get("_graph")
+        # the orchestrator's public accessor, not its private state (another source has none)
+        task_graph = getattr(self.orchestrator, "task_graph", None)
+        graph = task_graph(workflow_id) if task_graph is not None else None
         by_id = graph.tasks if graph is not None else {t.task_id: t for t in tasks_ref}
         dag = _DagView(workflow_id, by_id, tasks_ref, graph=graph)
         self._dags[workflow_id] = dag
