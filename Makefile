@@ -32,10 +32,12 @@ test: lint browser
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/
 
-# The inner loop: ruff, mypy, the notebooks' sources and every test not marked slow (at most a
-# minute on a quiet machine).
+# The inner loop: ruff, mypy, the notebooks' sources and every test not marked slow, on two
+# workers (pytest-xdist; at most a minute on a quiet machine). CHECK_WORKERS=0 runs them in
+# one process, as `make test` does.
+CHECK_WORKERS ?= 2
 check: lint
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(if $(filter 0,$(CHECK_WORKERS)),,-n $(CHECK_WORKERS))
 
 # What a person sees: JupyterLab in Debian's Chromium, driven by Playwright; screenshots in
 # build/e2e/. Installs the browser when it is absent (as root, or through sudo).
