@@ -88,7 +88,10 @@ def returns_lock(ctx):
 
 
 def sleeper(folder, ctx):
-    Path(folder, ctx.task.task_id).write_text(str(os.getpid()))
+    # written beside the folder, then renamed into it: a reader never sees an empty pid file
+    staged = Path(f"{folder}-{ctx.task.task_id}.pid")
+    staged.write_text(str(os.getpid()))
+    os.replace(staged, Path(folder, ctx.task.task_id))
     time.sleep(60)
     return "never"
 
