@@ -34,7 +34,7 @@ import time
 import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 try:  # hashlib's own blake2b, without importing hashlib (and OpenSSL's) with wfkit
     from _blake2 import blake2b as _blake2b
@@ -320,11 +320,10 @@ class KeyMaker:
             code = function_digest(fn, self._functions)
         deps = task.dependencies
         if deps:
-            known = list(map(keys.get, deps))  # the inputs' keys, when they are cached
-            parts = (
-                [self.input_key(d, keys, results) for d in deps] if None in known
-                else cast(list[str], known)
-            )
+            try:  # the inputs' keys, when they are all cached (the common case)
+                parts = [keys[d] for d in deps]
+            except KeyError:
+                parts = [self.input_key(d, keys, results) for d in deps]
             parts.append(code)
         else:
             parts = [code]

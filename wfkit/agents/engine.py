@@ -128,12 +128,17 @@ Settled = tuple[
 _NEVER: Settled = (None, 0, None, None, None, None, None)
 
 
+# What _from_cache returns for a task it completed from the cache (never a key: keys are hex).
+_SERVED = "<served from the cache>"
+
+
 class _Record:
     """A started task's bookkeeping until it settles (completes, fails for good, or is
     cancelled); then :meth:`settled` is what ends up in ``task_results``."""
 
     __slots__ = (
-        "agent_id", "attempts", "started_at", "finished_at", "error", "exception", "traceback"
+        "agent_id", "attempts", "started_at", "finished_at", "error", "exception", "traceback",
+        "base",
     )
 
     def __init__(self) -> None:
@@ -144,6 +149,7 @@ class _Record:
         self.error: str | None = None
         self.exception: BaseException | None = None
         self.traceback: str | None = None
+        self.base: str | None = None  # the cache's base key of a cacheable task: to keep its result
 
     def settled(self) -> Settled:
         return (
@@ -228,7 +234,6 @@ class WorkflowRun:
         self.cache_default = cache_default
         self.cached: set[str] = set()
         self.keys: dict[str, str] = {}
-        self._bases: dict[str, str] = {}
         self._keymaker = KeyMaker(params)  # used only when the cache is on
         self._reuse = cache_mode == "use"
         # The in-memory cache's entries by base key (None for a store's): a miss costs no call.
@@ -301,13 +306,16 @@ class WorkflowRun:
                 if self._stopper is not None:  # fail_fast: a held task failed
                     return
             for task, agent in state.assign():
+                base = None
                 if cache is not None and (default if task.cache is None else task.cache):
-                    if self._from_cache(task, agent):
+                    base = self._from_cache(task, agent)
+                    if base is _SERVED:
                         served = True
                         continue
                 record = live.get(task.task_id)
                 if record is None:
                     record = live[task.task_id] = _Record()
+                record.base = base
                 record.attempts += 1
                 task.status = "running"
                 self._running[task.task_id] = create(self._attempt(task, agent, record))
@@ -343,9 +351,9 @@ class WorkflowRun:
             warn_uncacheable(tid, f"{what} raised {type(exc).__name__}: {exc}")
         return None
 
-    def _from_cache(self, task: WorkflowTask, agent: AgentProfile) -> bool:
-        """Complete ``task`` from the cache if it holds its result; else remember its base
-        key, to keep the result it is about to compute."""
+    def _from_cache(self, task: WorkflowTask, agent: AgentProfile) -> str | None:
+        """Complete ``task`` from the cache if it holds its result (then ``_SERVED``); else
+        its base key (None when it cannot be cached), to keep the result it will compute."""
         if task.cache_key is None:  # the common case inline: one call, for every task
             try:
                 base: str | None = self._keymaker.base_key(
@@ -355,25 +363,21 @@ class WorkflowRun:
                 base = self._base_key(task, agent)
         else:
             base = self._base_key(task, agent)
-        if base is None:
-            return False
-        if self._reuse and (self._index is None or base in self._index):
+        if base is not None and self._reuse and (self._index is None or base in self._index):
             entry = self.cache.lookup(base, self._keymaker.param_digests)  # type: ignore[union-attr]
             if entry is not None:
                 self._completed_cached(task, entry)
-                return True
-        self._bases[task.task_id] = base
-        return False
+                return _SERVED
+        return base
 
-    def _keep(self, task: WorkflowTask, base: str, result: Any, read: Any) -> None:
-        """Put a result that was just computed in the cache (see CacheEntry.row)."""
+    def _keep(self, task: WorkflowTask, base: str, result: Any, read: Any, now: float) -> None:
+        """Put a result that was just computed at ``now`` in the cache (see CacheEntry.row)."""
         if read:
             params = self._keymaker.param_digests(read)
             key = full_key(base, params)
             pairs = tuple(sorted(params.items()))
         else:
             key, pairs = base, ()
-        now = self._now()
         expires = task.cache_expires
         row = (key, base, task.task_id, self.workflow_id, pairs, result, now,
                None if expires is None else now + expires)
@@ -469,11 +473,13 @@ class WorkflowRun:
                 read = cast(RunParams, ctx.params).read  # the engine's own (_context)
                 if read:
                     self.params_read[tid] = frozenset(read)
-                if self._bases:
-                    base = self._bases.pop(tid, None)
-                    if base is not None:
-                        self._keep(task, base, result, read)
-                self._completed(task, agent, record, started, result)
+                base = record.base
+                if base is not None:  # one clock reading for the entry and the record
+                    end = self._now()
+                    self._keep(task, base, result, read, end)
+                    self._completed(task, agent, record, started, result, end)
+                else:
+                    self._completed(task, agent, record, started, result)
         except (KeyboardInterrupt, SystemExit) as exc:
             self._abort(exc)  # never out of a task: that would stop the event loop itself
         except asyncio.CancelledError:
@@ -556,10 +562,12 @@ class WorkflowRun:
     # -- outcomes: each applies one transition, then dispatches ------------------------------
 
     def _completed(
-        self, task: WorkflowTask, agent: AgentProfile, record: _Record, started: float, result: Any
+        self, task: WorkflowTask, agent: AgentProfile, record: _Record, started: float,
+        result: Any, end: float | None = None,
     ) -> None:
         tid = task.task_id
-        end = self._now()
+        if end is None:
+            end = self._now()
         self.results[tid] = result
         record.finished_at = end
         record.error = record.exception = record.traceback = None
