@@ -20,6 +20,7 @@ from wfkit.errors import ArgumentError
 __all__ = [
     "Event",
     "TaskSpec",
+    "WorkflowCreated",
     "RunStarted",
     "TaskStarted",
     "TaskCompleted",
@@ -193,6 +194,17 @@ class TaskSpec(NamedTuple):
     map: str | None = None  # the dependency a mapped task runs over
     retries: int = 0
     timeout: float | None = None
+
+
+@_event
+class WorkflowCreated(Event):
+    """A workflow was created (or re-created under the same id) outside any run, so
+    ``run_id`` is ``""``: a view can draw its graph now rather than when a run starts.
+    ``tasks`` is how many tasks it has; the graph itself is the orchestrator's
+    ``task_graph(workflow_id)``."""
+
+    workflow_id: str
+    tasks: int
 
 
 @_event

@@ -401,19 +401,21 @@ async def test_events_cover_every_transition_and_unsubscribe():
     stop = orch.subscribe(events.append)
     result = await run(orch, [task("a"), task("b", ["a"])])
     kinds = [type(e).__name__ for e in events]
-    assert kinds == ["RunStarted", "TaskStarted", "TaskCompleted", "TaskStarted",
-                     "TaskCompleted", "RunFinished"]
-    assert all(e.run_id == result["run_id"] for e in events)
+    assert kinds == ["WorkflowCreated", "RunStarted", "TaskStarted", "TaskCompleted",
+                     "TaskStarted", "TaskCompleted", "RunFinished"]
+    created, *ran = events
+    assert created.workflow_id == "w" and created.tasks == 2 and created.run_id == ""
+    assert all(e.run_id == result["run_id"] for e in ran)
     assert all(b.timestamp >= a.timestamp for a, b in zip(events, events[1:], strict=False))
-    start = events[0]
+    start = ran[0]
     assert isinstance(start, RunStarted) and start.task_ids == ("a", "b")
-    done = events[2]
+    done = ran[2]
     assert isinstance(done, TaskCompleted) and done.result["task_id"] == "a"
-    finish = events[-1]
+    finish = ran[-1]
     assert finish.status == "completed" and finish.participants == ("a",)
     stop()
     await orch.execute_workflow("w")
-    assert len(events) == 6
+    assert len(events) == 7
 
 
 async def test_a_broken_subscriber_never_breaks_the_run(caplog):

@@ -171,7 +171,8 @@ async def test_missing_capabilities_fail_before_anything_starts():
     assert info.value.missing == {"check": ["validation"], "plan": ["optimization"]}
     assert "'check' needs validation" in str(info.value)
     assert "'plan' needs optimization" in str(info.value)
-    assert started == [] and events == []
+    assert started == []
+    assert [type(e).__name__ for e in events] == ["WorkflowCreated"]  # no run started
 
 
 async def test_tasks_without_work_are_reported():

@@ -56,3 +56,46 @@ def test_no_module_but_the_orchestrator_reads_its_private_workflow_records():
             if isinstance(node, ast.Constant) and node.value in PRIVATE_KEYS:
                 readers.append(f"{path.relative_to(root)}:{node.lineno}")
     assert readers == []
+
+
+async def test_create_workflow_tells_its_subscribers_once_and_builds_nothing_unobserved(
+        monkeypatch):
+    from wfkit.agents import orchestrator as orchestrator_module
+    from wfkit.agents.builder import Workflow
+    from wfkit.events import Event, WorkflowCreated
+
+    built = []
+
+    def counted(*args):
+        event = WorkflowCreated(*args)
+        built.append(event)
+        return event
+
+    monkeypatch.setattr(orchestrator_module, "WorkflowCreated", counted)
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False)
+    orch.register_agent(AgentProfile("a", "a", ["x"]))
+    await orch.create_workflow("quiet", tasks(2))
+    assert built == []  # nobody listens: no event is built
+
+    events: list[Event] = []
+    orch.subscribe(events.append)
+    await orch.create_workflow("w", tasks(3))
+    await orch.create_workflow("w", tasks(5))  # re-created (a cell run again): told again
+    created = [e for e in events if isinstance(e, WorkflowCreated)]
+    assert [(e.run_id, e.workflow_id, e.tasks) for e in created] == [("", "w", 3), ("", "w", 5)]
+    assert created == built
+
+    events.clear()
+    await orch.execute_workflow("w")  # a run of a created workflow creates nothing
+    assert not any(isinstance(e, WorkflowCreated) for e in events)
+
+    wf = Workflow("edited")
+    wf.task(noop, task_id="one", requires=["x"])
+    await orch.create_workflow(wf)
+    wf.task(noop, task_id="two", requires=["x"], after=["one"])
+    events.clear()
+    await orch.execute_workflow(wf)  # the edit re-creates it, once, before its run starts
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.count("WorkflowCreated") == 1
+    assert kinds.index("WorkflowCreated") < kinds.index("RunStarted")
+    assert next(e for e in events if isinstance(e, WorkflowCreated)).tasks == 2

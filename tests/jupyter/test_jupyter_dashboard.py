@@ -844,3 +844,80 @@ def test_busy_time_and_peak_per_agent_from_spans():
         assert peak[agent] == best
     assert set(busy) == set(peak) == {"a", "b", "c"}
     assert dashboard_module._spans_usage([]) == ({}, {})
+
+
+async def test_a_dashboard_made_before_its_workflow_draws_the_dag_before_the_run():
+    """Created when the workflow is, not inside the run: the run starts with the DAG drawn
+    (grouped, as a dashboard made after the workflow draws it) and never draws it again."""
+    orch = orchestrator()
+    dash = Dashboard(orch)
+    assert len(dash.dag.data) == 0
+    at_start = []
+
+    def probe(ev):  # subscribed after the dashboard: sees what it shows when a run starts
+        if isinstance(ev, RunStarted):
+            at_start.append((drawn(dash), dash._shown, dash.redraws))
+
+    orch.subscribe(probe)
+    wf = montage_like()
+    await orch.create_workflow(wf)
+    shown = dash._shown
+    assert isinstance(shown, dashboard_module._DagView) and shown.grouping is not None
+    assert dash.redraws == 0  # drawn outside any redraw
+    markers, _ = drawn(dash)
+    assert markers == len(shown.ids) < len(wf.tasks)
+    assert set(node_statuses(dash).values()) == {"pending"}
+    warm = Dashboard(orch)  # made after the workflow: draws the same view
+    assert warm._shown.ids == shown.ids
+    warm.close()
+
+    result = await orch.execute_workflow(wf)
+    assert at_start == [(drawn(dash), shown, 0)]  # the view existed when the run began
+    assert dash._shown is shown and dash._dags[wf.workflow_id] is shown  # not rebuilt
+    assert result["successful_tasks"] == len(wf.tasks)
+    assert set(node_statuses(dash).values()) == {"completed"}
+
+
+async def test_a_re_created_workflow_is_redrawn_before_its_next_run():
+    orch = orchestrator()
+    dash = Dashboard(orch)
+    first = Workflow("cell")
+    first.task(lambda ctx: 1, task_id="a", requires=["analysis"])
+    await orch.create_workflow(first)
+    assert set(dash._shown.ids) == {"a"}
+    await orch.execute_workflow("cell")
+    assert node_statuses(dash) == {"a": "completed"}
+
+    again = Workflow("cell")  # the cell run again, edited
+    again.task(lambda ctx: 1, task_id="a", requires=["analysis"])
+    again.task(lambda ctx: 2, task_id="b", requires=["analysis"], after=["a"])
+    await orch.create_workflow(again)
+    assert node_statuses(dash) == {"a": "pending", "b": "pending"}  # the new DAG, unrun
+    drawn_before = dash._shown
+    result = await orch.execute_workflow("cell")
+    assert dash._shown is drawn_before
+    assert node_statuses(dash) == {t: r["status"] for t, r in result["task_results"].items()}
+    assert dash.progress.value == dash.progress.max == 2
+
+
+async def test_a_workflow_created_during_another_run_waits_for_its_own():
+    orch = orchestrator()
+    dash = Dashboard(orch)
+    await orch.create_workflow(mixed_workflow("running"))
+    shown_during = []
+
+    other = Workflow("other")
+    other.task(lambda ctx: 1, task_id="x", requires=["generation"])
+
+    def create_other(ev):  # a workflow created while "running" runs
+        if isinstance(ev, TaskStarted) and not shown_during:
+            asyncio.get_running_loop().create_task(orch.create_workflow(other))
+            shown_during.append(ev)
+
+    orch.subscribe(create_other)
+    await orch.execute_workflow("running")
+    assert set(dash._shown.ids) == {"load", "flaky", "broken", "after_broken", "report"}
+    assert "other" in dash._dags  # drawn already, shown when it runs
+    drawn_other = dash._dags["other"]
+    await orch.execute_workflow("other")
+    assert dash._shown is drawn_other and node_statuses(dash) == {"x": "completed"}

@@ -94,3 +94,19 @@ async def test_a_recorder_fed_only_by_a_foreign_bus_records_what_an_attached_one
     assert foreign.workflow_frame().equals(attached.workflow_frame())
     assert foreign.task_frame().equals(attached.task_frame())
     assert foreign.agent_load_frame().equals(attached.agent_load_frame())
+
+
+async def test_recorders_and_stores_ignore_a_workflow_being_created(tmp_path):
+    from wfkit.events import WorkflowCreated
+
+    seen = []
+    orch = orchestrator(store=tmp_path / "own.db")
+    metrics = AdvancedWorkflowMetrics().attach(orch)
+    orch.subscribe(seen.append)
+    await orch.create_workflow("wf", diamond())
+    assert [type(e) for e in seen] == [WorkflowCreated]  # both saw it, and kept no trace
+    assert metrics.workflow_frame().empty and metrics.task_frame().empty
+    assert orch.store.workflow_frame().empty and orch.store.task_frame().empty
+    await orch.execute_workflow("wf")
+    assert metrics.workflow_frame()["total_tasks"].tolist() == [4]
+    assert orch.store.workflow_frame()["total_tasks"].tolist() == [4]

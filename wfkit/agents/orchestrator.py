@@ -32,7 +32,7 @@ from wfkit.errors import (
     WfkitError,
     WorkflowChangedError,
 )
-from wfkit.events import Event, EventBus
+from wfkit.events import Event, EventBus, WorkflowCreated
 from wfkit.executors.base import Executor
 from wfkit.graph import TaskGraph, capable_agents
 from wfkit.interrupt import cancel_on_interrupt
@@ -198,6 +198,8 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
             "_version": source.version if source is not None else None,
             "_cache": cache_default,
         }
+        if self._bus:  # a view draws the graph now, not inside the run that follows
+            self._bus.emit(WorkflowCreated("", self.clock.time(), workflow_id, len(graph.tasks)))
         return workflow_id
 
     def task_graph(self, workflow_id: str) -> TaskGraph:

@@ -51,6 +51,7 @@ from wfkit.events import (
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
+    WorkflowCreated,
 )
 from wfkit.jupyter.livefigure import LiveFigure, run_by_notebook_ui
 from wfkit.plots import DAG_NODE_TRACE, GROUP_URGENCY, build_dag_figure, build_group_figure
@@ -446,6 +447,9 @@ class Dashboard(widgets.VBox):
                 return
             view.add_children(ev.task_id, ev.count)
             self._follow(view, ev.run_id)  # the fast path reads the grown index
+        elif isinstance(ev, WorkflowCreated):
+            self._on_loop(lambda: self._prepare_workflow(ev.workflow_id))
+            return
         elif isinstance(ev, RunFinished):
             view = self._runs.get(ev.run_id)
             if view is None:
@@ -576,6 +580,24 @@ class Dashboard(widgets.VBox):
             dag = self._dag_for(next(reversed(workflows)))
             if dag is not None:
                 self._show(dag, None)
+
+    def _prepare_workflow(self, workflow_id: str) -> None:
+        """Draw a workflow just created (or re-created), as a dashboard made after it would
+        have, so that its run starts with the view built; shown unless another run is live."""
+        dag = self._dag_for(workflow_id)
+        if dag is not None and (self._current is None or _ended(self._current)):
+            self._show(dag, None)
+
+    def _on_loop(self, work: Callable[[], None]) -> None:
+        """Do ``work`` now, or on the loop's thread when that loop runs elsewhere."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            owner = self._loop
+            if owner is not None and owner.is_running() and not owner.is_closed():
+                owner.call_soon_threadsafe(work)
+                return
+        work()
 
     def _show(self, dag: _DagView | None, view: _RunView | None) -> None:
         """Put ``dag`` (or a note saying why there is none) in the DAG widget."""
