@@ -921,3 +921,21 @@ async def test_a_workflow_created_during_another_run_waits_for_its_own():
     drawn_other = dash._dags["other"]
     await orch.execute_workflow("other")
     assert dash._shown is drawn_other and node_statuses(dash) == {"x": "completed"}
+
+
+async def test_a_closed_dashboard_lets_go_of_its_widgets_and_runs():
+    """ipywidgets keeps every open widget: a child left open (the fold button's callback
+    holds the dashboard) kept each closed dashboard, its runs and its workflow alive."""
+    import gc
+    import weakref
+
+    orch = orchestrator()
+    await orch.create_workflow(mixed_workflow())
+    dash = Dashboard(orch)
+    await orch.execute_workflow("mixed")
+    refs = [weakref.ref(dash), weakref.ref(dash.fold), weakref.ref(dash.header.layout),
+            weakref.ref(dash.dag)]
+    dash.close()
+    del dash
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * len(refs)

@@ -1015,9 +1015,10 @@ class Dashboard(widgets.VBox):
         self._handle = None
         if handle is not None:
             handle.cancel()
-        for name in ("dag", "load"):
-            w = self.__dict__.get(name)
-            if w is not None:
+        # every widget it made: ipywidgets keeps each open one (and the callbacks it holds,
+        # which hold this dashboard, its runs and the workflow's graph) until it is closed
+        for w in _widget_tree(self):
+            if w is not self:
                 w.close()
         super().close()
 
@@ -1034,6 +1035,21 @@ class Dashboard(widgets.VBox):
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _widget_tree(root: widgets.Widget) -> list[widgets.Widget]:
+    """``root``, its children, theirs, ... with each one's layout and style."""
+    found: list[widgets.Widget] = []
+    todo = [root]
+    while todo:
+        w = todo.pop()
+        found.append(w)
+        todo.extend(getattr(w, "children", ()))
+        for name in ("layout", "style"):
+            part = getattr(w, name, None)
+            if isinstance(part, widgets.Widget):
+                found.append(part)
+    return found
 
 
 def _ended(view: _RunView | None) -> bool:
