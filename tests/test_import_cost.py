@@ -23,8 +23,8 @@ def run(code: str) -> object:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# Counts the methods compiled for event classes: those dataclasses generates, or an event
-# __init__ (while a frame of wfkit/events.py is on the stack).
+# Counts the methods compiled for event classes: those dataclasses generates, or an event's
+# __new__ (while a frame of wfkit/events.py is on the stack).
 COUNT_EVENT_COMPILES = """
 import json, os, sys
 compiled = []
@@ -34,7 +34,7 @@ def hook(event, args):
         while f is not None:
             path = f.f_code.co_filename.replace(os.sep, "/")
             generated = generated or path.endswith("/dataclasses.py") or (
-                f.f_code.co_name == "_compile_init"
+                f.f_code.co_name == "_compile_new"
             )
             if path.endswith("/wfkit/events.py") and generated:
                 compiled.append(1)
@@ -54,7 +54,7 @@ e.TaskStarted("r", 2.0, "w", "u", "a", 1)
 e.TaskStarted(run_id="r", timestamp=3.0, workflow_id="w", task_id="v", agent_id="a", attempt=2)
 print(json.dumps([at_import, first, len(compiled)]))
 """)
-    # nothing at import; a class compiles its __init__ once, when its first event is built
+    # nothing at import; a class compiles its __new__ once, when its first event is built
     assert counts == [0, 1, 1]
 
 
@@ -107,6 +107,21 @@ def test_events_behave_as_frozen_dataclasses():
     assert dataclasses.replace(failed, final=False).final is False
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
         TaskStarted("r", 1.0, "w", "t", "a", 1, nope=2)
+    # built through a mutable twin of its class: what comes out is the frozen class itself
+    started = TaskStarted("r", 1.0, "w", "t", "a", 1)
+    assert type(started) is TaskStarted and TaskStarted("r", 1.0, "w", "t", "a", 1) == started
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        started.task_id = "u"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del started.task_id
+
+    class Tagged(TaskStarted):  # a plain subclass (it has a __dict__): built the slow way
+        pass
+
+    tagged = Tagged("r", 1.0, "w", "t", "a", 1)
+    assert type(tagged) is Tagged and tagged.task_id == "t"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tagged.note = "x"
 
 
 def test_import_wfkit_leaves_what_a_run_may_never_need_unloaded():

@@ -62,10 +62,14 @@ class EventSource(Protocol):
 # written once, in :class:`_Frozen`: dataclasses compiles each generated method with ``exec``,
 # which for a score of event classes was a good part of what ``import wfkit`` cost.
 #
-# ``__init__`` fills the slots through their descriptors, one call per field with no loop
-# (half of what a frozen dataclass's ``object.__setattr__`` per field costs): two events per
-# task are built for every subscriber. Such an ``__init__`` has to be compiled, so each class
-# compiles its own the first time one of its events is built; a run without subscribers, and
+# An event is built by its class's ``__new__`` (there is no ``__init__``): it makes the object
+# as an instance of a private mutable twin of the class (a subclass with the same slots and
+# no ``__setattr__`` of its own), so that ``self.field = value`` is the interpreter's fast
+# slot store, then turns it into the frozen class (``__class__`` assignment: same layout).
+# That costs half of filling the slots through their descriptors and a quarter of a frozen
+# dataclass's ``object.__setattr__`` per field: two events per task are built for every
+# subscriber. Such a ``__new__`` has to be compiled, so each class compiles its own (and
+# makes its twin) the first time one of its events is built; a run without subscribers, and
 # ``import wfkit``, never compile any.
 
 
@@ -84,57 +88,71 @@ def _event(cls: type[_E]) -> type[_E]:
         if f.default_factory is not MISSING or f.kw_only or not f.init:
             raise TypeError(f"event {cls.__name__}.{f.name}: only plain fields and defaults")
     names = tuple(f.name for f in fields)
-    setters = tuple(getattr(cls, name).__set__ for name in names)  # the slots' descriptors
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init = cls.__init__ = _compile_init(cls, fields, setters)  # type: ignore[method-assign]
-        init.__signature__ = __init__.__signature__  # type: ignore[attr-defined]
-        init(self, *args, **kwargs)
+    def __new__(cls_: Any, *args: Any, **kwargs: Any) -> Any:
+        new = _compile_new(cls, fields)
+        new.__signature__ = __new__.__signature__  # type: ignore[attr-defined]
+        cls.__new__ = staticmethod(new)  # type: ignore[method-assign]
+        return new(cls_, *args, **kwargs)
 
-    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-    __init__.__module__ = cls.__module__
-    __init__.__signature__ = Signature(  # type: ignore[attr-defined]  # help(), Jupyter's ?
-        [Parameter("self", Parameter.POSITIONAL_OR_KEYWORD)]
+    __new__.__qualname__ = f"{cls.__qualname__}.__new__"
+    __new__.__module__ = cls.__module__
+    __new__.__signature__ = Signature(  # type: ignore[attr-defined]  # help(), Jupyter's ?
+        [Parameter("cls", Parameter.POSITIONAL_OR_KEYWORD)]
         + [Parameter(f.name, Parameter.POSITIONAL_OR_KEYWORD, annotation=f.type,
                      default=Parameter.empty if f.default is MISSING else f.default)
            for f in fields],
     )
-    cls.__init__ = __init__  # type: ignore[method-assign]
+    cls.__new__ = staticmethod(__new__)  # type: ignore[assignment]
     cls._names = names
     cls._shown = tuple(f.name for f in fields if f.repr)
-    cls._setters = setters
     if not documented:  # what dataclass writes: the class and its signature
         cls.__doc__ = cls.__name__ + str(signature(cls))
     return cls
 
 
-def _compile_init(cls: type, fields: list[Any], setters: tuple[Any, ...]) -> Any:
-    """``def __init__(self, a, b=_d1): _s0(self, a); _s1(self, b)`` for ``cls``'s fields."""
-    namespace: dict[str, Any] = {}
-    params, body = ["self"], []
+def _compile_new(cls: type, fields: list[Any]) -> Any:
+    """``def __new__(cls, a, b=_d1)`` for ``cls``'s fields: fill a mutable twin of ``cls``,
+    then make it a ``cls``. A subclass that is not an event itself (it may have a
+    ``__dict__``, another layout) has its slots filled through their descriptors."""
+    twin = type(cls.__name__, (cls,), {
+        "__slots__": (), "__module__": cls.__module__,
+        # both: they share one type slot, which must be the plain one for the fast store
+        "__setattr__": object.__setattr__, "__delattr__": object.__delattr__,
+        "__qualname__": f"{cls.__qualname__}.<filling>",
+    })
+    namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_cls": cls}
+    params, fast, slow = ["cls"], [], []
     for i, f in enumerate(fields):
-        namespace[f"_s{i}"] = setters[i]
+        namespace[f"_s{i}"] = getattr(cls, f.name).__set__  # the slot's descriptor
         if f.default is MISSING:
             params.append(f.name)
         else:
             namespace[f"_d{i}"] = f.default
             params.append(f"{f.name}=_d{i}")
-        body.append(f"    _s{i}(self, {f.name})")
-    exec(f"def __init__({', '.join(params)}):\n" + "\n".join(body), namespace)
-    init = namespace["__init__"]
-    qualname = f"{cls.__qualname__}.__init__"
-    init.__code__ = init.__code__.replace(co_qualname=qualname)  # for its errors' messages
-    init.__qualname__ = qualname
-    init.__module__ = cls.__module__
-    return init
+        fast.append(f"        self.{f.name} = {f.name}")
+        slow.append(f"        _s{i}(self, {f.name})")
+    source = (
+        f"def __new__({', '.join(params)}):\n"
+        "    if cls is _cls:\n"
+        "        self = _new(_twin)\n" + "\n".join(fast) + "\n"
+        "        self.__class__ = cls\n"
+        "    else:\n"
+        "        self = _new(cls)\n" + "\n".join(slow) + "\n"
+        "    return self\n"
+    )
+    exec(source, namespace)
+    new = namespace["__new__"]
+    qualname = f"{cls.__qualname__}.__new__"
+    new.__code__ = new.__code__.replace(co_qualname=qualname)  # for its errors' messages
+    new.__qualname__ = qualname
+    new.__module__ = cls.__module__
+    return new
 
 
 def _rebuild(cls: type[_Frozen], values: tuple[Any, ...]) -> Any:
-    """Unpickle an event: fill its slots (its ``__setattr__`` refuses)."""
-    event: Any = object.__new__(cls)
-    for set_, value in zip(cls._setters, values, strict=True):
-        set_(event, value)
-    return event
+    """Unpickle an event."""
+    return cls(*values)
 
 
 class _Frozen:
@@ -143,7 +161,6 @@ class _Frozen:
     __slots__ = ()
     _names: tuple[str, ...] = ()
     _shown: tuple[str, ...] = ()
-    _setters: tuple[Any, ...] = ()  # the slots' __set__, in field order
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self._names)
