@@ -128,6 +128,15 @@ Settled = tuple[
 _NEVER: Settled = (None, 0, None, None, None, None, None)
 
 
+class _Row:
+    """A task result row while it is being built: ``row.__dict__`` is the row, a plain dict.
+
+    CPython stores the attribute dicts of a class's instances that set the same names in the
+    same order with one shared table of keys, so a run's 100,000 rows hold one copy of their
+    13 keys instead of one each: half the memory of dict literals, and quicker to build.
+    """
+
+
 # What _from_cache returns for a task it completed from the cache (never a key: keys are hex).
 _SERVED = "<served from the cache>"
 
@@ -890,27 +899,31 @@ class WorkflowRun:
         resumed = set(self.resumed)
         cached = self.cached
         task_results: dict[str, dict[str, Any]] = {}
+        new = object.__new__
         for tid in self.tasks:
             agent_id, attempts, started, ended, error, exception, tb = records.get(tid, _NEVER)
             status = finished.get(tid, "cancelled")
             failed = status == "failed"
-            task_results[tid] = {
-                "task_id": tid,
-                "agent_id": agent_id,
-                "status": status,
-                "result": results.get(tid) if status == "completed" else None,
-                "error": error if failed else skip_reason.get(tid),
-                "attempts": attempts,
-                "execution_time": (
-                    ended - started if ended is not None and started is not None else 0.0
-                ),
-                "started_at": started,
-                "finished_at": ended,
-                "resumed": tid in resumed,
-                "cached": tid in cached,
-                "exception": exception if failed else None,
-                "traceback": tb if failed else None,
-            }
+            # Each row is a plain dict, built as the attributes of a throwaway _Row (always
+            # the same keys, in the same order; see _Row): the keys of a run's rows stay as
+            # they are in a dict literal, the row just costs half the memory.
+            row: Any = new(_Row)
+            row.task_id = tid
+            row.agent_id = agent_id
+            row.status = status
+            row.result = results.get(tid) if status == "completed" else None
+            row.error = error if failed else skip_reason.get(tid)
+            row.attempts = attempts
+            row.execution_time = (
+                ended - started if ended is not None and started is not None else 0.0
+            )
+            row.started_at = started
+            row.finished_at = ended
+            row.resumed = tid in resumed
+            row.cached = tid in cached
+            row.exception = exception if failed else None
+            row.traceback = tb if failed else None
+            task_results[tid] = row.__dict__
         counts = self.counts()
         total = len(self.tasks)
         return RunResult(
