@@ -939,3 +939,31 @@ async def test_a_closed_dashboard_lets_go_of_its_widgets_and_runs():
     del dash
     gc.collect()
     assert [ref() for ref in refs] == [None] * len(refs)
+
+
+async def test_a_finished_runs_load_is_worked_out_once_and_sent_in_one_change(monkeypatch):
+    """At a run's end the load panel and the saved picture both show what each agent did:
+    worked out once from the run's attempts, and the bars with their new title go to the
+    figure as one update (each Plotly message costs a kernel several widget messages)."""
+    calls = []
+    spans_usage = dashboard_module._spans_usage
+    monkeypatch.setattr(dashboard_module, "_spans_usage",
+                        lambda spans: calls.append(len(spans)) or spans_usage(spans))
+    orch = orchestrator()
+    await orch.create_workflow(mixed_workflow())
+    dash = Dashboard(orch)
+    sent: list[str] = []
+    dash.load.observe(lambda change: change["new"] is not None and sent.append(change["name"]),
+                      names=["_py2js_restyle", "_py2js_relayout", "_py2js_update"])
+    await orch.execute_workflow("mixed")
+    assert "utilisation" in dash.load.layout.title.text
+    assert sent[-1] == "_py2js_update" and "_py2js_relayout" not in sent
+    first = dash.agent_usage
+    assert "peak" in dash.snapshot_html()  # the saved picture's load table
+    assert dash.agent_usage == first and len(calls) == 1
+    first["a1"]["busy"] = -1.0  # a caller's copy: what the dashboard keeps is untouched
+    assert dash.agent_usage["a1"]["busy"] >= 0
+    sent.clear()
+    await orch.execute_workflow("mixed")  # a new run: worked out again, for that run
+    assert len(calls) == 2
+    dash.close()

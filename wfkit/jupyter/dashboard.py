@@ -347,6 +347,7 @@ class Dashboard(widgets.VBox):
         self._latest: deque[Event] = deque(maxlen=max(1, int(max_events)))
         self._load_key: tuple[Any, ...] = ()
         self._load_shape: tuple[Any, ...] = ()
+        self._usage: tuple[Any, dict[str, dict[str, float]]] = ((), {})  # a finished run's
         self.redraws = 0
         self.redraw_seconds = 0.0  # time spent redrawing, all runs together
         self._cost = 0.0  # what the latest redraw took (but for drawing a new DAG)
@@ -760,8 +761,6 @@ class Dashboard(widgets.VBox):
         if ended and not any(running):
             self._draw_usage(profiles, names, capacity)
             return
-        if self.load.layout.title.text != _LOAD_TITLE:  # after a finished run's usage
-            self.load.layout.title.text = _LOAD_TITLE
         hover = [
             f"<b>{html.escape(a.agent_id)}</b> · {html.escape(a.name)}<br>running {r} of {c}"
             f"<br>{(a.performance_metrics or {}).get('tasks_completed', 0)} completed, "
@@ -769,19 +768,24 @@ class Dashboard(widgets.VBox):
             for a, r, c in zip(profiles, running, capacity, strict=True)
         ]
         text = [f"{r}/{c}" for r, c in zip(running, capacity, strict=True)]
-        self._restyle_load(names, capacity, list(running), text, hover)
+        self._restyle_load(names, capacity, list(running), text, hover, _LOAD_TITLE)
 
     def _restyle_load(self, names: tuple[str, ...], capacity: tuple[int, ...], bars: list[Any],
-                      text: list[str], hover: list[str]) -> None:
-        """Set the bars over the capacities: one restyle of the bar trace, both traces (and
-        the axis) only when the agents changed (rare), so a redraw sends one small message."""
+                      text: list[str], hover: list[str], title: str) -> None:
+        """Set the bars over the capacities: one restyle of the bar trace (an update with the
+        title when that changes, at a run's end and the next run's start), both traces and
+        the axis only when the agents changed (rare), so a redraw sends one small change."""
         fig = self.load
+        change = {"y": [bars], "text": [text], "hovertext": [hover]}
         if (names, capacity) == self._load_shape:
-            fig.plotly_restyle({"y": [bars], "text": [text], "hovertext": [hover]},
-                               trace_indexes=[1])
+            if fig.layout.title.text == title:
+                fig.plotly_restyle(change, trace_indexes=[1])
+            else:
+                fig.plotly_update(change, {"title.text": title}, trace_indexes=[1])
             return
         self._load_shape = (names, capacity)
-        fig.plotly_relayout({"yaxis.range": [0, max((*capacity, 1)) * 1.15]})
+        fig.plotly_relayout({"yaxis.range": [0, max((*capacity, 1)) * 1.15],
+                             "title.text": title})
         fig.plotly_restyle(
             {"x": [list(names)] * 2, "y": [list(capacity), bars],
              "text": [text] * 2, "hovertext": [hover] * 2},
@@ -793,7 +797,6 @@ class Dashboard(widgets.VBox):
         """The end of a run: what each agent did over it (mean running tasks against its
         capacity; the text is the utilisation and the peak concurrency), not the idle 0/N."""
         usage = self.agent_usage
-        fig = self.load
         mean, text, hover = [], [], []
         for a, c in zip(profiles, capacity, strict=True):
             u = usage.get(a.agent_id, {"utilisation": 0.0, "peak": 0, "busy": 0.0})
@@ -802,17 +805,22 @@ class Dashboard(widgets.VBox):
             hover.append(f"<b>{html.escape(a.agent_id)}</b> · {html.escape(a.name)}<br>"
                          f"utilisation {u['utilisation']:.0%} (busy {_seconds(u['busy'])} "
                          f"of {c} × the run)<br>peak {u['peak']} of {c} at once")
-        self._restyle_load(names, capacity, mean, text, hover)
-        fig.layout.title.text = "Agent load over the run (utilisation, peak / capacity)"
+        self._restyle_load(names, capacity, mean, text, hover, _USAGE_TITLE)
 
     @property
     def agent_usage(self) -> dict[str, dict[str, float]]:
         """What each agent did in the current run (so far): ``busy`` seconds of attempts,
-        ``utilisation`` = busy / (capacity × the run's time) and ``peak`` tasks at once."""
+        ``utilisation`` = busy / (capacity × the run's time) and ``peak`` tasks at once.
+        A finished run's is worked out once (the load panel and the saved picture both show
+        it)."""
         view = self._current
         agents = getattr(self.orchestrator, "agents", None) or {}
         if view is None:
             return {}
+        key = (view, len(view.spans), tuple((a, getattr(p, "capacity", 1))
+                                            for a, p in agents.items()))
+        if view.finished_at is not None and self._usage[0] == key:
+            return {a: dict(u) for a, u in self._usage[1].items()}
         end = view.finished_at if view.finished_at is not None else self._clock.time()
         span = max(end - view.started_at, 1e-9)
         busy, peaks = _spans_usage(view.spans)
@@ -822,6 +830,8 @@ class Dashboard(widgets.VBox):
             cap = max(getattr(profile, "capacity", 1) or 1, 1)
             out[agent_id] = {"busy": busy.get(agent_id, 0.0), "peak": peaks.get(agent_id, 0),
                              "utilisation": busy.get(agent_id, 0.0) / (cap * span)}
+        if view.finished_at is not None:
+            self._usage = (key, {a: dict(u) for a, u in out.items()})
         return out
 
     # -- HTML parts ---------------------------------------------------------------------------
@@ -1072,6 +1082,7 @@ def _placeholder(title: str) -> go.Figure:
 
 
 _LOAD_TITLE = "Agent load (running / capacity)"
+_USAGE_TITLE = "Agent load over the run (utilisation, peak / capacity)"
 
 
 def _load_figure() -> go.Figure:
