@@ -86,6 +86,8 @@ def test_bad_agent_capabilities():
         (("t", "d", ["x"], True, 1.0), {}, "priority must be a number"),
         (("t", "d", ["x"], 1, float("nan")), {}, "estimated_duration must be a number"),
         (("t", "d", ["x"], 1, 1.0, ["a", 2]), {}, r"dependencies must be task ids \(strings\)"),
+        (("t", "d", ["x"], 1, 1.0, [["a"], "b"]), {}, r"dependencies must be task ids \(strings\)"),
+        (("t", "d", ["x"], 1, 1.0, ["a", {"b"}]), {}, r"dependencies must be task ids \(strings\)"),
         (("t", "d", ["x"], 1, 1.0), {"retries": True}, "retries must be an int >= 0"),
         (("t", "d", ["x"], 1, 1.0), {"trigger": "sometimes"}, "trigger must be one of"),
         (("t", "d", ["x", ""], 1, 1.0), {}, "capabilities must be non-empty strings"),
@@ -109,6 +111,11 @@ def test_tasks_normalise_their_fields_and_share_capability_sets():
     d = WorkflowTask("d", "d", ["x"], 0, 1.0, deps)
     deps.append("later")
     assert d.dependencies == ["p"]  # a copy: the caller's list is the caller's
+    many = ["p", "q", "p", "r"]
+    e = WorkflowTask("e", "d", ["x"], 0, 1.0, many)
+    many.append("later")
+    assert e.dependencies == ["p", "q", "r"] and many[-1] == "later"
+    assert WorkflowTask("f", "d", ["x"], 0, 1.0, []).dependencies == []
 
 
 async def test_duplicate_ids_are_rejected_at_creation():

@@ -107,11 +107,11 @@ def dependency_ids(values: object, owner: str) -> list[str]:
         return []
     if isinstance(values, str) or not isinstance(values, Iterable):
         raise ValidationError(f"{owner}: dependencies must be a list of task ids, got {values!r}")
-    deps = list(dict.fromkeys(values))
+    deps = list(values)
     for d in deps:
         if not isinstance(d, str):
             raise ValidationError(f"{owner}: dependencies must be task ids (strings), got {d!r}")
-    return deps
+    return list(dict.fromkeys(deps))
 
 
 def _number(value: object, name: str, owner: str, *, minimum: float = 0.0) -> None:
@@ -309,34 +309,45 @@ class WorkflowTask:
         deps = self.dependencies
         caps = self.required_capabilities
         tid = self.task_id
+        priority = self.priority
+        estimate = self.estimated_duration
         try:
             capset = _CAPSETS.get(tuple(caps)) if type(caps) is list else None
-            plain = (
-                capset is not None
-                and type(tid) is str and tid != ""
-                and type(self.description) is str
-                and (type(self.priority) is int or type(self.priority) is float)
-                and self.priority == self.priority  # not NaN
-                and (type(self.estimated_duration) is float or type(self.estimated_duration) is int)
-                and self.estimated_duration >= 0
-                and (deps is None or type(deps) is list)
-                and type(self.retries) is int and self.retries >= 0
-                and self.trigger in TRIGGER_RULES
-                and self.timeout is None and self.group is None and self.cache is None
-                and self.cache_key is None and self.cache_expires is None and self.map is None
-                and self.when is None
-                and (self.action is None or callable(self.action))
-            )
-            if plain:
-                deps = list(dict.fromkeys(deps)) if deps else []
-                plain = all(type(d) is str for d in deps)
         except TypeError:  # something unhashable: _check says what
-            plain = False
-        if not plain or capset is None:  # (plain implies a capset: for the type checker)
-            self._check()
-            return
-        self._capset = capset
-        self.dependencies = deps
+            capset = None
+        if (
+            capset is not None
+            and type(tid) is str and tid != ""
+            and type(self.description) is str
+            and (type(priority) is int or type(priority) is float and priority == priority)
+            and (type(estimate) is float or type(estimate) is int) and estimate >= 0
+            and type(self.retries) is int and self.retries >= 0
+            and self.trigger in TRIGGER_RULES
+            and self.timeout is None and self.group is None and self.cache is None
+            and self.cache_key is None and self.cache_expires is None and self.map is None
+            and self.when is None
+            and (self.action is None or callable(self.action))
+        ):
+            # Dependencies: a list of distinct ids, the task's own copy. Most tasks have
+            # none or one, which need no check for repeats.
+            own: list[str] | None = None
+            if deps is None:
+                own = []
+            elif type(deps) is list:
+                if len(deps) < 2:
+                    if not deps or type(deps[0]) is str:
+                        own = deps.copy()
+                else:
+                    for d in deps:
+                        if type(d) is not str:
+                            break
+                    else:
+                        own = list(dict.fromkeys(deps))
+            if own is not None:
+                self._capset = capset
+                self.dependencies = own
+                return
+        self._check()
 
     def _check(self) -> None:
         """Check and normalise every field; a :class:`ValidationError` names what is wrong."""
