@@ -31,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
 
 from wfkit.agents.dispatch import RunState, retry_delay
 from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
@@ -479,7 +481,7 @@ class WorkflowRun:
                 if self.status != "running" and _cancelling():  # it swallowed the run's
                     raise asyncio.CancelledError  # cancellation: cancelled all the same
                 del self._running[tid]
-                read = cast(RunParams, ctx.params).read  # the engine's own (_context)
+                read = ctx.params.read  # type: ignore[attr-defined]  # a RunParams (_context)
                 if read:
                     self.params_read[tid] = frozenset(read)
                 base = record.base
@@ -578,10 +580,10 @@ class WorkflowRun:
         if end is None:
             end = self._now()
         self.results[tid] = result
-        record.finished_at = end
-        record.error = record.exception = record.traceback = None
-        del self._live[tid]
-        self.records[tid] = record.settled()
+        del self._live[tid]  # settled: the record is not read again
+        self.records[tid] = (
+            record.agent_id, record.attempts, record.started_at, end, None, None, None
+        )
         task.status = "completed"
         agent.record_outcome(task, end - started, True)
         ended = self.state.complete(tid)
@@ -869,10 +871,8 @@ class WorkflowRun:
     # -- reporting ---------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        counts = {"completed": 0, "failed": 0, "skipped": 0, "cancelled": 0}
-        for s in self.state.finished.values():
-            counts[s] += 1
-        return counts
+        ended = Counter(self.state.finished.values())  # counted in C: 100,000 tasks add up
+        return {s: ended[s] for s in ("completed", "failed", "skipped", "cancelled")}
 
     def is_running(self, ctx: TaskContext) -> bool:
         """Whether ``ctx``'s attempt is running now, holding its slot on ``ctx.agent`` (not
@@ -887,7 +887,9 @@ class WorkflowRun:
         )
 
     def participants(self) -> tuple[str, ...]:
-        return tuple(sorted({r[0] for r in self.records.values() if r[0]}))
+        agents = set(map(itemgetter(0), self.records.values()))
+        agents.discard(None)
+        return tuple(sorted(agents))
 
     def result(self) -> RunResult:
         from wfkit.wfformat import run_graph

@@ -261,10 +261,14 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         """The runs of ``workflow_id`` going on now (several, when sub-workflows run it)."""
         return [r for r in self._active.values() if r.workflow_id == workflow_id]
 
-    def _check_runnable(self, by_id: dict[str, WorkflowTask]) -> list[AgentProfile]:
+    def _check_runnable(self, graph: TaskGraph) -> list[AgentProfile]:
         """Fail before anything starts if a task has no capable agent or nothing to run."""
         agents = [a for a in self.agents.values() if a.availability]
-        capable = capable_agents(by_id, agents)  # raises MissingCapabilityError
+        by_id = graph.tasks
+        # per distinct set of capabilities (the graph has them), not per task
+        capable = {sig: [a for a in agents if a.can_run(sig)] for sig in graph.classes}
+        if not all(capable.values()):
+            capable_agents(by_id, agents)  # raises MissingCapabilityError naming the tasks
         without_handler = {
             sig for sig, cands in capable.items() if any(a.handler is None for a in cands)
         }
@@ -329,7 +333,7 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
         values = resolve_params(wid, declared, params)
         pol = resolve_policy(self.policy if policy is None else policy)
         try:
-            agents = self._check_runnable(by_id)
+            agents = self._check_runnable(graph)
         except ValidationError as exc:
             if not any(diff):
                 raise
@@ -405,8 +409,15 @@ class CollectiveAgentWorkflowOrchestrator(Closing):
             if run.cached or run.keys:
                 self.cache.flush()
             wf["status"] = run.status
-            wf["completed_tasks"] = [t for t, s in run.state.finished.items() if s == "completed"]
-            wf["failed_tasks"] = [t for t, s in run.state.finished.items() if s == "failed"]
+            completed_tasks: list[str] = []
+            failed_tasks: list[str] = []
+            ended = {"completed": completed_tasks.append, "failed": failed_tasks.append}
+            for t, s in run.state.finished.items():
+                add = ended.get(s)
+                if add is not None:
+                    add(t)
+            wf["completed_tasks"] = completed_tasks
+            wf["failed_tasks"] = failed_tasks
         wf["last_result"] = result
         return result
 
