@@ -278,7 +278,27 @@ def _global_digest(ref: Any, module: str, memo: dict[int, str], visiting: set[in
     return None
 
 
-# -- keys --------------------------------------------------------------------------------------
+# -- keys ------------------------------------------------------------------------------------
+#
+# Inside a run and in memory, keys are raw 16-byte digests: a key is hashed from fixed-width
+# parts, so the parts of a task with a few inputs fit one blake2b block (hex keys took two),
+# and no hex is made for a key that is only compared. Hex is made where a key is shown
+# (CacheEntry, frame()) or written (the run store's table).
+#
+# A base key is the blake2b-16 of: the code digest (16 bytes), the task id (UTF-8), then
+# either 0xFF, or 0xFE, a count and length-prefixed extra parts (cache_version, map index,
+# the fields a handler reads), then the inputs' keys (16 bytes each). 0xFE and 0xFF never
+# occur in UTF-8, and the inputs' keys fill the rest at a fixed width, so two different sets
+# of parts never make the same bytes. Keys made before this layout (hex-joined text) are
+# simply not found again: their tasks run once more and are stored under the new keys.
+
+
+def _raw_digest(*parts: bytes) -> bytes:
+    h = _blake2b(digest_size=16)
+    for p in parts:
+        h.update(len(p).to_bytes(4, "little"))
+        h.update(p)
+    return h.digest()
 
 
 def digest_key(parts: list[str]) -> str:
@@ -287,16 +307,28 @@ def digest_key(parts: list[str]) -> str:
     return _blake2b("\x01".join(parts).encode(), digest_size=16).hexdigest()
 
 
+def raw_key(parts: list[str]) -> bytes:
+    """:func:`digest_key` as the raw 16 bytes the engine keeps."""
+    return _blake2b("\x01".join(parts).encode(), digest_size=16).digest()
+
+
 def full_key(base: str, params: Mapping[str, str]) -> str:
-    """The key of an entry: its base key and the digests of the parameters it read."""
+    """The key of an entry: its base key and the digests of the parameters it read (hex)."""
+    return full_raw_key(bytes.fromhex(base), params).hex()
+
+
+def full_raw_key(base: bytes, params: Mapping[str, str]) -> bytes:
+    """:func:`full_key` on raw keys."""
     if not params:
         return base
-    return _digest(base.encode(), *(f"{k}={v}".encode() for k, v in sorted(params.items())))
+    return _raw_digest(base, *(f"{k}={v}".encode() for k, v in sorted(params.items())))
 
 
 # An empty 16-byte blake2b to copy: its constructor parses keyword arguments, which is most of
 # what digesting a task's short key costs.
 _KEY_HASH = _blake2b(digest_size=16)
+_PLAIN_TASK = b"\xff"  # after the task id: no extra parts
+_EXTRA = b"\xfe"  # after the task id: a count and length-prefixed extra parts
 
 
 class KeyMaker:
@@ -305,46 +337,86 @@ class KeyMaker:
 
     def __init__(self, run_params: Mapping[str, Any]) -> None:
         self._functions: dict[int, str] = {}
-        self._values: dict[str, str] = {}
+        # id(callable) -> a hash with its code digest already fed: each key copies it. The
+        # run's tasks hold their callables, so an id is not reused while the run lasts.
+        self._codes: dict[int, Any] = {}
+        self._values: dict[str, bytes] = {}
         self._param_digests: dict[str, str] = {}
         self.run_params = run_params
+
+    def key(
+        self, task: Any, fn: Any, keys: Mapping[str, bytes], results: Mapping[str, Any]
+    ) -> bytes:
+        """A task's raw key but for the run parameters it reads (see the layout above): its
+        code, id and options, and its inputs' keys (``keys``, the raw keys of cached
+        results; else a digest of the value in ``results``). Raises :class:`Unhashable`
+        when something cannot be digested."""
+        h = self._codes.get(id(fn))
+        if h is None:
+            h = self._code_hash(fn)
+        h = h.copy()  # copying a fresh hash costs half of making one
+        if task.cache_version is None and task.action is not None and task.map_index is None:
+            h.update(task.task_id.encode())
+            h.update(_PLAIN_TASK)
+        else:
+            h.update(task.task_id.encode() + self._extra(task))
+        deps = task.dependencies
+        if deps:
+            try:  # the inputs' keys, when they are all cached (the common case)
+                for d in deps:
+                    h.update(keys[d])
+            except KeyError:
+                return self._key_with_values(task, fn, keys, results)
+        return h.digest()
+
+    def _key_with_values(
+        self, task: Any, fn: Any, keys: Mapping[str, bytes], results: Mapping[str, Any]
+    ) -> bytes:
+        """:meth:`key` when some input is not cached: that input's value digest instead."""
+        h = self._codes[id(fn)].copy()
+        if task.cache_version is None and task.action is not None and task.map_index is None:
+            h.update(task.task_id.encode() + _PLAIN_TASK)
+        else:
+            h.update(task.task_id.encode() + self._extra(task))
+        for d in task.dependencies:
+            h.update(self.input_key(d, keys, results))
+        return h.digest()
+
+    @staticmethod
+    def _extra(task: Any) -> bytes:
+        parts = ["v" + repr(task.cache_version)]
+        if task.map_index is not None:  # the same inputs, another item
+            parts.append(f"map_index={task.map_index}")
+        if task.action is None:  # a handler reads the task
+            parts += [repr(task.description), repr(sorted(task.capability_set)),
+                      repr(task.estimated_duration)]
+        out = [_EXTRA, len(parts).to_bytes(4, "little")]
+        for p in parts:
+            b = p.encode()
+            out += [len(b).to_bytes(4, "little"), b]
+        return b"".join(out)
+
+    def _code_hash(self, fn: Any) -> Any:
+        code = function_digest(fn, self._functions)
+        h = self._codes[id(fn)] = _KEY_HASH.copy()
+        h.update(bytes.fromhex(code))
+        return h
 
     def base_key(
         self, task: Any, fn: Any, keys: Mapping[str, str], results: Mapping[str, Any]
     ) -> str:
-        """A task's key but for the run parameters it reads: one digest of its code's digest,
-        its id and version (and, for a handler, the task fields it reads) and its inputs'
-        keys. Raises :class:`Unhashable` when something cannot be digested."""
-        code = self._functions.get(id(fn))
-        if code is None:
-            code = function_digest(fn, self._functions)
-        deps = task.dependencies
-        if deps:
-            try:  # the inputs' keys, when they are all cached (the common case)
-                parts = [keys[d] for d in deps]
-            except KeyError:
-                parts = [self.input_key(d, keys, results) for d in deps]
-            parts.append(code)
-        else:
-            parts = [code]
-        parts.append(task.task_id)
-        if task.cache_version is not None:
-            parts.append("v" + repr(task.cache_version))
-        if task.action is None:  # a handler reads the task
-            parts += [repr(task.description), repr(sorted(task.capability_set)),
-                      repr(task.estimated_duration)]
-        h = _KEY_HASH.copy()  # copying a fresh hash costs half of making one
-        h.update("\x01".join(parts).encode())
-        return h.hexdigest()
+        """:meth:`key` in hex, given the inputs' keys in hex."""
+        raw = {d: bytes.fromhex(k) for d, k in keys.items()}
+        return self.key(task, fn, raw, results).hex()
 
-    def input_key(self, dep: str, keys: Mapping[str, str], results: Mapping[str, Any]) -> str:
+    def input_key(self, dep: str, keys: Mapping[str, bytes], results: Mapping[str, Any]) -> bytes:
         key = keys.get(dep)
         if key is not None:
             return key
         key = self._values.get(dep)
         if key is None:
             try:
-                key = self._values[dep] = value_digest(results[dep])
+                key = self._values[dep] = bytes.fromhex(value_digest(results[dep]))
             except Unhashable as exc:
                 raise Unhashable(f"its input {dep!r} is a {exc}") from None
         return key
@@ -363,7 +435,8 @@ class KeyMaker:
 
 
 class CacheEntry:
-    """One cached result: its key, base key, task, parameters read, value and bookkeeping."""
+    """One cached result: its key and base key (hex), task, parameters read, value and
+    bookkeeping."""
 
     __slots__ = ("key", "base", "task_id", "workflow_id", "params", "value", "created",
                  "expires", "hits", "size")
@@ -377,9 +450,14 @@ class CacheEntry:
         self.hits, self.size = hits, size
 
     def row(self) -> tuple[Any, ...]:
-        """The entry's data as a plain tuple (``CacheEntry(*row)`` rebuilds it)."""
+        """The entry's data as a plain tuple (``CacheEntry(*row)`` rebuilds it); what
+        :meth:`ResultCache.put` takes has the raw keys instead (:meth:`raw_row`)."""
         return (self.key, self.base, self.task_id, self.workflow_id,
                 tuple(sorted(self.params.items())), self.value, self.created, self.expires)
+
+    def raw_row(self) -> tuple[Any, ...]:
+        """:meth:`row` with the keys as raw bytes (what :meth:`ResultCache.put` takes)."""
+        return (bytes.fromhex(self.key), bytes.fromhex(self.base), *self.row()[2:])
 
     def matches(self, current: Callable[[Iterable[str]], dict[str, str]], now: float) -> bool:
         if self.expires is not None and now >= self.expires:
@@ -390,78 +468,86 @@ class CacheEntry:
 _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range)
 
 
-def _freeze(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """An in-memory row whose value is a private copy: the pickled value and a flag (a task
-    that changes its input in place must not change the cached result). Immutable scalars
-    stay as they are; a value that cannot be pickled is kept itself (shared)."""
+def _freeze(value: Any) -> tuple[Any, bool]:
+    """An in-memory entry's value as a private copy: its pickle, and True (a task that changes
+    its input in place must not change the cached result). Immutable scalars stay as they
+    are, and so does a value that cannot be pickled (shared): False."""
     import pickle  # loaded with the first value pickled, not with wfkit
 
-    value = row[5]
     if type(value) in _IMMUTABLE:
-        return (*row, False)
+        return value, False
     try:
-        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), True
     except Exception:
-        return (*row, False)
-    return (*row[:5], blob, *row[6:], True)
+        return value, False
 
 
-_PLAIN = (False,)  # the flag of a row whose value is kept as it is (not pickled)
-
-
-def _thaw(row: tuple[Any, ...]) -> Any:
-    import pickle
-
-    return pickle.loads(row[5]) if row[8] else row[5]
+def _rows(kept: tuple[Any, ...]) -> tuple[tuple[Any, ...], ...]:
+    """The rows kept under a base key: one row itself (its first field is its key), or a
+    tuple of rows (one per set of parameter values read)."""
+    return (kept,) if type(kept[0]) is bytes else kept
 
 
 class _Memory:
     """Entries in this process only (an orchestrator without a store).
 
-    An entry is kept as a plain tuple (:meth:`CacheEntry.row`, its value pickled by
-    :func:`_freeze`) and its hit count in a dict of str -> int: tuples of plain values and such
-    dicts leave the cyclic garbage collector's view, so thousands of entries do not slow every
-    collection of a run down. Each hit unpickles a fresh copy of the value.
+    An entry is kept as a plain tuple (:meth:`CacheEntry.raw_row`) under its raw base key
+    (one row, or a tuple of rows: see :func:`_rows`); the keys of those whose value is kept
+    pickled (:func:`_freeze`) in a set, and hit counts in a dict of raw key -> int: tuples of
+    plain values and such containers leave the cyclic garbage collector's view, so thousands
+    of entries do not slow every collection of a run down. Each hit unpickles a fresh copy
+    of the value.
     """
 
     def __init__(self) -> None:
-        self.by_base: dict[str, tuple[tuple[Any, ...], ...]] = {}
-        self.hits: dict[str, int] = {}
+        self.by_base: dict[bytes, tuple[Any, ...]] = {}
+        self.hits: dict[bytes, int] = {}
+        self.pickled: set[bytes] = set()
 
-    def candidates(self, base: str) -> list[CacheEntry]:
-        rows = self.by_base.get(base)
-        if not rows:
+    def candidates(self, base: bytes) -> list[CacheEntry]:
+        kept = self.by_base.get(base)
+        if not kept:
             return []
-        return [_Lazy(row, self.hits.get(row[0], 0)) for row in rows]
+        return [_Lazy(row, self.hits.get(row[0], 0), row[0] in self.pickled)
+                for row in _rows(kept)]
 
     def put(self, row: tuple[Any, ...]) -> None:
         key, base = row[0], row[1]
-        row = _freeze(row)
-        rows = self.by_base.get(base)
-        if rows is None:
-            self.by_base[base] = (row,)
+        value, pickled = _freeze(row[5])
+        if pickled:
+            row = (*row[:5], value, *row[6:])
+            self.pickled.add(key)
+        else:
+            self.pickled.discard(key)
+        kept = self.by_base.get(base)
+        if kept is None:
+            self.by_base[base] = row
             return
-        self.by_base[base] = (*(r for r in rows if r[0] != key), row)
+        others = tuple(r for r in _rows(kept) if r[0] != key)
+        self.by_base[base] = (*others, row) if others else row
         self.hits.pop(key, None)
 
     def hit(self, entry: CacheEntry) -> None:
         entry.hits += 1
-        self.hits[entry.key] = self.hits.get(entry.key, 0) + 1
+        key = entry._row[0] if isinstance(entry, _Lazy) else bytes.fromhex(entry.key)
+        self.hits[key] = self.hits.get(key, 0) + 1
 
     def entries(self) -> list[CacheEntry]:
         out = []
-        for rows in self.by_base.values():
-            for row in rows:
+        pickled = self.pickled
+        for kept in self.by_base.values():
+            for row in _rows(kept):
                 value = row[5]
-                size = len(value) if row[8] else sys.getsizeof(value)
-                out.append(CacheEntry(row[0], row[1], row[2], row[3], row[4], None, row[6],
-                                      row[7], hits=self.hits.get(row[0], 0), size=size))
+                size = len(value) if row[0] in pickled else sys.getsizeof(value)
+                out.append(CacheEntry(row[0].hex(), row[1].hex(), row[2], row[3], row[4], None,
+                                      row[6], row[7], hits=self.hits.get(row[0], 0), size=size))
         return out
 
     def clear(self) -> int:
-        n = sum(len(v) for v in self.by_base.values())
+        n = sum(len(_rows(kept)) for kept in self.by_base.values())
         self.by_base.clear()
         self.hits.clear()
+        self.pickled.clear()
         return n
 
     def flush(self) -> None:
@@ -474,15 +560,20 @@ class _Memory:
 class _Lazy(CacheEntry):
     """An in-memory entry whose value is unpickled only if it is used (a hit)."""
 
-    __slots__ = ("_row",)
+    __slots__ = ("_row", "_pickled")
 
-    def __init__(self, row: tuple[Any, ...], hits: int) -> None:
-        super().__init__(row[0], row[1], row[2], row[3], row[4], None, row[6], row[7], hits=hits)
-        self._row = row
+    def __init__(self, row: tuple[Any, ...], hits: int, pickled: bool) -> None:
+        super().__init__(row[0].hex(), row[1].hex(), row[2], row[3], row[4], None, row[6],
+                         row[7], hits=hits)
+        self._row, self._pickled = row, pickled
 
     @property
     def value(self) -> Any:
-        return _thaw(self._row)
+        if not self._pickled:
+            return self._row[5]
+        import pickle
+
+        return pickle.loads(self._row[5])
 
     @value.setter
     def value(self, _: Any) -> None:
@@ -501,9 +592,9 @@ class ResultCache:
         self._path = path
         self._json_only = json_only
         self._backend: Any = _Memory() if path is None else None
-        # The in-memory entries by base key (None with a store): the engine tests a base key
+        # The in-memory entries by raw base key (None with a store): the engine tests a key
         # against it before calling lookup(), so a miss costs no call.
-        self.index: dict[str, Any] | None = (
+        self.index: dict[bytes, Any] | None = (
             self._backend.by_base if self._backend is not None else None
         )
         self._lock = threading.Lock()
@@ -524,9 +615,10 @@ class ResultCache:
         return self._path is not None
 
     def lookup(
-        self, base: str, current: Callable[[Iterable[str]], dict[str, str]]
+        self, base: bytes, current: Callable[[Iterable[str]], dict[str, str]]
     ) -> CacheEntry | None:
-        """The entry for ``base`` whose parameters still have their values, or None."""
+        """The entry for the raw base key ``base`` whose parameters still have their values,
+        or None."""
         if self.index is not None and base not in self.index:
             return None  # the common miss, without a call
         candidates = (self._backend or self.backend).candidates(base)
@@ -540,12 +632,12 @@ class ResultCache:
         return None
 
     def put(self, row: tuple[Any, ...]) -> bool:
-        """Keep an entry, given as :meth:`CacheEntry.row` (key, base, task id, workflow id,
-        sorted (parameter, digest) pairs, value, created, expires); False when its value
-        cannot be stored (then it is not cached)."""
+        """Keep an entry, given as :meth:`CacheEntry.raw_row` (raw key, raw base key, task
+        id, workflow id, sorted (parameter, digest) pairs, value, created, expires); False
+        when its value cannot be stored (then it is not cached)."""
         by_base = self.index
-        if by_base is not None and row[1] not in by_base:  # a new base key: no call
-            by_base[row[1]] = (row + _PLAIN,) if type(row[5]) in _IMMUTABLE else (_freeze(row),)
+        if by_base is not None and type(row[5]) in _IMMUTABLE and row[1] not in by_base:
+            by_base[row[1]] = row  # a new entry of a plain value: no call
             return True
         return (self._backend or self.backend).put(row) is not False
 

@@ -378,23 +378,113 @@ async def test_a_task_that_changes_its_input_in_place_does_not_change_the_cached
 
 
 def test_base_keys_are_the_digest_of_their_parts_in_any_thread():
-    """A key is the 16-byte blake2b of its parts (code digest, inputs' keys, task id) joined
-    by \\x01, whatever thread makes it: stored entries keep matching, and the hash object
-    the keys are copied from is never changed by making one."""
+    """A key is the 16-byte blake2b of its parts (code digest, task id, 0xFF, the inputs' raw
+    keys), whatever thread makes it: stored entries keep matching, and the hash object the
+    keys are copied from is never changed by making one."""
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
 
     from wfkit.cache import KeyMaker
 
     task = wfkit.WorkflowTask("t", "t", ["w"], 0, 1.0, ["u"], action=helper)
-    code = function_digest(helper)
-    expected = hashlib.blake2b(
-        "\x01".join(["k" * 32, code, "t"]).encode(), digest_size=16
-    ).hexdigest()
+    code = bytes.fromhex(function_digest(helper))
+    upstream = bytes(range(16))
+    expected = hashlib.blake2b(code + b"t\xff" + upstream, digest_size=16).digest()
 
     def key(_):
-        return KeyMaker({}).base_key(task, helper, {"u": "k" * 32}, {})
+        return KeyMaker({}).key(task, helper, {"u": upstream}, {})
 
     with ThreadPoolExecutor(4) as pool:
         assert set(pool.map(key, range(200))) == {expected}
     assert key(0) == expected
+    assert KeyMaker({}).base_key(task, helper, {"u": upstream.hex()}, {}) == expected.hex()
+
+
+def test_a_keys_parts_cannot_be_mistaken_for_each_other():
+    """The task id ends at a byte UTF-8 never has, options are length-prefixed and inputs'
+    keys have a fixed width: an id, a version, a map index or an input cannot pass for
+    another part, so different tasks never share a key."""
+    from wfkit.cache import KeyMaker
+
+    up = bytes(16)
+
+    def key(tid, deps=(), **kw):
+        task = wfkit.WorkflowTask(tid, "d", ["w"], 0, 1.0, list(deps), action=helper, **kw)
+        return KeyMaker({}).key(task, helper, {"u": up, "v": up}, {})
+
+    keys = [
+        key("t"), key("t", ["u"]), key("t", ["u", "v"]), key("t" + up.decode()),
+        key("t", cache_version=2), key("t", cache_version="2"), key("tv2"),
+        key("t\x01v2"), key("t", ["u"], cache_version=2),
+    ]
+    assert len(set(keys)) == len(keys) and all(len(k) == 16 for k in keys)
+    mapped = wfkit.WorkflowTask("m[0]", "d", ["w"], 0, 1.0, [], action=helper)
+    mapped.map_index = 0
+    assert KeyMaker({}).key(mapped, helper, {}, {}) != key("m[0]")
+    handled = wfkit.WorkflowTask("h", "d", ["w"], 0, 1.0, [])
+    other = wfkit.WorkflowTask("h", "e", ["w"], 0, 1.0, [])
+    assert KeyMaker({}).key(handled, helper, {}, {}) != KeyMaker({}).key(other, helper, {}, {})
+
+
+async def test_entries_stored_under_keys_of_the_older_layout_are_never_hit(tmp_path):
+    """A store written before keys were hashed from raw parts holds hex-joined keys: a run
+    does not find them (its tasks run once more, nothing stale comes back) and keeps its
+    results under the current keys, which the next run finds."""
+    import hashlib
+    import sqlite3
+
+    path = tmp_path / "runs.db"
+    first = orchestrator(store=path)
+    await run(first, chain())
+    first.close()
+    wf = chain()
+    old: dict[str, str] = {}
+    for task in wf.tasks:  # the older layout: hex keys of the inputs, code, id joined by \x01
+        parts = [old[d] for d in task.dependencies] + [function_digest(task.action), task.task_id]
+        old[task.task_id] = hashlib.blake2b("\x01".join(parts).encode(), digest_size=16).hexdigest()
+    con = sqlite3.connect(path)
+    with con:
+        for tid, key in old.items():
+            con.execute("UPDATE cache SET key = ?, base = ?, data = ? WHERE task_id = ?",
+                        (key, key, "999", tid))
+    con.close()
+    second = orchestrator(store=path)
+    result = await run(second, chain())
+    assert calls == {"a": 1, "b": 1, "c": 1, "d": 1}
+    assert not any(r["cached"] for r in result.task_results.values())
+    assert result.task_results["c"]["result"] == 3
+    again = await run(second, chain())
+    assert calls == {} and again.task_results["c"]["result"] == 3
+    frame = second.cache.frame()
+    assert set(old.values()) <= set(frame["key"]) and len(frame) == 8
+    second.close()
+
+
+async def test_memory_entries_report_their_size_and_hits_and_give_private_copies():
+    """In memory a plain value is kept as it is and a frame as a pickle (its size is the
+    pickle's); each hit counts and gets its own copy."""
+    import pickle
+    import sys
+
+    wf = wfkit.Workflow("sizes", cache=True)
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+
+    @wf.task(requires=["w"])
+    def number(ctx):
+        return 12345
+
+    @wf.task(requires=["w"])
+    def table(ctx):
+        return frame.copy()
+
+    orch = orchestrator()
+    await run(orch, wf)
+    hits = [await run(orch, wf) for _ in range(2)]
+    got = orch.cache.frame().set_index("task")
+    assert got.loc["number", "size"] == sys.getsizeof(12345)
+    pickled = len(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL))
+    assert got.loc["table", "size"] == pickled
+    assert got["hits"].tolist() == [2, 2]
+    a, b = (r.task_results["table"]["result"] for r in hits)
+    assert a is not b and a.equals(frame) and b.equals(frame)
+    assert all(len(k) == 32 for k in got["key"])

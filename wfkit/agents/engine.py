@@ -48,8 +48,8 @@ from wfkit.cache import (
     KeyMaker,
     ResultCache,
     Unhashable,
-    digest_key,
-    full_key,
+    full_raw_key,
+    raw_key,
     warn_uncacheable,
 )
 from wfkit.callables import describe_error, is_async_callable
@@ -139,8 +139,9 @@ class _Row:
     """
 
 
-# What _from_cache returns for a task it completed from the cache (never a key: keys are hex).
-_SERVED = "<served from the cache>"
+# What _from_cache returns for a task it completed from the cache (never a key: keys are 16
+# bytes long).
+_SERVED = b"<served from the cache>"
 
 
 class _Record:
@@ -160,7 +161,7 @@ class _Record:
         self.error: str | None = None
         self.exception: BaseException | None = None
         self.traceback: str | None = None
-        self.base: str | None = None  # the cache's base key of a cacheable task: to keep its result
+        self.base: bytes | None = None  # a cacheable task's raw base key: to keep its result
 
     def settled(self) -> Settled:
         return (
@@ -244,8 +245,9 @@ class WorkflowRun:
         self.cache_mode = cache_mode
         self.cache_default = cache_default
         self.cached: set[str] = set()
-        self.keys: dict[str, str] = {}
+        self.keys: dict[str, bytes] = {}  # raw keys (wfkit.cache: hex only when shown or stored)
         self._keymaker = KeyMaker(params)  # used only when the cache is on
+        self._key = self._keymaker.key
         self._reuse = cache_mode == "use"
         # The in-memory cache's entries by base key (None for a store's): a miss costs no call.
         self._index = self.cache.index if self.cache is not None else None
@@ -335,11 +337,10 @@ class WorkflowRun:
 
     # -- the result cache --------------------------------------------------------------------
 
-    def _base_key(self, task: WorkflowTask, agent: AgentProfile) -> str | None:
-        """The task's key but for the run parameters it reads; None (with a warning) when
+    def _base_key(self, task: WorkflowTask, agent: AgentProfile) -> bytes | None:
+        """The task's raw key but for the run parameters it reads; None (with a warning) when
         something it depends on cannot be hashed."""
         tid = task.task_id
-        keymaker = self._keymaker
         deps = task.dependencies
         try:
             if task.cache_key is not None:
@@ -350,11 +351,8 @@ class WorkflowRun:
                 if task.map_index is not None:
                     self._set_item(ctx, task)
                 custom = task.cache_key(ctx)
-                return digest_key(["custom", tid, repr(custom), repr(task.cache_version)])
-            key = keymaker.base_key(task, task.action or agent.handler, self.keys, self.results)
-            if task.map_index is not None:  # the same inputs, another item
-                key = digest_key([key, f"map_index={task.map_index}"])
-            return key
+                return raw_key(["custom", tid, repr(custom), repr(task.cache_version)])
+            return self._key(task, task.action or agent.handler, self.keys, self.results)
         except Unhashable as exc:
             warn_uncacheable(tid, f"{exc}, which cannot be hashed")
         except Exception as exc:  # a cache_key callable that failed, or a digest that did
@@ -362,12 +360,12 @@ class WorkflowRun:
             warn_uncacheable(tid, f"{what} raised {type(exc).__name__}: {exc}")
         return None
 
-    def _from_cache(self, task: WorkflowTask, agent: AgentProfile) -> str | None:
+    def _from_cache(self, task: WorkflowTask, agent: AgentProfile) -> bytes | None:
         """Complete ``task`` from the cache if it holds its result (then ``_SERVED``); else
         its base key (None when it cannot be cached), to keep the result it will compute."""
         if task.cache_key is None:  # the common case inline: one call, for every task
             try:
-                base: str | None = self._keymaker.base_key(
+                base: bytes | None = self._key(
                     task, task.action or agent.handler, self.keys, self.results
                 )
             except Exception:  # _base_key says what went wrong
@@ -381,11 +379,11 @@ class WorkflowRun:
                 return _SERVED
         return base
 
-    def _keep(self, task: WorkflowTask, base: str, result: Any, read: Any, now: float) -> None:
-        """Put a result that was just computed at ``now`` in the cache (see CacheEntry.row)."""
+    def _keep(self, task: WorkflowTask, base: bytes, result: Any, read: Any, now: float) -> None:
+        """Put a result that was just computed at ``now`` in the cache (see CacheEntry.raw_row)."""
         if read:
             params = self._keymaker.param_digests(read)
-            key = full_key(base, params)
+            key = full_raw_key(base, params)
             pairs = tuple(sorted(params.items()))
         else:
             key, pairs = base, ()
@@ -400,7 +398,7 @@ class WorkflowRun:
         tid = task.task_id
         now = self._now()
         value = self.results[tid] = entry.value  # a fresh copy of an in-memory value
-        self.keys[tid] = entry.key
+        self.keys[tid] = bytes.fromhex(entry.key)
         self.cached.add(tid)
         if entry.params:
             self.params_read[tid] = frozenset(entry.params)

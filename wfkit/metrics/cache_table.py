@@ -102,13 +102,15 @@ class StoredCache(FlushSoon):
 
     # -- the backend protocol of wfkit.cache.ResultCache ---------------------------------------
 
-    def candidates(self, base: str) -> list[CacheEntry]:
+    def candidates(self, base: bytes) -> list[CacheEntry]:
+        """The entries under the raw base key ``base`` (the table holds keys in hex)."""
+        hexbase = base.hex()
         with self._lock:
-            pending = [row for row in self._puts if row[1] == base]
+            pending = [row for row in self._puts if row[1] == hexbase]
             rows = self._conn.execute(
                 "SELECT key, base, task_id, workflow_id, params, encoding, data, size, "
                 "created, expires, hits FROM cache WHERE base = ? ORDER BY created",
-                (base,),
+                (hexbase,),
             ).fetchall()
         if self.json_only:
             rows = [r for r in rows if r[5] == "json"]
@@ -128,6 +130,7 @@ class StoredCache(FlushSoon):
         return out
 
     def put(self, row: tuple[Any, ...]) -> bool:
+        """Buffer an entry given with raw keys (:meth:`CacheEntry.raw_row`)."""
         key, base, task_id, workflow_id, params, value, created, expires = row
         data: str | bytes
         if json_exact(value):
@@ -143,8 +146,8 @@ class StoredCache(FlushSoon):
                     f"stored ({exc})", UncacheableWarning, stacklevel=3,
                 )
                 return False
-        self._puts.append((key, base, task_id, workflow_id, json.dumps(dict(params)), enc, data,
-                           len(data), created, expires))
+        self._puts.append((key.hex(), base.hex(), task_id, workflow_id, json.dumps(dict(params)),
+                           enc, data, len(data), created, expires))
         self._soon()
         return True
 
