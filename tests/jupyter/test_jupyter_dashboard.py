@@ -967,3 +967,28 @@ async def test_a_finished_runs_load_is_worked_out_once_and_sent_in_one_change(mo
     await orch.execute_workflow("mixed")  # a new run: worked out again, for that run
     assert len(calls) == 2
     dash.close()
+
+
+def test_a_live_figure_sends_each_plotly_edit_as_one_widget_message():
+    """Plotly sends an edit as four widget messages (two edit ids, the edit, its reset to
+    None); a live figure sends the ids with the edit in one: a kernel pays per message."""
+    from wfkit.jupyter.livefigure import LiveFigure
+
+    fig = LiveFigure(go.Figure(go.Bar(x=["a", "b"], y=[1, 2])))
+    sent: list[dict] = []
+    fig.comm.send = lambda data=None, metadata=None, buffers=None: sent.append(data["state"])
+    fig.plotly_restyle({"y": [[3, 4]]}, trace_indexes=[0])
+    fig.plotly_relayout({"title.text": "load"})
+    fig.plotly_update({"y": [[5, 6]]}, {"title.text": "usage"}, trace_indexes=[0])
+    assert [sorted(state) for state in sent] == [
+        ["_last_layout_edit_id", "_last_trace_edit_id", "_py2js_restyle"],
+        ["_last_layout_edit_id", "_last_trace_edit_id", "_py2js_relayout"],
+        ["_last_layout_edit_id", "_last_trace_edit_id", "_py2js_update"],
+    ]
+    # each message carries the ids its edit was made with, as Plotly's own messages did
+    assert [(s["_last_layout_edit_id"], s["_last_trace_edit_id"]) for s in sent] == \
+        [(1, 1), (2, 1), (3, 2)]
+    assert sent[0]["_py2js_restyle"]["restyle_data"] == {"y": [[3, 4]]}
+    assert sent[2]["_py2js_update"]["layout_data"] == {"title.text": "usage"}
+    assert list(fig.data[0].y) == [5, 6] and fig.layout.title.text == "usage"
+    fig.close()

@@ -165,6 +165,46 @@ class LiveFigure(go.FigureWidget):
             self.set_trait("_esm", modules[1])
         self.on_msg(self._on_custom)
 
+    # -- one widget message per Plotly edit ------------------------------------------------
+    #
+    # Plotly's FigureWidget sends an edit (restyle, relayout, update) as four widget messages:
+    # each edit id it bumps, the edit, and the edit reset to None. In a kernel each message
+    # costs a serialisation and a wake-up of the output thread, which made sending most of a
+    # live dashboard's redraw. A LiveFigure sends the ids with the edit, in one message, and
+    # not the reset: Plotly's frontend reads the ids off the model when the edit arrives
+    # (all of one message's values are set before any change is handled), ignores a None
+    # edit, and tells two edits apart by their ids, so it needs no reset between them.
+
+    _ONE_MESSAGE_EDITS = frozenset({"_py2js_restyle", "_py2js_relayout", "_py2js_update"})
+    _EDIT_IDS = ("_last_layout_edit_id", "_last_trace_edit_id")
+    _bundling = False
+
+    def _should_send_property(self, key: str, value: Any) -> bool:
+        if self._bundling and not self._holding_sync:
+            if key in self._EDIT_IDS:
+                return False  # goes with the edit
+            if key in self._ONE_MESSAGE_EDITS:
+                if value is not None:
+                    self.send_state([*self._EDIT_IDS, key])
+                return False
+        return bool(super()._should_send_property(key, value))
+
+    def _one_message(self, send: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._bundling = True
+        try:
+            send(*args, **kwargs)
+        finally:
+            self._bundling = False
+
+    def _send_restyle_msg(self, *args: Any, **kwargs: Any) -> None:
+        self._one_message(super()._send_restyle_msg, *args, **kwargs)
+
+    def _send_relayout_msg(self, *args: Any, **kwargs: Any) -> None:
+        self._one_message(super()._send_relayout_msg, *args, **kwargs)
+
+    def _send_update_msg(self, *args: Any, **kwargs: Any) -> None:
+        self._one_message(super()._send_update_msg, *args, **kwargs)
+
     @property
     def frontend_seen(self) -> bool:
         """True once a browser has made this figure's model (a headless run never does)."""
