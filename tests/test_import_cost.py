@@ -136,3 +136,28 @@ print(json.dumps(sorted(sys.modules)))
                  "wfkit.tracebacks", "wfkit.redaction"):
         assert name not in loaded, name
     assert "wfkit.cache" in loaded and "asyncio" in loaded
+
+
+def test_a_plain_run_loads_no_module_that_import_wfkit_did_not():
+    # A script's whole run pays for every module it loads: returning a result must not load
+    # the WfFormat writer (pathlib, urllib, ipaddress, datetime come with it).
+    new = run("""
+import asyncio, json, sys
+import wfkit
+before = set(sys.modules)
+async def work(ctx):
+    return len(ctx.inputs)
+async def main():
+    orch = wfkit.CollectiveAgentWorkflowOrchestrator(progress=False)
+    orch.register_agent(wfkit.AgentProfile("a", "a", ["x"], capacity=2, handler=work))
+    tasks = [wfkit.WorkflowTask("one", "one", ["x"], 0, 1.0),
+             wfkit.WorkflowTask("two", "two", ["x"], 0, 1.0, ["one"])]
+    await orch.create_workflow("w", tasks)
+    result = await orch.execute_workflow("w")
+    orch.close()
+    return result
+result = asyncio.run(main())
+assert result["graph"] == {"one": [], "two": ["one"]}, result["graph"]
+print(json.dumps(sorted(set(sys.modules) - before)))
+""")
+    assert new == []

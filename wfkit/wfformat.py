@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wfkit.agents.model import AgentProfile, WorkflowTask
+from wfkit.agents.results import run_graph
 from wfkit.errors import WfFormatError
 from wfkit.graph import topological_order
 
@@ -308,17 +309,6 @@ def wfformat_agents(source: Source, *, capability: str = "default") -> list[Agen
 
 
 # -- writing -------------------------------------------------------------------------------
-
-
-def run_graph(tasks: Mapping[str, WorkflowTask]) -> dict[str, list[str]]:
-    """Each task's dependencies as a run ran them: a mapped task (``@wf.task(map=...)``) ends
-    when its children ``name[i]`` end, so it depends on them too."""
-    graph = {tid: list(t.dependencies) for tid, t in tasks.items()}
-    for tid, t in tasks.items():
-        parent = t.parent_task_id
-        if parent is not None and parent in graph:
-            graph[parent].append(tid)
-    return graph
 
 
 def example_trace(name: str) -> Path:

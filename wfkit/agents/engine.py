@@ -41,7 +41,7 @@ from wfkit.agents.model import AgentProfile, TaskContext, WorkflowTask
 from wfkit.agents.params import NO_PARAMS, RunParams
 from wfkit.agents.policies import Policy
 from wfkit.agents.pool import AgentPool
-from wfkit.agents.results import RunResult
+from wfkit.agents.results import RunResult, run_graph
 from wfkit.agents.subruns import CURRENT
 from wfkit.cache import (
     CacheEntry,
@@ -890,8 +890,6 @@ class WorkflowRun:
         return tuple(sorted(agents))
 
     def result(self) -> RunResult:
-        from wfkit.wfformat import run_graph
-
         finished = self.state.finished
         results = self.results
         records = self.records

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ResultDict", "RunResult"]
+    from wfkit.agents.model import WorkflowTask
+
+__all__ = ["ResultDict", "RunResult", "run_graph"]
 
 
 class ResultDict(dict):
@@ -148,3 +151,17 @@ class RunResult(ResultDict):
             f"completed, {self.get('failed_tasks')} failed, {self.get('skipped_tasks')} skipped, "
             f"{self.get('cancelled_tasks')} cancelled, makespan {self.get('makespan', 0):.3f} s>"
         )
+
+
+def run_graph(tasks: Mapping[str, WorkflowTask]) -> dict[str, list[str]]:
+    """Each task's dependencies as a run ran them (a result's ``graph``): a mapped task
+    (``@wf.task(map=...)``) ends when its children ``name[i]`` end, so it depends on them too.
+
+    It lives here, not with the WfFormat writer that reads it, so that a run does not load
+    that module (and json, pathlib, urllib) to return its result."""
+    graph = {tid: list(t.dependencies) for tid, t in tasks.items()}
+    for tid, t in tasks.items():
+        parent = t.parent_task_id
+        if parent is not None and parent in graph:
+            graph[parent].append(tid)
+    return graph
