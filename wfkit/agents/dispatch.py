@@ -282,32 +282,34 @@ class RunState:
 
         Returns the tasks that ended as a consequence (a mapped parent whose last child this
         was), as ``(task id, reason)`` pairs; always empty for a static workflow."""
-        return self.complete_many((tid,))
+        if self.dynamic:
+            return self.complete_many((tid,))
+        # the engine's hot path: once per task, so no more than this
+        self.pool.release(self.running.pop(tid))
+        self.finished[tid] = "completed"
+        waiting = self.waiting
+        for j in self.below[self.index[tid]]:
+            n = waiting[j] - 1
+            waiting[j] = n
+            if not n:
+                entry = self._entries[j]
+                heappush(self._heaps[entry[4]], entry)
+        return _NOTHING
 
     def complete_many(self, tids: Iterable[str]) -> Sequence[tuple[str, str]]:
         """running -> completed for tasks that end at the same moment (one call: the simulator
         ends many at once)."""
-        running, finished = self.running, self.finished
-        release = self.pool.release
-        if self.dynamic:
-            out: list[tuple[str, str]] = []
+        if not self.dynamic:
+            complete = self.complete
             for tid in tids:
-                release(running.pop(tid))
-                self._settle(tid, "completed", None, out)
-            return out
-        waiting, heaps, entries, below, index = (
-            self.waiting, self._heaps, self._entries, self.below, self.index
-        )
+                complete(tid)
+            return _NOTHING
+        running, release = self.running, self.pool.release
+        out: list[tuple[str, str]] = []
         for tid in tids:
             release(running.pop(tid))
-            finished[tid] = "completed"
-            for j in below[index[tid]]:
-                n = waiting[j] - 1
-                waiting[j] = n
-                if not n:
-                    entry = entries[j]
-                    heappush(heaps[entry[4]], entry)
-        return _NOTHING
+            self._settle(tid, "completed", None, out)
+        return out
 
     def fail(self, tid: str) -> list[tuple[str, str]]:
         """running -> failed; every task downstream that cannot run now is skipped.
