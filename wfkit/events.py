@@ -441,10 +441,13 @@ class EventBus:
     ``KeyboardInterrupt`` and ``SystemExit``, which propagate (a run then ends cancelled).
     """
 
-    __slots__ = ("_subscribers",)
+    __slots__ = ("_subscribers", "_calling")
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[Subscriber] = []  # publishers keep it: a live truth test
+        # what emit calls: a copy made when the list changes, not per event, so that a
+        # subscriber may (un)subscribe while it is being called
+        self._calling: tuple[Subscriber, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self._subscribers)
@@ -467,17 +470,19 @@ class EventBus:
                 f"function callback(event)"
             )
         self._subscribers.append(callback)
+        self._calling = tuple(self._subscribers)
 
         def unsubscribe() -> None:
             try:
                 self._subscribers.remove(callback)
             except ValueError:
                 pass
+            self._calling = tuple(self._subscribers)
 
         return unsubscribe
 
     def emit(self, event: Event) -> None:
-        for callback in tuple(self._subscribers):
+        for callback in self._calling:
             try:
                 callback(event)
             except (KeyboardInterrupt, SystemExit):

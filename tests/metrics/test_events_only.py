@@ -110,3 +110,29 @@ async def test_recorders_and_stores_ignore_a_workflow_being_created(tmp_path):
     await orch.execute_workflow("wf")
     assert metrics.workflow_frame()["total_tasks"].tolist() == [4]
     assert orch.store.workflow_frame()["total_tasks"].tolist() == [4]
+
+
+def test_subscribers_may_come_and_go_while_an_event_is_delivered():
+    """The bus calls the subscribers it had when the event came (a copy made when they
+    change, not per event): one that leaves or joins during a delivery counts from the next."""
+    bus = EventBus()
+    seen: list[tuple[str, float]] = []
+    unsubscribe: dict[str, object] = {}
+
+    def first(ev):
+        seen.append(("first", ev.timestamp))
+        if ev.timestamp == 1.0:
+            unsubscribe["second"]()  # type: ignore[operator]
+            unsubscribe["third"] = bus.subscribe(lambda e: seen.append(("third", e.timestamp)))
+
+    unsubscribe["first"] = bus.subscribe(first)
+    unsubscribe["second"] = bus.subscribe(lambda e: seen.append(("second", e.timestamp)))
+    ev = RunStarted("r", 1.0, "w", (), ())
+    bus.emit(ev)
+    bus.emit(RunStarted("r", 2.0, "w", (), ()))
+    assert seen == [("first", 1.0), ("second", 1.0), ("first", 2.0), ("third", 2.0)]
+    unsubscribe["first"]()  # type: ignore[operator]
+    unsubscribe["third"]()  # type: ignore[operator]
+    assert not bus and len(bus) == 0
+    bus.emit(ev)
+    assert len(seen) == 4
