@@ -56,6 +56,7 @@ __all__ = [
     "digest_key",
     "warn_uncacheable",
     "CACHE_MODES",
+    "KEPT_AS_IS",
 ]
 
 CACHE_MODES = ("use", "refresh", "off")
@@ -465,7 +466,9 @@ class CacheEntry:
         return not self.params or current(self.params) == self.params
 
 
-_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range)
+# The types of values an in-memory entry keeps as they are: immutable, so no private copy is
+# needed. The engine keeps a new entry of such a value in the index itself (no call).
+KEPT_AS_IS = (type(None), bool, int, float, complex, str, bytes, range)
 
 
 def _freeze(value: Any) -> tuple[Any, bool]:
@@ -474,7 +477,7 @@ def _freeze(value: Any) -> tuple[Any, bool]:
     are, and so does a value that cannot be pickled (shared): False."""
     import pickle  # loaded with the first value pickled, not with wfkit
 
-    if type(value) in _IMMUTABLE:
+    if type(value) in KEPT_AS_IS:
         return value, False
     try:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), True
@@ -636,7 +639,7 @@ class ResultCache:
         id, workflow id, sorted (parameter, digest) pairs, value, created, expires); False
         when its value cannot be stored (then it is not cached)."""
         by_base = self.index
-        if by_base is not None and type(row[5]) in _IMMUTABLE and row[1] not in by_base:
+        if by_base is not None and type(row[5]) in KEPT_AS_IS and row[1] not in by_base:
             by_base[row[1]] = row  # a new entry of a plain value: no call
             return True
         return (self._backend or self.backend).put(row) is not False

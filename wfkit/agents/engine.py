@@ -44,6 +44,7 @@ from wfkit.agents.pool import AgentPool
 from wfkit.agents.results import RunResult, run_graph
 from wfkit.agents.subruns import CURRENT
 from wfkit.cache import (
+    KEPT_AS_IS,
     CacheEntry,
     KeyMaker,
     ResultCache,
@@ -370,6 +371,10 @@ class WorkflowRun:
                 )
             except Exception:  # _base_key says what went wrong
                 base = self._base_key(task, agent)
+            else:
+                index = self._index
+                if index is not None and base not in index:
+                    return base  # the common miss in memory: no call
         else:
             base = self._base_key(task, agent)
         if base is not None and self._reuse and (self._index is None or base in self._index):
@@ -381,17 +386,23 @@ class WorkflowRun:
 
     def _keep(self, task: WorkflowTask, base: bytes, result: Any, read: Any, now: float) -> None:
         """Put a result that was just computed at ``now`` in the cache (see CacheEntry.raw_row)."""
-        if read:
-            params = self._keymaker.param_digests(read)
-            key = full_raw_key(base, params)
-            pairs = tuple(sorted(params.items()))
-        else:
-            key, pairs = base, ()
+        tid = task.task_id
         expires = task.cache_expires
-        row = (key, base, task.task_id, self.workflow_id, pairs, result, now,
-               None if expires is None else now + expires)
+        if expires is not None:
+            expires += now
+        if not read:
+            row: tuple[Any, ...] = (base, base, tid, self.workflow_id, (), result, now, expires)
+            index = self._index
+            if index is not None and type(result) in KEPT_AS_IS and base not in index:
+                index[base] = row  # a new in-memory entry of a plain value: no call
+                self.keys[tid] = base
+                return
+        else:
+            params = self._keymaker.param_digests(read)
+            row = (full_raw_key(base, params), base, tid, self.workflow_id,
+                   tuple(sorted(params.items())), result, now, expires)
         if self.cache.put(row):  # type: ignore[union-attr]
-            self.keys[task.task_id] = key
+            self.keys[tid] = row[0]
 
     def _completed_cached(self, task: WorkflowTask, entry: CacheEntry) -> None:
         """ready -> completed without running: the result comes from the cache."""
