@@ -494,3 +494,25 @@ async def test_simulated_handler_returns_the_document_dict():
         "task_id": "t", "agent_id": "a",
         "result": "Task Load data completed by Agent A", "execution_time": 0.002,
     }
+
+
+async def test_attempts_go_through_the_loops_task_factory_when_it_has_one():
+    # Without a factory the engine makes its asyncio tasks directly; with one, the factory
+    # makes every attempt's task, as loop.create_task would have it.
+    loop = asyncio.get_running_loop()
+    made = []
+
+    def factory(loop, coro, **kwargs):
+        made.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    orch = orchestrator(AgentProfile("a", "A", ["work"], capacity=2, handler=simulated_handler(0)))
+    loop.set_task_factory(factory)
+    try:
+        result = await run(orch, [task("x"), task("y", ["x"]), task("z")])
+    finally:
+        loop.set_task_factory(None)
+    assert result["successful_tasks"] == 3
+    assert made.count("WorkflowRun._attempt") == 3
+    plain = await orch.execute_workflow("w")  # no factory: the same run, made directly
+    assert plain["successful_tasks"] == 3 and made.count("WorkflowRun._attempt") == 3

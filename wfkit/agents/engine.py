@@ -33,6 +33,7 @@ import inspect
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -258,6 +259,12 @@ class WorkflowRun:
     async def execute(self) -> RunResult:
         loop = asyncio.get_running_loop()
         self._loop = loop
+        # One asyncio task per attempt: made by the Task class itself unless the loop has a
+        # task factory (then it decides), which skips create_task's Python-level checks.
+        self._create: Callable[[Any], asyncio.Task[None]] = (
+            loop.create_task if loop.get_task_factory() is not None
+            else partial(asyncio.Task, loop=loop)
+        )
         self._done = loop.create_future()
         self.started_at = self._now()
         if self._listening:
@@ -310,7 +317,7 @@ class WorkflowRun:
         completes at once (and may make more tasks ready: hence the loop). Held tasks (a
         condition to check, a map to expand) are decided first."""
         state = self.state
-        create = self._loop.create_task
+        create = self._create
         live = self._live
         cache, default = self.cache, self.cache_default
         while True:
