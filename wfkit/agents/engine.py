@@ -320,6 +320,7 @@ class WorkflowRun:
         create = self._create
         live = self._live
         cache, default = self.cache, self.cache_default
+        index, key, keys, results = self._index, self._key, self.keys, self.results
         while True:
             served = False
             if state.held:
@@ -329,7 +330,15 @@ class WorkflowRun:
             for task, agent in state.assign():
                 base = None
                 if cache is not None and (default if task.cache is None else task.cache):
-                    base = self._from_cache(task, agent)
+                    if index is not None and task.cache_key is None:  # in memory: inline
+                        try:
+                            base = key(task, task.action or agent.handler, keys, results)
+                        except Exception:  # _from_cache says what went wrong
+                            base = None
+                        if base is None or base in index:
+                            base = self._from_cache(task, agent, base)
+                    else:
+                        base = self._from_cache(task, agent)
                     if base is _SERVED:
                         served = True
                         continue
@@ -368,21 +377,14 @@ class WorkflowRun:
             warn_uncacheable(tid, f"{what} raised {type(exc).__name__}: {exc}")
         return None
 
-    def _from_cache(self, task: WorkflowTask, agent: AgentProfile) -> bytes | None:
+    def _from_cache(
+        self, task: WorkflowTask, agent: AgentProfile, base: bytes | None = None
+    ) -> bytes | None:
         """Complete ``task`` from the cache if it holds its result (then ``_SERVED``); else
-        its base key (None when it cannot be cached), to keep the result it will compute."""
-        if task.cache_key is None:  # the common case inline: one call, for every task
-            try:
-                base: bytes | None = self._key(
-                    task, task.action or agent.handler, self.keys, self.results
-                )
-            except Exception:  # _base_key says what went wrong
-                base = self._base_key(task, agent)
-            else:
-                index = self._index
-                if index is not None and base not in index:
-                    return base  # the common miss in memory: no call
-        else:
+        its base key (None when it cannot be cached), to keep the result it will compute.
+        ``base`` is its key when :meth:`dispatch` made it already (a task of an in-memory
+        cache: a miss there costs no call)."""
+        if base is None:
             base = self._base_key(task, agent)
         if base is not None and self._reuse and (self._index is None or base in self._index):
             entry = self.cache.lookup(base, self._keymaker.param_digests)  # type: ignore[union-attr]
@@ -392,18 +394,15 @@ class WorkflowRun:
         return base
 
     def _keep(self, task: WorkflowTask, base: bytes, result: Any, read: Any, now: float) -> None:
-        """Put a result that was just computed at ``now`` in the cache (see CacheEntry.raw_row)."""
+        """Put a result that was just computed at ``now`` in the cache (see CacheEntry.raw_row);
+        :meth:`_attempt` keeps a new in-memory entry of a plain value itself."""
         tid = task.task_id
         expires = task.cache_expires
         if expires is not None:
             expires += now
+        row: tuple[Any, ...]
         if not read:
-            row: tuple[Any, ...] = (base, base, tid, self.workflow_id, (), result, now, expires)
-            index = self._index
-            if index is not None and type(result) in KEPT_AS_IS and base not in index:
-                index[base] = row  # a new in-memory entry of a plain value: no call
-                self.keys[tid] = base
-                return
+            row = (base, base, tid, self.workflow_id, (), result, now, expires)
         else:
             params = self._keymaker.param_digests(read)
             row = (full_raw_key(base, params), base, tid, self.workflow_id,
@@ -503,7 +502,14 @@ class WorkflowRun:
                 base = record.base
                 if base is not None:  # one clock reading for the entry and the record
                     end = self._now()
-                    self._keep(task, base, result, read, end)
+                    index = self._index
+                    if (index is not None and not read and type(result) in KEPT_AS_IS
+                            and task.cache_expires is None and base not in index):
+                        # a new in-memory entry of a plain value (CacheEntry.raw_row): no call
+                        index[base] = (base, base, tid, self.workflow_id, (), result, end, None)
+                        self.keys[tid] = base
+                    else:
+                        self._keep(task, base, result, read, end)
                     self._completed(task, agent, record, started, result, end)
                 else:
                     self._completed(task, agent, record, started, result)
