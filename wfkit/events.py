@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field
 from inspect import Parameter, Signature, signature
-from typing import Any, NamedTuple, Protocol, TypeVar, dataclass_transform
+from typing import Any, NamedTuple, Protocol, TypeVar, cast, dataclass_transform
 
 from wfkit.errors import ArgumentError
 
@@ -42,6 +42,8 @@ __all__ = [
     "ResourceWaitEnded",
     "EventBus",
     "EventSource",
+    "Later",
+    "later",
     "Subscriptions",
 ]
 
@@ -245,6 +247,58 @@ class RunStarted(Event):
         if not self.tasks:
             return None if self.task_ids else {}
         return {t.task_id: t.dependencies for t in self.tasks}
+
+
+class Later:
+    """A field's value given as the function that makes it: an event field read through
+    :class:`_OnRead` holds it until the first read, which calls ``make()`` and keeps what it
+    returns. A publisher gives it for a value that costs much and that few subscribers read,
+    as a run's graph: one :class:`TaskSpec` per task, which for 100,000 tasks is as many
+    tuples for the garbage collector to walk, a full collection in the middle of the run
+    included, whoever listens."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+_T = TypeVar("_T")
+
+
+def later(make: Callable[[], _T]) -> _T:
+    """``make``'s value for an event field that is made on first read (:class:`Later`); typed
+    as that value, which is what every reader of the field gets."""
+    return cast(_T, Later(make))
+
+
+class _OnRead:
+    """An event field (a slot) that may hold a :class:`Later`: made on first read, so that
+    every reader (attributes, ``==``, ``hash``, ``repr``, pickling, ``dataclasses``) sees
+    the value itself."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+
+    def __get__(self, event: Any, owner: Any = None) -> Any:
+        if event is None:
+            return self
+        value = self.slot.__get__(event, owner)
+        if value.__class__ is Later:
+            value = value.make()
+            self.slot.__set__(event, value)
+        return value
+
+    def __set__(self, event: Any, value: Any) -> None:
+        self.slot.__set__(event, value)
+
+    def __delete__(self, event: Any) -> None:
+        self.slot.__delete__(event)
+
+
+RunStarted.tasks = _OnRead(RunStarted.__dict__["tasks"])  # type: ignore[assignment]
 
 
 @_event

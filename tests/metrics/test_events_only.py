@@ -136,3 +136,44 @@ def test_subscribers_may_come_and_go_while_an_event_is_delivered():
     assert not bus and len(bus) == 0
     bus.emit(ev)
     assert len(seen) == 4
+
+
+async def test_a_runs_graph_is_built_only_for_a_subscriber_that_reads_it():
+    """``RunStarted.tasks`` is made on first read: a run followed by subscribers that never
+    read it (a dashboard, a progress bar) builds no TaskSpec, which at 100,000 tasks were as
+    many objects for the garbage collector to walk in the middle of the run."""
+    import dataclasses
+    import pickle
+
+    orch = orchestrator()
+    events = []
+    orch.subscribe(events.append)
+    await orch.create_workflow("wf", diamond())
+    await orch.execute_workflow("wf")
+    graph = orch.task_graph("wf")
+    assert graph._specs is None  # nobody read it
+    start = next(e for e in events if isinstance(e, RunStarted))
+    assert start.tasks is graph.specs() and graph._specs is not None  # read: made, and kept
+    assert start.dependencies() == {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c")}
+
+    # every way to read an event sees the value itself
+    from wfkit.events import later
+
+    calls = []
+
+    def make():
+        calls.append(1)
+        return graph.specs()
+
+    def lazy():
+        return RunStarted("r", 1.0, "wf", start.task_ids, (), tasks=later(make))
+
+    assert lazy() == RunStarted("r", 1.0, "wf", start.task_ids, (), tasks=graph.specs())
+    assert hash(lazy()) == hash(dataclasses.replace(lazy()))
+    assert pickle.loads(pickle.dumps(lazy())).tasks == graph.specs()
+    assert "TaskSpec(task_id='d'" in repr(lazy())
+    one = lazy()
+    calls.clear()
+    assert one.tasks is one.tasks and len(calls) == 1  # made once per event
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one.tasks = ()

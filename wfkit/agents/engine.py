@@ -69,6 +69,7 @@ from wfkit.events import (
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
+    later,
 )
 from wfkit.executors.base import Executor
 from wfkit.graph import TaskGraph
@@ -280,7 +281,7 @@ class WorkflowRun:
                     dict(self.params),
                     self.parent_run_id,
                     self.parent_task_id,
-                    self.graph.specs(),
+                    later(self.graph.specs),  # built if a subscriber reads it
                 )
             )
         for tid in self.resumed:
