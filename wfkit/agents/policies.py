@@ -68,7 +68,7 @@ class LeastLoaded(Policy):
     def select(self, task: WorkflowTask, candidates: Sequence[AgentProfile]) -> AgentProfile:
         best = candidates[0]
         best_ratio = best.current_load / best.capacity
-        for agent in candidates[1:]:
+        for agent in candidates:  # the first again: cheaper than a slice, once per task
             ratio = agent.current_load / agent.capacity
             if ratio < best_ratio:
                 best, best_ratio = agent, ratio
