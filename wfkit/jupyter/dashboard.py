@@ -4,8 +4,8 @@ The dashboard is an event subscriber like any other. Its callback folds the even
 run's state and, if no redraw is pending, asks the running event loop for one
 (``call_later``): the widgets are redrawn at most once per ``interval`` (0.1 s) with
 everything that arrived meanwhile, so a run of thousands of tasks sends a handful of widget
-messages, not one per task; and never sooner than 19 times what the previous redraw took, so
-redrawing takes at most a twentieth of the loop's time at any size or machine load. ``RunFinished`` redraws at once, so when ``await
+messages, not one per task; and never sooner than 39 times what the previous redraw took, so
+redrawing takes at most a fortieth of the loop's time at any size or machine load. ``RunFinished`` redraws at once, so when ``await
 orch.execute_workflow(...)`` returns the widgets already show the final state. Widgets are
 only touched from the loop's thread (an event from another thread hands the redraw over with
 ``call_soon_threadsafe``); no thread is started.
@@ -80,8 +80,10 @@ _CODE_OF: dict[type, int] = {
 _BAR_STYLE = {"completed": "success", "failed": "danger", "cancelled": ""}
 _HOVER = "%{hovertext}<br>%{customdata}<extra></extra>"
 # the least gap between two redraws, as a multiple of what the last one took: redrawing
-# takes at most 1/20 of the loop's time, so its cost per run stays a small constant share
-_SPACING = 19.0
+# takes at most 1/40 of the loop's time, so its cost per run stays a small constant share
+# (in a kernel a large run's redraw takes a few milliseconds, most of it sending the widget
+# messages: a large run still redraws several times a second)
+_SPACING = 39.0
 _MAX_GAP = 1.0  # but a slow machine still sees its run move every second
 
 
@@ -269,7 +271,7 @@ class Dashboard(widgets.VBox):
     load still are). A large DAG is drawn as groups (as :func:`wfkit.plots.dag_figure`),
     which costs a small share of running it (about a tenth of a run of 100,000 no-op tasks,
     once per workflow), and a redraw costs the same at any size: redraws come at most every
-    ``interval`` and take at most 1/20 of the time. A click on a group draws its tasks
+    ``interval`` and take at most 1/40 of the time. A click on a group draws its tasks
     (``dag_figure(..., expand=[group])``), a click on one of them, or the fold button,
     folds it back.
     Redraws are timed on the orchestrator's ``clock`` (the real one unless it was given
