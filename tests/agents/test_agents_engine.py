@@ -418,6 +418,32 @@ async def test_events_cover_every_transition_and_unsubscribe():
     assert len(events) == 7
 
 
+async def test_task_events_are_the_public_frozen_classes_whoever_builds_them():
+    """The engine builds its hot events with their compiled constructor directly (no
+    ``type.__call__``): they are still exactly their classes, frozen, equal by value to one
+    built the ordinary way, and picklable, from the first run on."""
+    import dataclasses
+    import pickle
+
+    events = []
+    orch = orchestrator(AgentProfile("a", "A", ["work"], handler=simulated_handler(0)))
+    orch.subscribe(events.append)
+    await run(orch, [task("a"), task("b", ["a"])])
+    hot = [e for e in events if isinstance(e, TaskStarted | TaskCompleted)]
+    assert [type(e) for e in hot] == [TaskStarted, TaskCompleted] * 2
+    started, completed = hot[0], hot[1]
+    assert started == TaskStarted(started.run_id, started.timestamp, "w", "a", "a", 1)
+    assert completed == TaskCompleted(
+        completed.run_id, completed.timestamp, "w", "a", "a", 1, started.timestamp,
+        completed.result,
+    )
+    assert completed.cached is False and completed.started_at == started.timestamp
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        started.attempt = 2
+    assert pickle.loads(pickle.dumps(started)) == started
+    assert dataclasses.asdict(started)["task_id"] == "a"
+
+
 async def test_a_broken_subscriber_never_breaks_the_run(caplog):
     orch = orchestrator(AgentProfile("a", "A", ["work"], handler=simulated_handler(0)))
     orch.subscribe(lambda e: 1 / 0)
