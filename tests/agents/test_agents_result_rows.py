@@ -70,3 +70,57 @@ async def test_rows_share_one_table_of_keys():
     rows = (await _result())["task_results"]
     for row in rows.values():
         assert sys.getsizeof(row) < sys.getsizeof({**row})
+
+
+def _stepping(clock, seconds):
+    """An action that takes ``seconds`` of the manual clock and returns its task's id."""
+    async def action(ctx):
+        clock.advance(seconds)
+        return ctx.task.task_id
+    return action
+
+
+async def _plain_rows(extra=()):
+    from wfkit.clock import ManualClock
+
+    clock = ManualClock(start=1000.0)
+    orch = CollectiveAgentWorkflowOrchestrator(progress=False, clock=clock)
+    orch.register_agent(AgentProfile("a", "A", ["work"], capacity=1))
+    tasks = [
+        WorkflowTask("one", "one", ["work"], 0, 1.0, action=_stepping(clock, 2.0)),
+        WorkflowTask("two", "two", ["work"], 0, 1.0, ["one"], action=_stepping(clock, 3.0)),
+        *extra,
+    ]
+    await orch.create_workflow("w", tasks)
+    result = await orch.execute_workflow("w")
+    orch.close()
+    return result["task_results"]
+
+
+def _row(tid, started, ended):
+    return {
+        "task_id": tid, "agent_id": "a", "status": "completed", "result": tid, "error": None,
+        "attempts": 1, "execution_time": ended - started, "started_at": started,
+        "finished_at": ended, "resumed": False, "cached": False, "exception": None,
+        "traceback": None,
+    }
+
+
+async def test_a_run_where_every_task_completed_has_exact_rows():
+    # nothing skipped, resumed or cached: the rows of the common large run
+    rows = await _plain_rows()
+    assert rows == {"one": _row("one", 1000.0, 1002.0), "two": _row("two", 1002.0, 1005.0)}
+    assert [list(r) for r in rows.values()] == [ROW_KEYS, ROW_KEYS]
+
+
+async def test_a_completed_row_is_the_same_when_another_task_was_skipped():
+    async def fail(ctx):
+        raise ValueError("no")
+
+    rows = await _plain_rows([
+        WorkflowTask("bad", "bad", ["work"], 0, 1.0, ["two"], action=fail),
+        WorkflowTask("after", "after", ["work"], 0, 1.0, ["bad"], action=fail),
+    ])
+    assert rows["one"] == _row("one", 1000.0, 1002.0)
+    assert rows["two"] == _row("two", 1002.0, 1005.0)
+    assert rows["after"]["status"] == "skipped" and rows["bad"]["status"] == "failed"

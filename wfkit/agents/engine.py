@@ -922,31 +922,49 @@ class WorkflowRun:
         skip_reason = self.state.skip_reason
         resumed = set(self.resumed)
         cached = self.cached
+        # No task skipped, resumed or served from the cache (the usual large run): a completed
+        # task's row then needs no lookup but its record and result.
+        plain = not skip_reason and not resumed and not cached
         task_results: dict[str, dict[str, Any]] = {}
         new = object.__new__
         for tid in self.tasks:
-            agent_id, attempts, started, ended, error, exception, tb = records.get(tid, _NEVER)
+            record = records.get(tid, _NEVER)
             status = finished.get(tid, "cancelled")
-            failed = status == "failed"
             # Each row is a plain dict, built as the attributes of a throwaway _Row (always
             # the same keys, in the same order; see _Row): the keys of a run's rows stay as
             # they are in a dict literal, the row just costs half the memory.
             row: Any = new(_Row)
             row.task_id = tid
-            row.agent_id = agent_id
+            row.agent_id = record[0]
             row.status = status
-            row.result = results.get(tid) if status == "completed" else None
-            row.error = error if failed else skip_reason.get(tid)
-            row.attempts = attempts
-            row.execution_time = (
-                ended - started if ended is not None and started is not None else 0.0
-            )
-            row.started_at = started
-            row.finished_at = ended
-            row.resumed = tid in resumed
-            row.cached = tid in cached
-            row.exception = exception if failed else None
-            row.traceback = tb if failed else None
+            if plain and status == "completed":  # started and ended: both times are set
+                started = record[2]
+                ended = record[3]
+                row.result = results[tid]
+                row.error = None
+                row.attempts = record[1]
+                row.execution_time = ended - started  # type: ignore[operator]
+                row.started_at = started
+                row.finished_at = ended
+                row.resumed = False
+                row.cached = False
+                row.exception = None
+                row.traceback = None
+            else:
+                _, attempts, started, ended, error, exception, tb = record
+                failed = status == "failed"
+                row.result = results.get(tid) if status == "completed" else None
+                row.error = error if failed else skip_reason.get(tid)
+                row.attempts = attempts
+                row.execution_time = (
+                    ended - started if ended is not None and started is not None else 0.0
+                )
+                row.started_at = started
+                row.finished_at = ended
+                row.resumed = tid in resumed
+                row.cached = tid in cached
+                row.exception = exception if failed else None
+                row.traceback = tb if failed else None
             task_results[tid] = row.__dict__
         counts = self.counts()
         total = len(self.tasks)
