@@ -451,6 +451,40 @@ async def test_the_figures_save_a_loader_not_plotlys_javascript():
     dash.close()
 
 
+async def test_a_dashboard_sends_plotlys_module_once_not_once_per_figure(monkeypatch):
+    """Each figure's first state went out with Plotly's 5 MB module: two per dashboard, to
+    serialise and send every time one is made (and, in a kernel, still going out when the
+    run starts). The DAG's figure carries it; the load's opens with the small loader, which
+    takes the module from the page."""
+    import ipywidgets.widgets.widget as widget_module
+
+    from wfkit.jupyter.livefigure import KEY, LiveFigure, _modules
+
+    full, loader = _modules()
+    opened: list[str] = []
+    create = widget_module.comm.create_comm
+
+    def record(**kwargs):
+        opened.append(kwargs["data"]["state"].get("_esm", ""))
+        return create(**kwargs)
+
+    monkeypatch.setattr(widget_module.comm, "create_comm", record)
+    orch = orchestrator()
+    await orch.create_workflow(mixed_workflow())
+    dash = Dashboard(orch)
+    modules = [esm for esm in opened if esm]
+    assert modules == [full, loader]  # the DAG's, then the load's: 5 MB once, not twice
+    assert sum(map(len, opened)) < len(full) + 100_000
+    for fig in (dash.dag, dash.load):  # what a saved notebook keeps: the loader for both
+        assert fig.get_state()["_esm"] == loader and f'Symbol.for("{KEY}")' in loader
+    dash.close()
+    # a figure alone, and a figure a browser is known to show, still open with the module
+    opened.clear()
+    for fig in (LiveFigure(go.Figure()), LiveFigure(go.Figure(), loader=False, module=False)):
+        fig.close()
+    assert [esm for esm in opened if esm] == [full, full]
+
+
 async def test_the_output_is_the_widget_while_a_browser_shows_it_else_a_snapshot():
     orch = orchestrator()
     await orch.create_workflow(mixed_workflow())

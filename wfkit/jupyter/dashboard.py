@@ -309,7 +309,9 @@ class Dashboard(widgets.VBox):
         # and the output stays the live widget); else a picture replaces it at each run's end
         self._ui = run_by_notebook_ui()
         self.dag = LiveFigure(_placeholder("DAG: waiting for a workflow"), loader=not self._ui)
-        self.load = LiveFigure(_load_figure(), loader=not self._ui)
+        # the DAG's figure puts Plotly's module on the page: the load's opens with the loader
+        # (not 5 MB more to serialise and send each time a dashboard is made)
+        self.load = LiveFigure(_load_figure(), loader=not self._ui, module=False)
         self.events = widgets.HTML(value=self._events_html([]))
         # shown while groups of the DAG are drawn as their tasks (a click on a group did it)
         self.fold = widgets.Button(

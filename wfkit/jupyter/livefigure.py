@@ -6,7 +6,7 @@ is its ``_esm`` trait, part of the widget's state. Headless runs (papermill, ``n
 added 5 MB to a saved notebook that could not even draw it without a kernel.
 
 A ``LiveFigure`` opens with Plotly's module (plus one line that keeps it on the page, see
-:data:`KEY`) and, unless a notebook UI is known to show it (:func:`run_by_notebook_ui`), at
+:data:`KEY`; or, made with ``module=False`` next to one that does, with the loader) and, unless a notebook UI is known to show it (:func:`run_by_notebook_ui`), at
 once replaces its ``_esm`` with a small loader, so the state a headless run saves holds the
 loader only. A browser that shows such a figure takes Plotly's module from the page when it
 is there, or asks the kernel for it once with a custom message, which no saved state
@@ -151,11 +151,18 @@ class LiveFigure(go.FigureWidget):
     @property  # read by AnyWidget.__init__: the module the widget opens with
     def _esm(self) -> str:
         modules = _modules()
-        return modules[0] if modules is not None else str(go.FigureWidget._esm)
+        if modules is None:
+            return str(go.FigureWidget._esm)
+        return modules[0] if self.__dict__.get("_opens_with_module", True) else modules[1]
 
-    def __init__(self, *args: Any, loader: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, loader: bool = True, module: bool = True,
+                 **kwargs: Any) -> None:
         """``loader=False`` keeps Plotly's module in the state (a browser is known to show
-        the figure: swapping the module under a view would redraw it for nothing)."""
+        the figure: swapping the module under a view would redraw it for nothing).
+        ``module=False`` (with the loader) opens with the loader at once: a figure made just
+        before puts the module on the page (a dashboard's second figure), so the kernel
+        does not serialise and send Plotly's 5 MB once more."""
+        self.__dict__["_opens_with_module"] = module or not loader
         super().__init__(*args, **kwargs)
         modules = _modules()
         # without the loader there is no telling: a browser is assumed
