@@ -116,6 +116,11 @@ def test_tasks_normalise_their_fields_and_share_capability_sets():
     many.append("later")
     assert e.dependencies == ["p", "q", "r"] and many[-1] == "later"
     assert WorkflowTask("f", "d", ["x"], 0, 1.0, []).dependencies == []
+    distinct = ["p", "q", "r"]  # no repeats: still the task's own list, in the given order
+    g = WorkflowTask("g", "d", ["x"], 0, 1.0, distinct)
+    distinct.append("later")
+    assert g.dependencies == ["p", "q", "r"] and g.dependencies is not distinct
+    assert WorkflowTask("h", "d", ["x"], 0, 1.0, ["q", "p", "q"]).dependencies == ["q", "p"]
 
 
 async def test_duplicate_ids_are_rejected_at_creation():
