@@ -433,11 +433,12 @@ class WorkflowRun:
     def _context(self, task: WorkflowTask, agent: AgentProfile, attempt: int) -> TaskContext:
         """What the attempt's work receives: its inputs, parameters and (mapped) item."""
         results = self.results
-        deps = task.dependencies
+        inputs: dict[str, Any] = {}
         try:
-            inputs = {d: results[d] for d in deps} if deps else {}
+            for d in task.dependencies:  # a loop: a comprehension is a call of its own
+                inputs[d] = results[d]
         except KeyError:  # a trigger rule let it run without some: the completed ones only
-            inputs = {d: results[d] for d in deps if d in results}
+            inputs = {d: results[d] for d in task.dependencies if d in results}
         ctx = TaskContext(
             task,
             agent,
