@@ -1124,20 +1124,27 @@ def _spans_usage(spans: list[Any]) -> tuple[dict[str, float], dict[str, int]]:
     if not names:
         return {}, {}
     code = {a: k for k, a in enumerate(dict.fromkeys(names))}  # few agents, many spans
-    agent = np.array([code[a] for a in names], dtype=np.intp)
-    start = np.array(spans[1::3], dtype=float)
-    stop = np.array(spans[2::3], dtype=float)
+    n = len(names)
+    agent = np.fromiter(map(code.__getitem__, names), dtype=np.intp, count=n)
+    start = np.fromiter(spans[1::3], dtype=float, count=n)
+    stop = np.fromiter(spans[2::3], dtype=float, count=n)
     busy_of = np.bincount(agent, weights=np.maximum(stop - start, 0.0), minlength=len(code))
-    by_agent = np.argsort(agent, kind="stable")
+    # as 16-bit numbers the stable sort of the (few) agents is a radix sort: a tenth of the
+    # time; within an agent the spans keep their order, nearly that of time (they are kept
+    # as attempts end), which a stable sort (timsort) puts right in about one pass
+    by_agent = np.argsort(agent.astype(np.uint16) if len(code) < 1 << 16 else agent,
+                          kind="stable")
     bounds = np.searchsorted(agent[by_agent], np.arange(len(code) + 1))
+    start, stop = start[by_agent], stop[by_agent]
     busy: dict[str, float] = {}
     peak: dict[str, int] = {}
     for a, k in code.items():
         if a is None:  # no agent ran it (a mapped task gathering its children)
             continue
-        rows = by_agent[bounds[k]:bounds[k + 1]]
-        starts, ends = np.sort(start[rows]), np.sort(stop[rows])
-        running = np.arange(1, len(rows) + 1) - np.searchsorted(ends, starts, side="right")
+        lo, hi = bounds[k], bounds[k + 1]
+        starts = np.sort(start[lo:hi], kind="stable")
+        ends = np.sort(stop[lo:hi], kind="stable")
+        running = np.arange(1, hi - lo + 1) - np.searchsorted(ends, starts, side="right")
         busy[a] = float(busy_of[k])
         peak[a] = int(running.max())
     return busy, peak
