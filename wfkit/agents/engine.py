@@ -929,43 +929,39 @@ class WorkflowRun:
         task_results: dict[str, dict[str, Any]] = {}
         new = object.__new__
         for tid in self.tasks:
-            record = records.get(tid, _NEVER)
             status = finished.get(tid, "cancelled")
+            agent_id, attempts, started, ended, error, exception, tb = records.get(tid, _NEVER)
+            if plain and status == "completed":  # started and ended: both times are set
+                result = results[tid]
+                error = exception = tb = None
+                took = ended - started  # type: ignore[operator]
+                was_resumed = was_cached = False
+            else:
+                failed = status == "failed"
+                result = results.get(tid) if status == "completed" else None
+                if not failed:
+                    error = skip_reason.get(tid)
+                    exception = tb = None
+                took = ended - started if ended is not None and started is not None else 0.0
+                was_resumed = tid in resumed
+                was_cached = tid in cached
             # Each row is a plain dict, built as the attributes of a throwaway _Row (always
             # the same keys, in the same order; see _Row): the keys of a run's rows stay as
             # they are in a dict literal, the row just costs half the memory.
             row: Any = new(_Row)
             row.task_id = tid
-            row.agent_id = record[0]
+            row.agent_id = agent_id
             row.status = status
-            if plain and status == "completed":  # started and ended: both times are set
-                started = record[2]
-                ended = record[3]
-                row.result = results[tid]
-                row.error = None
-                row.attempts = record[1]
-                row.execution_time = ended - started  # type: ignore[operator]
-                row.started_at = started
-                row.finished_at = ended
-                row.resumed = False
-                row.cached = False
-                row.exception = None
-                row.traceback = None
-            else:
-                _, attempts, started, ended, error, exception, tb = record
-                failed = status == "failed"
-                row.result = results.get(tid) if status == "completed" else None
-                row.error = error if failed else skip_reason.get(tid)
-                row.attempts = attempts
-                row.execution_time = (
-                    ended - started if ended is not None and started is not None else 0.0
-                )
-                row.started_at = started
-                row.finished_at = ended
-                row.resumed = tid in resumed
-                row.cached = tid in cached
-                row.exception = exception if failed else None
-                row.traceback = tb if failed else None
+            row.result = result
+            row.error = error
+            row.attempts = attempts
+            row.execution_time = took
+            row.started_at = started
+            row.finished_at = ended
+            row.resumed = was_resumed
+            row.cached = was_cached
+            row.exception = exception
+            row.traceback = tb
             task_results[tid] = row.__dict__
         counts = self.counts()
         total = len(self.tasks)

@@ -6,9 +6,10 @@ is its ``_esm`` trait, part of the widget's state. Headless runs (papermill, ``n
 added 5 MB to a saved notebook that could not even draw it without a kernel.
 
 A ``LiveFigure`` opens with Plotly's module (plus one line that keeps it on the page, see
-:data:`KEY`; or, made with ``module=False`` next to one that does, with the loader) and, unless a notebook UI is known to show it (:func:`run_by_notebook_ui`), at
+:data:`KEY`) and, unless a notebook UI is known to show it (:func:`run_by_notebook_ui`), at
 once replaces its ``_esm`` with a small loader, so the state a headless run saves holds the
-loader only. A browser that shows such a figure takes Plotly's module from the page when it
+loader only; made with ``module=False`` next to a figure that carries the module, it opens
+with the loader straight away. A browser that shows such a figure takes Plotly's module from the page when it
 is there, or asks the kernel for it once with a custom message, which no saved state
 records. Without a kernel the loader says so: the dashboard's saved output carries a static
 picture of the final state instead.
